@@ -1,0 +1,1 @@
+//! The 12 subcortical structures and the label schemes that map to them.

@@ -1,0 +1,14 @@
+//! BrainSAM: segmentation of the 12 subcortical structures in T1-weighted brain MRI
+//! with SAM (Segment Anything) adapted by LoRA.
+//!
+//! The safe Rust core lives in this crate; the C ABI (`ffi`), the C++ bridge and the
+//! `brainsam` command-line tool are thin layers over it.
+
+pub mod error;
+pub mod labels;
+pub mod metrics;
+pub mod model;
+pub mod volume;
+pub mod weights;
+
+pub use error::{Error, Result};

@@ -1,0 +1,2 @@
+//! Reading and writing model weights: official `.pth` checkpoints, `.pt`,
+//! `.safetensors`, and BrainSAM adapter files.
