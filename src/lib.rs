@@ -4,7 +4,13 @@
 //! The safe Rust core lives in this crate; the C ABI (`ffi`), the C++ bridge and the
 //! `brainsam` command-line tool are thin layers over it.
 
+#![warn(missing_docs)]
+
 pub mod error;
+pub mod ffi;
+pub mod runtime;
+
+mod cxx_bridge;
 pub mod labels;
 pub mod metrics;
 pub mod model;

@@ -1,0 +1,241 @@
+//! The stable C ABI (`include/brainsam.h`, generated from this module by cbindgen).
+//!
+//! Conventions every exported function follows:
+//! - it returns a [`brainsam_status`] (or a value whose meaning is documented, for the few
+//!   functions that cannot fail);
+//! - on failure, a message naming the problem is kept per thread and returned by
+//!   [`brainsam_last_error_message`] until the next BrainSAM call on the same thread;
+//! - every pointer is checked for null and every size for range before use;
+//! - no Rust panic and no libtorch exception crosses the boundary: they become
+//!   [`brainsam_status::BRAINSAM_STATUS_INTERNAL_ERROR`].
+//!
+//! Status numbers are stable: new ones are only ever appended.
+
+#![allow(non_camel_case_types)]
+
+mod runtime;
+
+pub use runtime::*;
+
+use std::cell::RefCell;
+use std::ffi::{c_char, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::error::Error;
+
+/// Version of the C ABI. Bumped only when an existing function or struct changes in
+/// an incompatible way; additions keep it.
+pub const BRAINSAM_ABI_VERSION: u32 = 1;
+
+/// Result of every fallible C function. The numbers are part of the ABI and never change.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum brainsam_status {
+    /// Success.
+    BRAINSAM_STATUS_OK = 0,
+    /// An argument is out of range, inconsistent, NaN, or otherwise wrong.
+    BRAINSAM_STATUS_INVALID_ARGUMENT = 1,
+    /// A pointer argument that must not be null was null.
+    BRAINSAM_STATUS_NULL_POINTER = 2,
+    /// A file could not be opened, read or written.
+    BRAINSAM_STATUS_IO_ERROR = 3,
+    /// A file's content is invalid (not NIfTI, corrupt checkpoint, ...).
+    BRAINSAM_STATUS_INVALID_FILE = 4,
+    /// Weights do not match the model (names, shapes, adapter base).
+    BRAINSAM_STATUS_WEIGHT_MISMATCH = 5,
+    /// The call is not allowed in the object's current state (wrong order).
+    BRAINSAM_STATUS_INVALID_STATE = 6,
+    /// The feature or device is not available.
+    BRAINSAM_STATUS_UNSUPPORTED = 7,
+    /// The operation was cancelled by the caller.
+    BRAINSAM_STATUS_CANCELLED = 8,
+    /// libtorch reported an error.
+    BRAINSAM_STATUS_TORCH_ERROR = 9,
+    /// A caller-provided buffer is too small; the message says the size needed.
+    BRAINSAM_STATUS_BUFFER_TOO_SMALL = 10,
+    /// A bug inside BrainSAM (a caught panic); the message has details.
+    BRAINSAM_STATUS_INTERNAL_ERROR = 99,
+}
+
+impl brainsam_status {
+    /// The status a core error maps to.
+    pub fn from_error(error: &Error) -> Self {
+        use brainsam_status::*;
+        match error {
+            Error::InvalidArgument(_) => BRAINSAM_STATUS_INVALID_ARGUMENT,
+            Error::Io { .. } => BRAINSAM_STATUS_IO_ERROR,
+            Error::InvalidFile { .. } => BRAINSAM_STATUS_INVALID_FILE,
+            Error::WeightMismatch(_) => BRAINSAM_STATUS_WEIGHT_MISMATCH,
+            Error::InvalidState(_) => BRAINSAM_STATUS_INVALID_STATE,
+            Error::Unsupported(_) => BRAINSAM_STATUS_UNSUPPORTED,
+            Error::Cancelled => BRAINSAM_STATUS_CANCELLED,
+            Error::Torch(_) => BRAINSAM_STATUS_TORCH_ERROR,
+            Error::Internal(_) => BRAINSAM_STATUS_INTERNAL_ERROR,
+        }
+    }
+}
+
+/// Errors of the C layer itself, on top of the core's [`Error`].
+#[derive(Debug)]
+pub(crate) enum FfiError {
+    /// A core error.
+    Core(Error),
+    /// A null pointer passed for the named argument.
+    NullPointer(&'static str),
+    /// A caller buffer too small.
+    BufferTooSmall(String),
+}
+
+impl From<Error> for FfiError {
+    fn from(error: Error) -> Self {
+        FfiError::Core(error)
+    }
+}
+
+impl FfiError {
+    fn status_and_message(&self) -> (brainsam_status, String) {
+        match self {
+            FfiError::Core(e) => (brainsam_status::from_error(e), e.to_string()),
+            FfiError::NullPointer(arg) => (
+                brainsam_status::BRAINSAM_STATUS_NULL_POINTER,
+                format!("null pointer passed for `{arg}`"),
+            ),
+            FfiError::BufferTooSmall(msg) => (
+                brainsam_status::BRAINSAM_STATUS_BUFFER_TOO_SMALL,
+                msg.clone(),
+            ),
+        }
+    }
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+fn set_last_error(message: &str) {
+    // Interior NULs would truncate the message in C; replace them.
+    let cleaned = CString::new(message.replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR.with(|slot| *slot.borrow_mut() = cleaned);
+}
+
+/// Runs `body` as the implementation of the exported function `function`: clears the
+/// thread's last error, catches panics, and turns errors into a status plus message.
+pub(crate) fn guard(
+    function: &str,
+    body: impl FnOnce() -> Result<(), FfiError>,
+) -> brainsam_status {
+    set_last_error("");
+    let outcome = catch_unwind(AssertUnwindSafe(body));
+    let (status, message) = match outcome {
+        Ok(Ok(())) => return brainsam_status::BRAINSAM_STATUS_OK,
+        Ok(Err(error)) => error.status_and_message(),
+        Err(payload) => {
+            let detail = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            (
+                brainsam_status::BRAINSAM_STATUS_INTERNAL_ERROR,
+                format!("internal error (please report): {detail}"),
+            )
+        }
+    };
+    let message = format!("{function}: {message}");
+    log::debug!("{message}");
+    set_last_error(&message);
+    status
+}
+
+/// Returns `Err(FfiError::NullPointer(name))` when `pointer` is null.
+pub(crate) fn require_non_null<T>(pointer: *const T, name: &'static str) -> Result<(), FfiError> {
+    if pointer.is_null() {
+        Err(FfiError::NullPointer(name))
+    } else {
+        Ok(())
+    }
+}
+
+/// The message of the last failed BrainSAM call on this thread, or an empty string when the
+/// last call succeeded. The pointer stays valid until the next BrainSAM call on this thread;
+/// copy the text to keep it. Never returns null.
+#[no_mangle]
+pub extern "C" fn brainsam_last_error_message() -> *const c_char {
+    // Must not clear the message itself, so it is not wrapped in `guard`; it cannot panic
+    // except on thread-local destruction, which catch_unwind turns into an empty string.
+    catch_unwind(|| LAST_ERROR.with(|slot| slot.borrow().as_ptr())).unwrap_or(c"".as_ptr())
+}
+
+/// A short constant name for a status (e.g. `"BRAINSAM_STATUS_NULL_POINTER"`), or
+/// `"BRAINSAM_STATUS_UNKNOWN"` for numbers this version does not know. Never null.
+#[no_mangle]
+pub extern "C" fn brainsam_status_name(status: u32) -> *const c_char {
+    let name: &'static std::ffi::CStr = match status {
+        0 => c"BRAINSAM_STATUS_OK",
+        1 => c"BRAINSAM_STATUS_INVALID_ARGUMENT",
+        2 => c"BRAINSAM_STATUS_NULL_POINTER",
+        3 => c"BRAINSAM_STATUS_IO_ERROR",
+        4 => c"BRAINSAM_STATUS_INVALID_FILE",
+        5 => c"BRAINSAM_STATUS_WEIGHT_MISMATCH",
+        6 => c"BRAINSAM_STATUS_INVALID_STATE",
+        7 => c"BRAINSAM_STATUS_UNSUPPORTED",
+        8 => c"BRAINSAM_STATUS_CANCELLED",
+        9 => c"BRAINSAM_STATUS_TORCH_ERROR",
+        10 => c"BRAINSAM_STATUS_BUFFER_TOO_SMALL",
+        99 => c"BRAINSAM_STATUS_INTERNAL_ERROR",
+        _ => c"BRAINSAM_STATUS_UNKNOWN",
+    };
+    name.as_ptr()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    fn last_message() -> String {
+        unsafe { CStr::from_ptr(brainsam_last_error_message()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn panics_become_internal_error_with_message() {
+        let status = guard("brainsam_test", || panic!("boom {}", 42));
+        assert_eq!(status, brainsam_status::BRAINSAM_STATUS_INTERNAL_ERROR);
+        let message = last_message();
+        assert!(
+            message.contains("brainsam_test") && message.contains("boom 42"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn core_errors_map_to_their_status_and_success_clears_message() {
+        let status = guard("brainsam_test", || {
+            Err(Error::invalid_argument("spacing is NaN").into())
+        });
+        assert_eq!(status, brainsam_status::BRAINSAM_STATUS_INVALID_ARGUMENT);
+        assert!(last_message().contains("spacing is NaN"));
+        assert_eq!(
+            guard("brainsam_test", || Ok(())),
+            brainsam_status::BRAINSAM_STATUS_OK
+        );
+        assert_eq!(last_message(), "");
+    }
+
+    #[test]
+    fn status_names_match_numbers() {
+        for status in [
+            brainsam_status::BRAINSAM_STATUS_OK,
+            brainsam_status::BRAINSAM_STATUS_NULL_POINTER,
+            brainsam_status::BRAINSAM_STATUS_BUFFER_TOO_SMALL,
+            brainsam_status::BRAINSAM_STATUS_INTERNAL_ERROR,
+        ] {
+            let name = unsafe { CStr::from_ptr(brainsam_status_name(status as u32)) };
+            assert_eq!(name.to_str().unwrap(), format!("{status:?}"));
+        }
+        let unknown = unsafe { CStr::from_ptr(brainsam_status_name(12345)) };
+        assert_eq!(unknown.to_str().unwrap(), "BRAINSAM_STATUS_UNKNOWN");
+    }
+}

@@ -1,0 +1,63 @@
+"""The ctypes binding against the real built library."""
+
+import ctypes
+
+import pytest
+
+from BrainSAMLib import binding
+
+
+def test_version_and_abi(lib):
+    assert lib.abi_version() == binding.ABI_VERSION
+    major, minor, patch = (int(x) for x in lib.version().split("."))
+    assert lib.raw().brainsam_version_number() == major * 10000 + minor * 100 + patch
+
+
+def test_runtime_info_reports_libtorch_2_11(lib):
+    info = lib.runtime_info()
+    assert info["libtorch_version"].startswith("2.11.0")
+    assert info["cuda_device_count"] >= 0
+    assert info["cpu_threads"] >= 1
+    if not info["cuda_available"]:
+        assert info["cuda_device_count"] == 0 or info["cuda_device_count"] > 0
+
+
+def test_null_pointer_raises_with_library_message(lib):
+    raw = lib.raw()
+    with pytest.raises(binding.BrainSAMError) as caught:
+        lib._check(raw.brainsam_runtime_info(None))
+    assert caught.value.status == 2
+    assert caught.value.status_name == "NULL_POINTER"
+    assert "info" in str(caught.value)
+
+
+def test_status_names_agree_with_library(lib):
+    for number, name in binding.STATUS_NAMES.items():
+        assert lib.raw().brainsam_status_name(number).decode() == "BRAINSAM_STATUS_" + name
+
+
+def test_named_library_that_does_not_exist_is_a_clear_error(tmp_path, monkeypatch):
+    missing = tmp_path / "nope" / "libbrainsam.so"
+    with pytest.raises(binding.BrainSAMError) as caught:
+        binding.Library(missing)
+    assert str(missing) in str(caught.value)
+    monkeypatch.setenv("BRAINSAM_LIBRARY", str(missing))
+    with pytest.raises(binding.BrainSAMError) as caught:
+        binding.Library()
+    assert "BRAINSAM_LIBRARY" in str(caught.value) and str(missing) in str(caught.value)
+
+
+def test_library_not_found_anywhere_lists_where_it_looked(monkeypatch):
+    monkeypatch.delenv("BRAINSAM_LIBRARY", raising=False)
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    with pytest.raises(binding.BrainSAMError) as caught:
+        binding.Library()
+    assert "not found" in str(caught.value) and "BRAINSAM_LIBRARY" in str(caught.value)
+
+
+def test_not_a_library_is_a_clear_error(tmp_path):
+    fake = tmp_path / "libbrainsam.so"
+    fake.write_text("not an ELF file")
+    with pytest.raises(binding.BrainSAMError) as caught:
+        binding.Library(fake)
+    assert "cannot load" in str(caught.value)
