@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cleanup;
 pub mod error;
 pub mod ffi;
 pub mod runtime;
