@@ -118,6 +118,6 @@ def iterate_propagation(
             session.segment_structure(structure, slice_index)
             labels = session.copy_labels(labels)
             done += 1
+            yield slice_index
             if progress is not None and progress(done, total):
                 return
-            yield slice_index
