@@ -10,7 +10,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import sys
+import threading
 from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
 
 #: The C ABI version this binding was written for (BRAINSAM_ABI_VERSION in brainsam.h).
 ABI_VERSION = 1
@@ -51,6 +56,69 @@ class _RuntimeInfo(ctypes.Structure):
     ]
 
 
+#: brainsam_device values by the names used in settings.
+DEVICES = {"auto": 0, "cpu": 1, "cuda": 2}
+
+#: brainsam_dtype values by numpy dtype (native byte order).
+DTYPES = {
+    np.dtype(np.uint8): 0,
+    np.dtype(np.int8): 1,
+    np.dtype(np.uint16): 2,
+    np.dtype(np.int16): 3,
+    np.dtype(np.uint32): 4,
+    np.dtype(np.int32): 5,
+    np.dtype(np.float32): 6,
+    np.dtype(np.float64): 7,
+}
+
+#: brainsam_coordinates values.
+COORDINATES_LPS = 0
+COORDINATES_RAS = 1
+
+#: Structure (class) ids accepted by prompts and statistics.
+STRUCTURE_IDS = range(1, 13)
+
+
+class _ModelOptions(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("checkpoint_path", ctypes.c_char_p),
+        ("adapter_path", ctypes.c_char_p),
+        ("device", ctypes.c_uint32),
+    ]
+
+
+class _VolumeDesc(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("data", ctypes.c_void_p),
+        ("dtype", ctypes.c_uint32),
+        ("dims", ctypes.c_uint64 * 3),
+        ("spacing", ctypes.c_double * 3),
+        ("origin", ctypes.c_double * 3),
+        ("direction", ctypes.c_double * 9),
+        ("coordinates", ctypes.c_uint32),
+    ]
+
+
+#: int32_t (*brainsam_progress_fn)(void *user_data, uint64_t done, uint64_t total)
+_PROGRESS_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64)
+#: void (*brainsam_log_fn)(void *user_data, uint32_t level, const char *message)
+_LOG_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_char_p)
+
+#: Names of the log levels of brainsam_log_fn.
+LOG_LEVELS = {1: "error", 2: "warn", 3: "info", 4: "debug", 5: "trace"}
+
+
+def _library_file_name() -> str:
+    """libbrainsam's file name on this platform."""
+    if sys.platform == "win32":
+        return "brainsam.dll"
+    if sys.platform == "darwin":
+        return "libbrainsam.dylib"
+    return "libbrainsam.so"
+
+
 def _find_library(explicit: str | os.PathLike | None) -> Path:
     """The libbrainsam.so to load: the explicit path, else $BRAINSAM_LIBRARY, else the
     Slicer extension's lib folder, else the system search path. A path the user named
@@ -67,8 +135,13 @@ def _find_library(explicit: str | os.PathLike | None) -> Path:
             raise BrainSAMError(3, f"BRAINSAM_LIBRARY={env} does not exist")
         return path
     here = Path(__file__).resolve().parent
-    # Slicer extension layout: the library sits in a lib folder above the module.
-    tried = [up / "lib" / "libbrainsam.so" for up in here.parents[:3]]
+    # Slicer extension layout: the extension's CMake installs the library into Slicer's
+    # third-party library folder (lib/Slicer-X.Y), two levels above this package; a lib
+    # folder next to the module (source checkout used as "Additional module path") also works.
+    name = _library_file_name()
+    tried = []
+    for up in here.parents[:3]:
+        tried += [up / name, up / "lib" / name]
     for candidate in tried:
         if candidate.is_file():
             return candidate
@@ -112,6 +185,81 @@ class Library:
         lib.brainsam_status_name.argtypes = [ctypes.c_uint32]
         lib.brainsam_runtime_info.restype = ctypes.c_uint32
         lib.brainsam_runtime_info.argtypes = [ctypes.POINTER(_RuntimeInfo)]
+        # The model/session API is declared only where the library has it, so that this
+        # binding still loads an older library (session use then raises a clear error).
+        p = ctypes.c_void_p
+        u32, i32, i64, f64 = ctypes.c_uint32, ctypes.c_int32, ctypes.c_int64, ctypes.c_double
+        ijk = ctypes.POINTER(ctypes.c_double)
+        prototypes = {
+            "brainsam_model_load": [ctypes.POINTER(_ModelOptions), ctypes.POINTER(p)],
+            "brainsam_model_free": [p],
+            "brainsam_session_create": [p, ctypes.POINTER(p)],
+            "brainsam_session_free": [p],
+            "brainsam_session_set_volume": [p, ctypes.POINTER(_VolumeDesc)],
+            "brainsam_session_segment_all": [p, _PROGRESS_FN, p],
+            "brainsam_session_add_point": [p, u32, ijk, i32],
+            "brainsam_session_add_box": [p, u32, ijk, ijk],
+            "brainsam_session_clear_prompts": [p, u32, i64],
+            "brainsam_session_segment_structure": [p, u32, i64],
+            "brainsam_session_slicing_axis": [p, ctypes.POINTER(u32)],
+            "brainsam_session_copy_labels": [p, ctypes.POINTER(ctypes.c_uint8), ctypes.c_size_t],
+            "brainsam_session_structure_stats": [p, u32, ctypes.POINTER(f64), ctypes.POINTER(f64)],
+            "brainsam_set_log_callback": [_LOG_FN, p],
+        }
+        for name, argtypes in prototypes.items():
+            if hasattr(lib, name):
+                function = getattr(lib, name)
+                function.argtypes = argtypes
+                function.restype = None if name.endswith("_free") else ctypes.c_uint32
+
+    @property
+    def has_sessions(self) -> bool:
+        """Whether the loaded library has the model/session C API."""
+        return hasattr(self._lib, "brainsam_session_create")
+
+    def _function(self, name: str):
+        """The C function `name`, or a clear error when this library predates it."""
+        try:
+            return getattr(self._lib, name)
+        except AttributeError:
+            raise BrainSAMError(
+                7,
+                f"{self.path} (version {self.version()}) has no {name}: "
+                "install a BrainSAM library with the model/session API",
+            ) from None
+
+    def _call(self, name: str, *args) -> None:
+        """Call the C function `name` and raise BrainSAMError on a non-zero status."""
+        self._check(self._function(name)(*args))
+
+    def set_log_callback(self, callback: Optional[Callable[[int, str], None]]) -> None:
+        """Receive the library's log messages as callback(level, message) (level: 1 error ..
+        5 trace, see LOG_LEVELS); None stops them. The callback may run on any thread and
+        must not raise (exceptions are swallowed so they never cross into the library)."""
+        if callback is None:
+            self._call("brainsam_set_log_callback", ctypes.cast(None, _LOG_FN), None)
+            self._log_trampoline = None
+            return
+
+        def trampoline(_user_data, level, message):
+            try:
+                callback(int(level), (message or b"").decode("utf-8", "replace"))
+            except Exception:  # noqa: BLE001 - nothing may propagate into C
+                pass
+
+        c_callback = _LOG_FN(trampoline)
+        self._call("brainsam_set_log_callback", c_callback, None)
+        # ctypes frees the C thunk with the Python object: keep it while registered.
+        self._log_trampoline = c_callback
+
+    def load_model(
+        self,
+        checkpoint: str | os.PathLike | None = None,
+        adapter: str | os.PathLike | None = None,
+        device: str = "auto",
+    ) -> "Model":
+        """Load a model (see Model)."""
+        return Model(self, checkpoint=checkpoint, adapter=adapter, device=device)
 
     def _check(self, status: int) -> None:
         if status != 0:
@@ -141,6 +289,299 @@ class Library:
     def raw(self) -> ctypes.CDLL:
         """The underlying ctypes library, for tests of the C convention itself."""
         return self._lib
+
+
+def decompose_ijk_to_ras(ijk_to_ras: Sequence[Sequence[float]]):
+    """Split a 4x4 IJK-to-RAS matrix (Slicer's volume geometry) into the C API's
+    (spacing[3], origin[3], direction[9] row-major with column c the direction of voxel axis c).
+    A zero or non-finite column gives spacing 0 or NaN, which the library then rejects with a
+    message naming the axis, so the check lives in one place."""
+    matrix = np.asarray(ijk_to_ras, dtype=np.float64)
+    if matrix.shape != (4, 4):
+        raise BrainSAMError(1, f"IJK-to-RAS matrix must be 4x4, got shape {matrix.shape}")
+    linear = matrix[:3, :3]
+    spacing = np.linalg.norm(linear, axis=0)
+    direction = np.eye(3)
+    for axis in range(3):
+        if spacing[axis] > 0 and np.isfinite(spacing[axis]):
+            direction[:, axis] = linear[:, axis] / spacing[axis]
+    return spacing, matrix[:3, 3].copy(), direction
+
+
+class Model:
+    """A loaded BrainSAM model (brainsam_model). Immutable; may be shared by sessions on
+    several threads. `close()` (or leaving a `with` block) frees this handle; sessions
+    created from it keep the model alive inside the library."""
+
+    def __init__(
+        self,
+        library: Library | None = None,
+        checkpoint: str | os.PathLike | None = None,
+        adapter: str | os.PathLike | None = None,
+        device: str = "auto",
+    ):
+        self.library = library if library is not None else load_library()
+        if device not in DEVICES:
+            raise BrainSAMError(
+                1, f"device must be one of {', '.join(DEVICES)}, got {device!r}"
+            )
+        options = _ModelOptions()
+        options.struct_size = ctypes.sizeof(_ModelOptions)
+        # Keep the encoded paths referenced until the call returns.
+        checkpoint_bytes = os.fsencode(checkpoint) if checkpoint else None
+        adapter_bytes = os.fsencode(adapter) if adapter else None
+        options.checkpoint_path = checkpoint_bytes
+        options.adapter_path = adapter_bytes
+        options.device = DEVICES[device]
+        handle = ctypes.c_void_p()
+        self._handle = None
+        self.library._call("brainsam_model_load", ctypes.byref(options), ctypes.byref(handle))
+        self._handle = handle
+        self.checkpoint, self.adapter, self.device = checkpoint, adapter, device
+
+    @property
+    def closed(self) -> bool:
+        """Whether close() was called."""
+        return self._handle is None
+
+    def handle(self) -> ctypes.c_void_p:
+        """The C handle; raises when the model is closed."""
+        if self._handle is None:
+            raise BrainSAMError(6, "the model is closed: load it again")
+        return self._handle
+
+    def close(self) -> None:
+        """Free this handle (idempotent)."""
+        if self._handle is not None:
+            handle, self._handle = self._handle, None
+            self.library._function("brainsam_model_free")(handle)
+
+    def session(self) -> "Session":
+        """A new session on this model."""
+        return Session(self)
+
+    def __enter__(self) -> "Model":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+
+class Session:
+    """One volume being segmented (brainsam_session): set_volume, then segment_all and/or
+    prompts + segment_structure, then copy_labels. Not for two threads at once: a call made
+    while another thread is inside one raises BrainSAMError (INVALID_STATE) instead of
+    racing. Voxel coordinates are (i, j, k); numpy volumes are indexed [k, j, i]."""
+
+    def __init__(self, model: Model):
+        self.library = model.library
+        handle = ctypes.c_void_p()
+        self._handle = None
+        self.library._call("brainsam_session_create", model.handle(), ctypes.byref(handle))
+        self._handle = handle
+        self._busy = threading.Lock()
+        self.shape: tuple | None = None  # numpy shape (k, j, i) of the current volume
+        self.spacing: np.ndarray | None = None
+
+    @property
+    def closed(self) -> bool:
+        """Whether close() was called."""
+        return self._handle is None
+
+    def close(self) -> None:
+        """Free the session (idempotent)."""
+        if self._handle is not None:
+            handle, self._handle = self._handle, None
+            self.library._function("brainsam_session_free")(handle)
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    def _call(self, name: str, *args) -> None:
+        if self._handle is None:
+            raise BrainSAMError(6, f"{name}: the session is closed")
+        if not self._busy.acquire(blocking=False):
+            raise BrainSAMError(6, f"{name}: the session is in use by another thread")
+        try:
+            self.library._call(name, self._handle, *args)
+        finally:
+            self._busy.release()
+
+    # -- volume -------------------------------------------------------------------------
+
+    def set_volume(self, array: np.ndarray, ijk_to_ras: Sequence[Sequence[float]]) -> None:
+        """Give the session a volume: `array` indexed [k, j, i] (Slicer's arrayFromVolume)
+        and its 4x4 IJK-to-RAS matrix (volumeNode.GetIJKToRASMatrix). The voxels are copied."""
+        spacing, origin, direction = decompose_ijk_to_ras(ijk_to_ras)
+        self.set_volume_geometry(array, spacing, origin, direction, COORDINATES_RAS)
+
+    def set_volume_geometry(
+        self,
+        array: np.ndarray,
+        spacing: Sequence[float],
+        origin: Sequence[float],
+        direction: Sequence[Sequence[float]],
+        coordinates: int = COORDINATES_RAS,
+    ) -> None:
+        """set_volume with explicit geometry: spacing (mm, per voxel axis i, j, k), origin,
+        3x3 direction (column c = direction of axis c), in RAS or LPS coordinates."""
+        array = np.asarray(array)
+        if array.ndim != 3:
+            raise BrainSAMError(
+                1, f"volume must be 3-D indexed [k, j, i], got {array.ndim}-D shape {array.shape}"
+            )
+        if array.dtype == np.bool_:
+            array = array.astype(np.uint8)
+        native = array.dtype.newbyteorder("=") if array.dtype.byteorder not in "=|" else array.dtype
+        code = DTYPES.get(np.dtype(native))
+        if code is None:
+            raise BrainSAMError(
+                1,
+                f"volume dtype {array.dtype} is not supported (use one of "
+                + ", ".join(str(d) for d in DTYPES)
+                + ")",
+            )
+        array = np.ascontiguousarray(array, dtype=native)
+        geometry = [np.asarray(v, dtype=np.float64) for v in (spacing, origin, direction)]
+        for name, value, size in zip(("spacing", "origin", "direction"), geometry, (3, 3, 9)):
+            if value.size != size:
+                raise BrainSAMError(1, f"{name} needs {size} numbers, got shape {value.shape}")
+        desc = _VolumeDesc()
+        desc.struct_size = ctypes.sizeof(_VolumeDesc)
+        desc.data = array.ctypes.data_as(ctypes.c_void_p)
+        desc.dtype = code
+        desc.dims[:] = [array.shape[2], array.shape[1], array.shape[0]]
+        desc.spacing[:] = [float(x) for x in geometry[0].ravel()]
+        desc.origin[:] = [float(x) for x in geometry[1].ravel()]
+        desc.direction[:] = [float(x) for x in geometry[2].reshape(3, 3).ravel()]
+        desc.coordinates = int(coordinates)
+        self._call("brainsam_session_set_volume", ctypes.byref(desc))
+        self.shape = tuple(array.shape)
+        self.spacing = geometry[0].ravel().copy()
+
+    # -- automatic segmentation ---------------------------------------------------------
+
+    def segment_all(self, progress: Optional[Callable[[int, int], object]] = None) -> None:
+        """Segment all 12 structures. `progress(done, total)` is called from this thread as
+        work proceeds; a truthy return cancels (BrainSAMError with status CANCELLED). An
+        exception raised by `progress` cancels the work and is re-raised here."""
+        raised: list = []
+
+        def trampoline(_user_data, done, total):
+            if progress is None:
+                return 0
+            try:
+                return 1 if progress(int(done), int(total)) else 0
+            except BaseException as error:  # noqa: BLE001 - must not cross into C
+                raised.append(error)
+                return 1
+
+        c_progress = _PROGRESS_FN(trampoline)
+        try:
+            self._call("brainsam_session_segment_all", c_progress, None)
+        except BrainSAMError:
+            if raised:
+                raise raised[0] from None
+            raise
+
+    # -- prompts ------------------------------------------------------------------------
+
+    @staticmethod
+    def _ijk(point: Sequence[float], what: str):
+        values = [float(x) for x in point]
+        if len(values) != 3:
+            raise BrainSAMError(1, f"{what} needs 3 voxel coordinates (i, j, k), got {len(values)}")
+        return (ctypes.c_double * 3)(*values)
+
+    def add_point(self, structure: int, ijk: Sequence[float], positive: bool = True) -> None:
+        """Add a point prompt (voxel coordinates i, j, k) for `structure` (1..12) on the
+        coronal slice containing it; positive=False marks the point as outside."""
+        self._call(
+            "brainsam_session_add_point",
+            ctypes.c_uint32(structure),
+            self._ijk(ijk, "point"),
+            ctypes.c_int32(1 if positive else 0),
+        )
+
+    def add_box(self, structure: int, ijk_a: Sequence[float], ijk_b: Sequence[float]) -> None:
+        """Add a box prompt given by two opposite corners on the same coronal slice."""
+        self._call(
+            "brainsam_session_add_box",
+            ctypes.c_uint32(structure),
+            self._ijk(ijk_a, "box corner a"),
+            self._ijk(ijk_b, "box corner b"),
+        )
+
+    def clear_prompts(self, structure: int, slice_index: Optional[int] = None) -> None:
+        """Remove the prompts of `structure` on one slice, or on all slices (None)."""
+        self._call(
+            "brainsam_session_clear_prompts",
+            ctypes.c_uint32(structure),
+            ctypes.c_int64(-1 if slice_index is None else int(slice_index)),
+        )
+
+    def segment_structure(self, structure: int, slice_index: int) -> None:
+        """Re-segment `structure` on one coronal slice from its prompts and previous mask."""
+        self._call(
+            "brainsam_session_segment_structure",
+            ctypes.c_uint32(structure),
+            ctypes.c_int64(int(slice_index)),
+        )
+
+    # -- results ------------------------------------------------------------------------
+
+    def slicing_axis(self) -> int:
+        """The voxel axis (0 = i, 1 = j, 2 = k) the library slices along (coronal)."""
+        axis = ctypes.c_uint32()
+        self._call("brainsam_session_slicing_axis", ctypes.byref(axis))
+        return int(axis.value)
+
+    def slice_count(self) -> int:
+        """Number of coronal slices of the current volume."""
+        if self.shape is None:
+            raise BrainSAMError(6, "slice_count: no volume set (call set_volume first)")
+        return int(self.shape[2 - self.slicing_axis()])
+
+    def copy_labels(self, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """The label volume (uint8, class ids 0..12), shaped like the input array [k, j, i]."""
+        if self.shape is None:
+            raise BrainSAMError(6, "copy_labels: no volume set (call set_volume first)")
+        if out is None:
+            out = np.empty(self.shape, dtype=np.uint8)
+        elif out.dtype != np.uint8 or out.shape != self.shape or not out.flags.c_contiguous:
+            raise BrainSAMError(
+                1, f"out must be a C-contiguous uint8 array of shape {self.shape}, got "
+                f"{out.dtype} {out.shape}"
+            )
+        buffer = out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))
+        self._call("brainsam_session_copy_labels", buffer, ctypes.c_size_t(out.size))
+        return out
+
+    def structure_stats(self, structure: int) -> tuple[float, float]:
+        """(volume in mm^3, mean confidence in [0, 1]) of one structure."""
+        volume, confidence = ctypes.c_double(), ctypes.c_double()
+        self._call(
+            "brainsam_session_structure_stats",
+            ctypes.c_uint32(structure),
+            ctypes.byref(volume),
+            ctypes.byref(confidence),
+        )
+        return float(volume.value), float(confidence.value)
 
 
 _default: Library | None = None

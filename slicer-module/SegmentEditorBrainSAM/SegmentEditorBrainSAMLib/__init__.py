@@ -1,0 +1,1 @@
+"""The BrainSAM Segment Editor effect (loaded by Slicer from SegmentEditorEffect.py)."""
