@@ -383,33 +383,62 @@ impl SliceGeometry {
             .map(|v| pixel_weights(self.voxel_to_row(v as f64, m), m))
             .collect();
         let strides = strides(self.dims);
+        let (column_stride, row_stride) = (
+            strides[self.frame.column_axis],
+            strides[self.frame.row_axis],
+        );
+        // Only the voxels inside the FOV are visited; their positions in the plane.
+        let inside_columns: Vec<(usize, usize, usize, f32)> = columns
+            .iter()
+            .enumerate()
+            .filter_map(|(u, c)| c.map(|(x0, x1, w)| (u * column_stride, x0, x1, w)))
+            .collect();
         let out = labels.data_mut();
-        let mut best = vec![0.0f32; 0];
-        best.resize(classes, 0.0);
+        let plane_len = n_row * inside_columns.len();
+        let mut best_score = vec![f32::NEG_INFINITY; plane_len];
+        let mut best_class = vec![0u8; plane_len];
+        let mut row_mix = vec![0.0f32; m];
+        let scores = scores.as_standard_layout();
+        let channel_len = m * m;
+        let flat = scores.as_slice().expect("standard layout");
         for (stack_index, &plane) in self.slices.iter().enumerate() {
-            let slice_scores = scores.index_axis(ndarray::Axis(0), stack_index);
-            let base = plane * strides[self.frame.coronal_axis];
-            for (v, row) in rows.iter().enumerate() {
-                let Some((y0, y1, wy)) = *row else { continue };
-                for (u, column) in columns.iter().enumerate() {
-                    let Some((x0, x1, wx)) = *column else {
-                        continue;
-                    };
-                    let mut best_class = 0usize;
-                    let mut best_score = f32::NEG_INFINITY;
-                    for class in 0..classes {
-                        let channel = slice_scores.index_axis(ndarray::Axis(0), class);
-                        let top = channel[[y0, x0]] * (1.0 - wx) + channel[[y0, x1]] * wx;
-                        let bottom = channel[[y1, x0]] * (1.0 - wx) + channel[[y1, x1]] * wx;
-                        let score = top * (1.0 - wy) + bottom * wy;
-                        if score > best_score {
-                            best_score = score;
-                            best_class = class;
+            best_score.fill(f32::NEG_INFINITY);
+            best_class.fill(0);
+            for class in 0..classes {
+                let offset = (stack_index * classes + class) * channel_len;
+                let channel = &flat[offset..offset + channel_len];
+                for (v, row) in rows.iter().enumerate() {
+                    let Some((y0, y1, wy)) = *row else { continue };
+                    // Separable bilinear: mix the two pixel rows first, then columns.
+                    let (top, bottom) = (&channel[y0 * m..][..m], &channel[y1 * m..][..m]);
+                    for ((mixed, &a), &b) in row_mix.iter_mut().zip(top).zip(bottom) {
+                        *mixed = a + (b - a) * wy;
+                    }
+                    let base = v * inside_columns.len();
+                    let scores_row = &mut best_score[base..base + inside_columns.len()];
+                    let classes_row = &mut best_class[base..base + inside_columns.len()];
+                    for ((&(_, x0, x1, wx), best), best_id) in
+                        inside_columns.iter().zip(scores_row).zip(classes_row)
+                    {
+                        let score = row_mix[x0] + (row_mix[x1] - row_mix[x0]) * wx;
+                        if score > *best {
+                            *best = score;
+                            *best_id = class as u8;
                         }
                     }
-                    out[base
-                        + u * strides[self.frame.column_axis]
-                        + v * strides[self.frame.row_axis]] = best_class as u8;
+                }
+            }
+            let base = plane * strides[self.frame.coronal_axis];
+            for (v, row) in rows.iter().enumerate() {
+                if row.is_none() {
+                    continue;
+                }
+                let start = v * inside_columns.len();
+                for (&(column_offset, ..), &class) in inside_columns
+                    .iter()
+                    .zip(&best_class[start..start + inside_columns.len()])
+                {
+                    out[base + column_offset + v * row_stride] = class;
                 }
             }
         }
