@@ -148,32 +148,48 @@ fn label_map_keeps_the_input_header_exactly() {
     assert_eq!(back.grid().voxel_to_ras(), image.grid().voxel_to_ras());
 }
 
-/// Writes a NIfTI file with arbitrary data type, byte order and scaling by
-/// patching a header written by the nifti crate.
-fn write_raw_nifti(
-    path: &Path,
+/// Voxel storage of a hand-made NIfTI test file.
+struct RawNifti {
     dims: [u16; 3],
     datatype: i16,
     bitpix: i16,
-    payload: &[u8],
     big_endian: bool,
     slope: f32,
     inter: f32,
-) {
-    let mut header = nifti::NiftiHeader::default();
-    header.dim = [3, dims[0], dims[1], dims[2], 1, 1, 1, 1];
-    header.datatype = datatype;
-    header.bitpix = bitpix;
-    header.pixdim = [1.0, 1.0, 2.0, 3.0, 1.0, 1.0, 1.0, 1.0];
-    header.vox_offset = 352.0;
-    header.scl_slope = slope;
-    header.scl_inter = inter;
-    header.magic = *b"n+1\0";
-    header.sform_code = 1;
-    header.qform_code = 0;
-    header.srow_x = [-1.0, 0.0, 0.0, 10.0];
-    header.srow_y = [0.0, 2.0, 0.0, -20.0];
-    header.srow_z = [0.0, 0.0, 3.0, 5.0];
+}
+
+/// An unscaled little-endian uint8 file.
+fn u8_file(dims: [u16; 3]) -> RawNifti {
+    RawNifti {
+        dims,
+        datatype: 2,
+        bitpix: 8,
+        big_endian: false,
+        slope: 1.0,
+        inter: 0.0,
+    }
+}
+
+/// Writes a NIfTI file with arbitrary data type, byte order and scaling, byte by
+/// byte (an LAS grid with voxel size 1 x 2 x 3 mm).
+fn write_raw_nifti(path: &Path, raw: RawNifti, payload: &[u8]) {
+    let big_endian = raw.big_endian;
+    let header = nifti::NiftiHeader {
+        dim: [3, raw.dims[0], raw.dims[1], raw.dims[2], 1, 1, 1, 1],
+        datatype: raw.datatype,
+        bitpix: raw.bitpix,
+        pixdim: [1.0, 1.0, 2.0, 3.0, 1.0, 1.0, 1.0, 1.0],
+        vox_offset: 352.0,
+        scl_slope: raw.slope,
+        scl_inter: raw.inter,
+        magic: *b"n+1\0",
+        sform_code: 1,
+        qform_code: 0,
+        srow_x: [-1.0, 0.0, 0.0, 10.0],
+        srow_y: [0.0, 2.0, 0.0, -20.0],
+        srow_z: [0.0, 0.0, 3.0, 5.0],
+        ..Default::default()
+    };
     let mut bytes = Vec::new();
     macro_rules! put {
         ($v:expr) => {
@@ -247,7 +263,18 @@ fn reads_integer_and_float_types_with_scaling_and_byte_order() {
         };
         let payload: Vec<u8> = values.iter().flat_map(to_bytes).collect();
         let path = dir.path().join(format!("int16_{big_endian}.nii"));
-        write_raw_nifti(&path, [2, 3, 4], 4, 16, &payload, big_endian, 0.5, 10.0);
+        write_raw_nifti(
+            &path,
+            RawNifti {
+                dims: [2, 3, 4],
+                datatype: 4,
+                bitpix: 16,
+                big_endian,
+                slope: 0.5,
+                inter: 10.0,
+            },
+            &payload,
+        );
         let volume = Volume::read(&path).unwrap();
         let expected: Vec<f32> = values.iter().map(|&v| v as f32 * 0.5 + 10.0).collect();
         assert_eq!(volume.data(), &expected[..], "big endian {big_endian}");
@@ -258,32 +285,63 @@ fn reads_integer_and_float_types_with_scaling_and_byte_order() {
     let path = dir.path().join("u8.nii");
     write_raw_nifti(
         &path,
-        [2, 3, 4],
-        2,
-        8,
+        RawNifti {
+            slope: 0.0,
+            ..u8_file([2, 3, 4])
+        },
         &(0..24u8).collect::<Vec<_>>(),
-        false,
-        0.0,
-        0.0,
     );
     assert_eq!(Volume::read(&path).unwrap().data()[23], 23.0);
     let path = dir.path().join("f64.nii");
     let payload: Vec<u8> = (0..24)
         .flat_map(|n| (n as f64 * 1.5).to_le_bytes())
         .collect();
-    write_raw_nifti(&path, [2, 3, 4], 64, 64, &payload, false, 1.0, 0.0);
+    write_raw_nifti(
+        &path,
+        RawNifti {
+            dims: [2, 3, 4],
+            datatype: 64,
+            bitpix: 64,
+            big_endian: false,
+            slope: 1.0,
+            inter: 0.0,
+        },
+        &payload,
+    );
     assert_eq!(Volume::read(&path).unwrap().data()[5], 7.5);
     let path = dir.path().join("i32.nii");
     let payload: Vec<u8> = (0..24)
         .flat_map(|n| (n * -70000i32).to_be_bytes())
         .collect();
-    write_raw_nifti(&path, [2, 3, 4], 8, 32, &payload, true, 1.0, 0.0);
+    write_raw_nifti(
+        &path,
+        RawNifti {
+            dims: [2, 3, 4],
+            datatype: 8,
+            bitpix: 32,
+            big_endian: true,
+            slope: 1.0,
+            inter: 0.0,
+        },
+        &payload,
+    );
     assert_eq!(Volume::read(&path).unwrap().data()[2], -140000.0);
     let path = dir.path().join("u16.nii");
     let payload: Vec<u8> = (0..24)
         .flat_map(|n| (n as u16 * 2000).to_le_bytes())
         .collect();
-    write_raw_nifti(&path, [2, 3, 4], 512, 16, &payload, false, 1.0, 0.0);
+    write_raw_nifti(
+        &path,
+        RawNifti {
+            dims: [2, 3, 4],
+            datatype: 512,
+            bitpix: 16,
+            big_endian: false,
+            slope: 1.0,
+            inter: 0.0,
+        },
+        &payload,
+    );
     assert_eq!(Volume::read(&path).unwrap().data()[23], 46000.0);
 }
 
@@ -317,22 +375,44 @@ fn bad_files_give_clear_errors() {
     expect_invalid_file(Volume::read(&path), "gzip");
     // Truncated voxel data.
     let path = dir.path().join("truncated.nii");
-    write_raw_nifti(&path, [4, 4, 4], 2, 8, &[1u8; 10], false, 1.0, 0.0);
+    write_raw_nifti(&path, u8_file([4, 4, 4]), &[1u8; 10]);
     expect_invalid_file(Volume::read(&path), "truncated");
     // 2-D image (a single slice).
     let path = dir.path().join("slice.nii");
-    write_raw_nifti(&path, [4, 4, 1], 2, 8, &[1u8; 16], false, 1.0, 0.0);
+    write_raw_nifti(&path, u8_file([4, 4, 1]), &[1u8; 16]);
     expect_invalid_file(Volume::read(&path), "2-D");
     // Zero dimension.
     let path = dir.path().join("zero.nii");
-    write_raw_nifti(&path, [4, 0, 4], 2, 8, &[], false, 1.0, 0.0);
+    write_raw_nifti(
+        &path,
+        RawNifti {
+            dims: [4, 0, 4],
+            datatype: 2,
+            bitpix: 8,
+            big_endian: false,
+            slope: 1.0,
+            inter: 0.0,
+        },
+        &[],
+    );
     expect_invalid_file(Volume::read(&path), "zero");
     // NaN voxels.
     let path = dir.path().join("nan.nii");
-    let mut values = vec![1.0f32; 24];
+    let mut values = [1.0f32; 24];
     values[7] = f32::NAN;
     let payload: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    write_raw_nifti(&path, [2, 3, 4], 16, 32, &payload, false, 1.0, 0.0);
+    write_raw_nifti(
+        &path,
+        RawNifti {
+            dims: [2, 3, 4],
+            datatype: 16,
+            bitpix: 32,
+            big_endian: false,
+            slope: 1.0,
+            inter: 0.0,
+        },
+        &payload,
+    );
     expect_invalid_file(Volume::read(&path), "NaN");
 }
 

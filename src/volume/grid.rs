@@ -313,8 +313,8 @@ pub(crate) fn invert(m: &Affine) -> Option<Affine> {
     inv[2][0] = cof(1, 2, 0, 1) / det;
     inv[2][1] = -cof(0, 2, 0, 1) / det;
     inv[2][2] = cof(0, 1, 0, 1) / det;
-    for row in 0..3 {
-        inv[row][3] = -(0..3).map(|c| inv[row][c] * m[c][3]).sum::<f64>();
+    for row in inv.iter_mut().take(3) {
+        row[3] = -(0..3).map(|c| row[c] * m[c][3]).sum::<f64>();
     }
     Some(inv)
 }
@@ -337,8 +337,8 @@ pub(crate) fn header_for_affine(dims: [usize; 3], affine: &Affine) -> Result<nif
     header.srow_y = affine[1].map(|v| v as f32);
     header.srow_z = affine[2].map(|v| v as f32);
     let spacing = [0, 1, 2].map(|axis| column_norm(affine, axis));
-    for axis in 0..3 {
-        header.pixdim[axis + 1] = spacing[axis] as f32;
+    for (axis, size) in spacing.iter().enumerate() {
+        header.pixdim[axis + 1] = *size as f32;
     }
     // The qform can only hold a rotation (+ a flip of the third axis); store it
     // when the matrix is orthogonal, as ITK and Slicer prefer the qform.

@@ -63,9 +63,10 @@ pub fn intensity_window(volume: &Volume, config: &NormalizeConfig) -> Result<Int
         foreground_fraction,
         central_radius_mm,
     } = *config;
-    if !(0.0..100.0).contains(&lower_percentile)
-        || !(lower_percentile < upper_percentile && upper_percentile <= 100.0)
-    {
+    let ordered = (0.0..100.0).contains(&lower_percentile)
+        && lower_percentile < upper_percentile
+        && upper_percentile <= 100.0;
+    if !ordered {
         return Err(Error::invalid_argument(format!(
             "percentiles {lower_percentile} and {upper_percentile} must satisfy 0 <= lower < upper <= 100"
         )));
@@ -107,7 +108,7 @@ pub fn intensity_window(volume: &Volume, config: &NormalizeConfig) -> Result<Int
     }
     let low = percentile(&mut foreground, lower_percentile);
     let high = percentile(&mut foreground, upper_percentile);
-    if !(high > low) {
+    if high <= low {
         return Err(Error::invalid_argument(format!(
             "the foreground intensities have no spread (percentiles {lower_percentile} and \
              {upper_percentile} are both {low})"

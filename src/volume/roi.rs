@@ -160,9 +160,10 @@ pub fn head_landmarks(volume: &Volume) -> Result<HeadLandmarks> {
 
 /// Finds the subcortical region of interest of a T1 head or brain image.
 pub fn find_roi(volume: &Volume, config: &RoiConfig) -> Result<Roi> {
-    if !(config.fov_mm.is_finite() && config.fov_mm > 0.0)
-        || !(config.anterior_from_mm < config.anterior_to_mm)
-    {
+    let valid = config.fov_mm.is_finite()
+        && config.fov_mm > 0.0
+        && config.anterior_from_mm < config.anterior_to_mm;
+    if !valid {
         return Err(Error::invalid_argument(format!(
             "invalid ROI configuration {config:?}"
         )));

@@ -272,7 +272,7 @@ impl SliceGeometry {
     /// coordinates may lie outside `[0, size)` when the voxel is outside the FOV.
     pub fn voxel_to_slice(&self, voxel: [f64; 3]) -> Option<SlicePoint> {
         let plane = voxel[self.frame.coronal_axis].round();
-        if !(plane >= 0.0) {
+        if plane.is_nan() || plane < 0.0 {
             return None;
         }
         let slice = self.slices.iter().position(|&s| s as f64 == plane)?;
