@@ -372,8 +372,74 @@ impl SliceGeometry {
                 self.slices.len()
             )));
         }
-        let m = height;
         let mut labels = LabelVolume::zeros(grid.clone());
+        let scores = scores.as_standard_layout();
+        let flat = scores.as_slice().expect("standard layout");
+        let plane_len = classes * height * height;
+        let out = labels.data_mut();
+        for stack_index in 0..n {
+            let plane_scores = &flat[stack_index * plane_len..][..plane_len];
+            self.map_plane(stack_index, plane_scores, classes, height, |index, class| {
+                out[index] = class
+            });
+        }
+        Ok(labels)
+    }
+
+    /// Updates one structure on one stack slice of `labels` from that slice's class
+    /// scores `[classes, m, m]`: voxels of the plane where `structure` now wins get it;
+    /// voxels that had it and where another class now wins get that class. Other voxels
+    /// keep their labels. Returns the number of voxels changed.
+    pub fn update_structure_on_slice(
+        &self,
+        labels: &mut LabelVolume,
+        stack_index: usize,
+        scores: ArrayView3<'_, f32>,
+        structure: u8,
+    ) -> Result<usize> {
+        self.check_grid(labels.grid(), "the label volume")?;
+        let (classes, height, width) = scores.dim();
+        if stack_index >= self.slices.len()
+            || height != width
+            || height == 0
+            || (structure as usize) >= classes
+        {
+            return Err(Error::invalid_argument(format!(
+                "slice {stack_index} of {} with class scores [{classes}, {height}, {width}] \
+                 cannot update structure {structure}",
+                self.slices.len()
+            )));
+        }
+        let scores = scores.as_standard_layout();
+        let flat = scores.as_slice().expect("standard layout");
+        let out = labels.data_mut();
+        let mut changed = 0;
+        self.map_plane(stack_index, flat, classes, height, |index, class| {
+            let old = out[index];
+            let new = if class == structure || old == structure {
+                class
+            } else {
+                old
+            };
+            if new != old {
+                out[index] = new;
+                changed += 1;
+            }
+        });
+        Ok(changed)
+    }
+
+    /// Interpolates one stack slice's class scores (`classes × m × m`, row-major) at
+    /// every voxel of its plane inside the field of view and calls
+    /// `write(linear voxel index, argmax class)` for each.
+    fn map_plane(
+        &self,
+        stack_index: usize,
+        plane_scores: &[f32],
+        classes: usize,
+        m: usize,
+        mut write: impl FnMut(usize, u8),
+    ) {
         let n_column = self.dims[self.frame.column_axis];
         let n_row = self.dims[self.frame.row_axis];
         let columns: Vec<Option<(usize, usize, f32)>> = (0..n_column)
@@ -393,56 +459,47 @@ impl SliceGeometry {
             .enumerate()
             .filter_map(|(u, c)| c.map(|(x0, x1, w)| (u * column_stride, x0, x1, w)))
             .collect();
-        let out = labels.data_mut();
         let plane_len = n_row * inside_columns.len();
         let mut best_score = vec![f32::NEG_INFINITY; plane_len];
         let mut best_class = vec![0u8; plane_len];
         let mut row_mix = vec![0.0f32; m];
-        let scores = scores.as_standard_layout();
         let channel_len = m * m;
-        let flat = scores.as_slice().expect("standard layout");
-        for (stack_index, &plane) in self.slices.iter().enumerate() {
-            best_score.fill(f32::NEG_INFINITY);
-            best_class.fill(0);
-            for class in 0..classes {
-                let offset = (stack_index * classes + class) * channel_len;
-                let channel = &flat[offset..offset + channel_len];
-                for (v, row) in rows.iter().enumerate() {
-                    let Some((y0, y1, wy)) = *row else { continue };
-                    // Separable bilinear: mix the two pixel rows first, then columns.
-                    let (top, bottom) = (&channel[y0 * m..][..m], &channel[y1 * m..][..m]);
-                    for ((mixed, &a), &b) in row_mix.iter_mut().zip(top).zip(bottom) {
-                        *mixed = a + (b - a) * wy;
-                    }
-                    let base = v * inside_columns.len();
-                    let scores_row = &mut best_score[base..base + inside_columns.len()];
-                    let classes_row = &mut best_class[base..base + inside_columns.len()];
-                    for ((&(_, x0, x1, wx), best), best_id) in
-                        inside_columns.iter().zip(scores_row).zip(classes_row)
-                    {
-                        let score = row_mix[x0] + (row_mix[x1] - row_mix[x0]) * wx;
-                        if score > *best {
-                            *best = score;
-                            *best_id = class as u8;
-                        }
-                    }
-                }
-            }
-            let base = plane * strides[self.frame.coronal_axis];
+        for class in 0..classes {
+            let channel = &plane_scores[class * channel_len..][..channel_len];
             for (v, row) in rows.iter().enumerate() {
-                if row.is_none() {
-                    continue;
+                let Some((y0, y1, wy)) = *row else { continue };
+                // Separable bilinear: mix the two pixel rows first, then columns.
+                let (top, bottom) = (&channel[y0 * m..][..m], &channel[y1 * m..][..m]);
+                for ((mixed, &a), &b) in row_mix.iter_mut().zip(top).zip(bottom) {
+                    *mixed = a + (b - a) * wy;
                 }
-                let start = v * inside_columns.len();
-                for (&(column_offset, ..), &class) in inside_columns
-                    .iter()
-                    .zip(&best_class[start..start + inside_columns.len()])
+                let base = v * inside_columns.len();
+                let scores_row = &mut best_score[base..base + inside_columns.len()];
+                let classes_row = &mut best_class[base..base + inside_columns.len()];
+                for ((&(_, x0, x1, wx), best), best_id) in
+                    inside_columns.iter().zip(scores_row).zip(classes_row)
                 {
-                    out[base + column_offset + v * row_stride] = class;
+                    let score = row_mix[x0] + (row_mix[x1] - row_mix[x0]) * wx;
+                    if score > *best {
+                        *best = score;
+                        *best_id = class as u8;
+                    }
                 }
             }
         }
-        Ok(labels)
+        let base = self.slices[stack_index] * strides[self.frame.coronal_axis];
+        for (v, row) in rows.iter().enumerate() {
+            if row.is_none() {
+                continue;
+            }
+            let start = v * inside_columns.len();
+            for (&(column_offset, ..), &class) in inside_columns
+                .iter()
+                .zip(&best_class[start..start + inside_columns.len()])
+            {
+                write(base + column_offset + v * row_stride, class);
+            }
+        }
     }
 
     /// Maps per-slice label images `[n_slices, m, m]` (class ids, any square size
