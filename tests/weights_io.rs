@@ -271,6 +271,26 @@ fn flipped_bytes_in_pickle_or_storage_are_errors() {
     }
 }
 
+/// One tensor entry of a hand-made pickle.
+struct TensorRecord<'a> {
+    storage_type: &'a str,
+    key: &'a str,
+    numel: i64,
+    offset: i64,
+    size: &'a [i64],
+    stride: &'a [i64],
+}
+
+/// Six float32 values in storage "0", viewed as a 2x2 transposed matrix at offset 1.
+const SMALL: TensorRecord<'static> = TensorRecord {
+    storage_type: "FloatStorage",
+    key: "0",
+    numel: 6,
+    offset: 1,
+    size: &[2, 2],
+    stride: &[1, 2],
+};
+
 /// Builds a pickle by hand (protocol 2 opcodes).
 #[derive(Default)]
 struct Pickle(Vec<u8>);
@@ -295,16 +315,15 @@ impl Pickle {
         self.op(&bytes)
     }
     /// `name: _rebuild_tensor_v2(storage(key, numel), offset, size, stride)` inside SETITEMS.
-    fn tensor(
-        self,
-        name: &str,
-        storage_type: &str,
-        key: &str,
-        numel: i64,
-        offset: i64,
-        size: &[i64],
-        stride: &[i64],
-    ) -> Self {
+    fn tensor(self, name: &str, record: &TensorRecord) -> Self {
+        let TensorRecord {
+            storage_type,
+            key,
+            numel,
+            offset,
+            size,
+            stride,
+        } = record;
         let mut p = self
             .text(name)
             .global("torch._utils", "_rebuild_tensor_v2")
@@ -313,15 +332,15 @@ impl Pickle {
             .global("torch", storage_type)
             .text(key)
             .text("cpu")
-            .int(numel)
+            .int(*numel)
             .op(b"tQ")
-            .int(offset)
+            .int(*offset)
             .op(b"(");
-        for &s in size {
+        for &s in *size {
             p = p.int(s);
         }
         p = p.op(b"t(");
-        for &s in stride {
+        for &s in *stride {
             p = p.int(s);
         }
         p.op(b"t\x89")
@@ -362,13 +381,14 @@ fn hand_made_archives_exercise_every_check() {
     let floats: Vec<u8> = (0..6).flat_map(|i| (i as f32).to_le_bytes()).collect();
 
     // A valid one first, so that the failures below are due to the one change each.
-    let good = Pickle::state_dict(|p| p.tensor("w", "FloatStorage", "0", 6, 1, &[2, 2], &[1, 2]));
+    let good = Pickle::state_dict(|p| p.tensor("w", &SMALL));
     write_archive(&path, &good, &[("0", &floats)]);
     let tensors = read_state_dict(&path).expect("valid hand-made archive");
     let values: Vec<f32> = Vec::try_from(tensors[0].1.flatten(0, -1)).unwrap();
     assert_eq!(values, vec![1.0, 3.0, 2.0, 4.0]);
 
-    let cases: Vec<(&str, Vec<u8>, Vec<(&str, &[u8])>, &str)> = vec![
+    type Case<'a> = (&'a str, Vec<u8>, Vec<(&'a str, &'a [u8])>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "unknown opcode",
             good[..good.len() - 2]
@@ -409,13 +429,24 @@ fn hand_made_archives_exercise_every_check() {
         ),
         (
             "tensor beyond storage",
-            Pickle::state_dict(|p| p.tensor("w", "FloatStorage", "0", 6, 3, &[2, 2], &[1, 2])),
+            Pickle::state_dict(|p| p.tensor("w", &TensorRecord { offset: 3, ..SMALL })),
             vec![("0", &floats)],
             "tensor w (size [2, 2], stride [1, 2], offset 3) needs 28 bytes",
         ),
         (
             "storage record short",
-            Pickle::state_dict(|p| p.tensor("w", "FloatStorage", "0", 8, 0, &[8], &[1])),
+            Pickle::state_dict(|p| {
+                p.tensor(
+                    "w",
+                    &TensorRecord {
+                        numel: 8,
+                        offset: 0,
+                        size: &[8],
+                        stride: &[1],
+                        ..SMALL
+                    },
+                )
+            }),
             vec![("0", &floats)],
             "holds 24 bytes but 8 float32 elements need 32",
         ),
@@ -428,20 +459,50 @@ fn hand_made_archives_exercise_every_check() {
         (
             "huge numel",
             Pickle::state_dict(|p| {
-                p.tensor("w", "FloatStorage", "0", 1 << 60, 0, &[1 << 58, 4], &[4, 1])
+                p.tensor(
+                    "w",
+                    &TensorRecord {
+                        numel: 1 << 60,
+                        offset: 0,
+                        size: &[1 << 58, 4],
+                        stride: &[4, 1],
+                        ..SMALL
+                    },
+                )
             }),
             vec![("0", &floats)],
             "need",
         ),
         (
             "negative stride",
-            Pickle::state_dict(|p| p.tensor("w", "FloatStorage", "0", 6, 0, &[2], &[-1])),
+            Pickle::state_dict(|p| {
+                p.tensor(
+                    "w",
+                    &TensorRecord {
+                        offset: 0,
+                        size: &[2],
+                        stride: &[-1],
+                        ..SMALL
+                    },
+                )
+            }),
             vec![("0", &floats)],
             "negative",
         ),
         (
             "unsupported dtype",
-            Pickle::state_dict(|p| p.tensor("w", "ComplexDoubleStorage", "0", 6, 0, &[1], &[1])),
+            Pickle::state_dict(|p| {
+                p.tensor(
+                    "w",
+                    &TensorRecord {
+                        storage_type: "ComplexDoubleStorage",
+                        offset: 0,
+                        size: &[1],
+                        stride: &[1],
+                        ..SMALL
+                    },
+                )
+            }),
             vec![("0", &floats)],
             "unsupported storage type torch.ComplexDoubleStorage",
         ),
@@ -469,7 +530,18 @@ fn hand_made_archives_exercise_every_check() {
         ),
         (
             "path in storage key",
-            Pickle::state_dict(|p| p.tensor("w", "FloatStorage", "../0", 6, 0, &[1], &[1])),
+            Pickle::state_dict(|p| {
+                p.tensor(
+                    "w",
+                    &TensorRecord {
+                        key: "../0",
+                        offset: 0,
+                        size: &[1],
+                        stride: &[1],
+                        ..SMALL
+                    },
+                )
+            }),
             vec![],
             "not a plain record name",
         ),

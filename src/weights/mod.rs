@@ -33,6 +33,9 @@ pub use safetensors::{read_safetensors, save_safetensors};
 
 use crate::error::{Error, Result};
 
+/// Named tensors in file order, as read from or written to a weight file.
+pub type NamedTensors = Vec<(String, Tensor)>;
+
 /// The container formats recognised by [`detect_format`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WeightFormat {
@@ -128,7 +131,7 @@ pub(crate) fn ensure_safetensors(path: &Path) -> Result<()> {
 /// archives they can be strided views that share a storage, as `torch.load` returns
 /// them. Each storage is read once. Corrupt or foreign files give an error naming the
 /// problem, never a panic.
-pub fn read_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>> {
+pub fn read_state_dict(path: &Path) -> Result<NamedTensors> {
     if cfg!(target_endian = "big") {
         return Err(Error::Unsupported(
             "reading weights on a big-endian machine".into(),

@@ -341,7 +341,7 @@ impl<'a> Machine<'a> {
                 target.type_name()
             ));
         };
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err("SETITEMS has an odd number of items".into());
         }
         let mut dict = dict

@@ -12,6 +12,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::atomic::atomic_write;
 use super::dtype::{kind_from_safetensors, safetensors_name};
+use super::NamedTensors;
 use crate::error::{Error, Result};
 
 /// Largest header accepted (the reference implementation uses the same bound).
@@ -21,7 +22,7 @@ const METADATA_KEY: &str = "__metadata__";
 /// Reads all tensors of a safetensors file in the order of their data, with the
 /// file's `__metadata__` (empty when absent). Each tensor is read once, directly
 /// into its own memory.
-pub fn read_safetensors(path: &Path) -> Result<(Vec<(String, Tensor)>, BTreeMap<String, String>)> {
+pub fn read_safetensors(path: &Path) -> Result<(NamedTensors, BTreeMap<String, String>)> {
     let invalid = |reason: String| Error::invalid_file(path, reason);
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     let file_length = file.metadata().map_err(|e| Error::io(path, e))?.len();
