@@ -232,3 +232,33 @@ pub fn load_into_var_store(
     report.loaded = plan.into_iter().map(|(name, _)| name).collect();
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::name_matches;
+
+    #[test]
+    fn patterns_match_names_modules_and_wildcards() {
+        assert!(name_matches("a.b", "a.b"));
+        assert!(name_matches(
+            "mask_decoder.mask_tokens",
+            "mask_decoder.mask_tokens.weight"
+        ));
+        assert!(!name_matches(
+            "mask_decoder.mask",
+            "mask_decoder.mask_tokens.weight"
+        ));
+        assert!(name_matches(
+            "image_encoder.blocks.*.attn.lora_*",
+            "image_encoder.blocks.11.attn.lora_q_a.weight"
+        ));
+        assert!(!name_matches(
+            "image_encoder.blocks.*.attn.lora_*",
+            "image_encoder.blocks.1.attn.qkv.weight"
+        ));
+        assert!(name_matches("*", "anything"));
+        assert!(name_matches("*.bias", "a.b.bias"));
+        assert!(!name_matches("*.bias", "a.b.bias.x"));
+        assert!(name_matches("a*b*c", "aXXbYYbc"));
+    }
+}

@@ -344,6 +344,12 @@ impl<'a> Machine<'a> {
         if !items.len().is_multiple_of(2) {
             return Err("SETITEMS has an odd number of items".into());
         }
+        if items
+            .iter()
+            .any(|item| matches!(item, Value::Dict(d) if Rc::ptr_eq(d, dict)))
+        {
+            return Err("a dict is inserted into itself".into());
+        }
         let mut dict = dict
             .try_borrow_mut()
             .map_err(|_| "a dict is inserted into itself".to_string())?;
@@ -362,6 +368,12 @@ impl<'a> Machine<'a> {
             }
             return Err(format!("APPEND(S) on a {}, not a list", target.type_name()));
         };
+        if items
+            .iter()
+            .any(|item| matches!(item, Value::List(l) if Rc::ptr_eq(l, list)))
+        {
+            return Err("a list is appended to itself".into());
+        }
         let mut list = list
             .try_borrow_mut()
             .map_err(|_| "a list is appended to itself".to_string())?;
@@ -737,4 +749,100 @@ fn long_from_bytes(bytes: &[u8]) -> Result<i64, String> {
         ));
     }
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Resolves nothing: only plain data is expected.
+    struct NoResolver;
+
+    impl Resolver for NoResolver {
+        fn persistent_load(&mut self, _pid: Value) -> Result<Value, String> {
+            Err("no persistent ids here".into())
+        }
+        fn call(&mut self, callable: &GlobalRef, _args: &[Value]) -> Result<Value, String> {
+            Ok(Value::Opaque(Rc::new(callable.clone())))
+        }
+    }
+
+    fn run(bytes: &[u8]) -> Result<Value, String> {
+        unpickle(bytes, &mut NoResolver)
+    }
+
+    fn int(value: &Value) -> i64 {
+        value.as_int().expect("an int")
+    }
+
+    #[test]
+    fn integers_of_every_encoding() {
+        // BININT1, BININT2, BININT, LONG1 (negative), LONG1 with sign padding, text INT.
+        let value = run(b"\x80\x02(K\x07M\x00\x01J\xff\xff\xff\xff\x8a\x02\x00\xff\x8a\x09\x01\x00\x00\x00\x00\x00\x00\x00\x00I42\nt.")
+            .unwrap();
+        let items: Vec<i64> = value.as_sequence().unwrap().iter().map(int).collect();
+        assert_eq!(items, vec![7, 256, -1, -256, 1, 42]);
+        let too_big = run(b"\x80\x02\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\x01.");
+        assert!(too_big.unwrap_err().contains("does not fit in 64 bits"));
+    }
+
+    #[test]
+    fn dict_keys_overwrite_and_keep_order() {
+        // {'a': 1, 'b': 2, 'a': 3} via SETITEMS, then SETITEM 'c'.
+        let value = run(b"\x80\x02}(X\x01\x00\x00\x00aK\x01X\x01\x00\x00\x00bK\x02X\x01\x00\x00\x00aK\x03uX\x01\x00\x00\x00cK\x04s.")
+            .unwrap();
+        let Value::Dict(dict) = value else {
+            panic!("not a dict")
+        };
+        let dict = dict.borrow();
+        let keys: Vec<String> = dict
+            .entries
+            .iter()
+            .map(|(k, _)| match k {
+                Value::Str(s) => s.to_string(),
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(keys, vec!["a", "b", "c"]);
+        assert_eq!(int(dict.get("a").unwrap()), 3);
+    }
+
+    #[test]
+    fn protocol_4_memo_and_stack_global() {
+        // FRAME, SHORT_BINUNICODE, MEMOIZE, STACK_GLOBAL, BINGET of the memoised string.
+        let value = run(
+            b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00\x8c\x01m\x94\x8c\x01n\x94\x93h\x00\x86.",
+        )
+        .unwrap();
+        let items = value.as_sequence().unwrap();
+        assert_eq!(items[0].type_name(), "global m.n");
+        assert!(matches!(&items[1], Value::Str(s) if &**s == "m"));
+    }
+
+    #[test]
+    fn malformed_programs_are_errors() {
+        let cases: [(&[u8], &str); 8] = [
+            (b"\x80\x02", "STOP"),
+            (b"\x80\x06.", "protocol 6"),
+            (b"\x80\x02h\x03.", "memo index 3"),
+            (b"\x80\x02t.", "MARK"),
+            (b"\x80\x02K\x01(\x85.", "past a MARK"),
+            (b"\x80\x02]K\x01K\x02s.", "not a dict"),
+            (b"\x80\x02cmod\nname", "newline"),
+            (b"\x80\x02X\x02\x00\x00\x00\xff\xfe.", "UTF-8"),
+        ];
+        for (bytes, expected) in cases {
+            let message = run(bytes).unwrap_err();
+            assert!(message.contains(expected), "{bytes:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn self_insertion_is_an_error_not_a_panic() {
+        // d = {}; d['x'] = d  (memo 0 holds the dict being filled).
+        let Err(message) = run(b"\x80\x02}q\x00X\x01\x00\x00\x00xh\x00s.") else {
+            panic!("self insertion accepted");
+        };
+        assert!(message.contains("into itself"), "{message}");
+    }
 }
