@@ -179,7 +179,8 @@ fn foreign_torch_files_are_rejected_with_a_reason() {
     let cases = [
         ("legacy.pth", "legacy"),
         ("list.pt", "list, not a state dict"),
-        ("mixed.pt", "entry 'epoch' is a int"),
+        ("mixed.pt", "entry 'epoch' is not a tensor (found int)"),
+        ("scripted.pt", "TorchScript archive"),
         ("complex.pt", "ComplexFloatStorage"),
     ];
     for (file, expected) in cases {

@@ -7,6 +7,21 @@
 //! - [`load_into_var_store`] copies named tensors into a `tch::nn::VarStore`, strictly
 //!   unless [`LoadOptions`] allow differences.
 //! - [`save_safetensors`] and [`save_adapter`] write files atomically ([`atomic_write`]).
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use brainsam::weights::{load_into_var_store, read_state_dict, LoadOptions};
+//!
+//! # fn main() -> brainsam::Result<()> {
+//! let var_store = tch::nn::VarStore::new(tch::Device::Cpu);
+//! // ... build the model on var_store.root() ...
+//! let tensors = read_state_dict(Path::new("sam_vit_b_01ec64.pth"))?;
+//! let options = LoadOptions::strict().allowing_missing(["image_encoder.blocks.*.attn.lora_*"]);
+//! let report = load_into_var_store(&var_store, &tensors, &options)?;
+//! log::info!("{report}");
+//! # Ok(())
+//! # }
+//! ```
 
 mod adapter;
 mod atomic;

@@ -312,12 +312,12 @@ fn tensor_entries(dict: &Dict) -> std::result::Result<Vec<(String, Rc<TensorRef>
         .iter()
         .map(|(key, value)| {
             let Value::Str(name) = key else {
-                return Err(format!("a key is a {}, not a string", key.type_name()));
+                return Err(format!("a key is not a string (found {})", key.type_name()));
             };
             match value {
                 Value::Tensor(tensor) => Ok((name.to_string(), tensor.clone())),
                 other => Err(format!(
-                    "entry '{name}' is a {}, not a tensor",
+                    "entry '{name}' is not a tensor (found {})",
                     other.type_name()
                 )),
             }

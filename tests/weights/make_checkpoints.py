@@ -62,6 +62,7 @@ def small(out: Path):
     torch.save([sd["f32"]], out / "list.pt")
     torch.save({"epoch": 3, "weights": sd["f32"]}, out / "mixed.pt")
     torch.save({"complex": torch.randn(2, dtype=torch.complex64)}, out / "complex.pt")
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), out / "scripted.pt")
 
 
 def sam(out: Path):
