@@ -181,6 +181,7 @@ fn foreign_torch_files_are_rejected_with_a_reason() {
         ("list.pt", "list, not a state dict"),
         ("mixed.pt", "entry 'epoch' is not a tensor (found int)"),
         ("scripted.pt", "TorchScript archive"),
+        ("uint16.pt", "unsupported dtype torch.uint16"),
         ("complex.pt", "ComplexFloatStorage"),
     ];
     for (file, expected) in cases {
@@ -387,6 +388,33 @@ fn hand_made_archives_exercise_every_check() {
     let tensors = read_state_dict(&path).expect("valid hand-made archive");
     let values: Vec<f32> = Vec::try_from(tensors[0].1.flatten(0, -1)).unwrap();
     assert_eq!(values, vec![1.0, 3.0, 2.0, 4.0]);
+
+    // The _rebuild_tensor_v3 form: an untyped (byte) storage plus an explicit dtype.
+    let v3 = Pickle::state_dict(|p| {
+        p.text("v3")
+            .global("torch._utils", "_rebuild_tensor_v3")
+            .op(b"((")
+            .text("storage")
+            .global("torch.storage", "UntypedStorage")
+            .text("0")
+            .text("cpu")
+            .int(24)
+            .op(b"tQ")
+            .int(1)
+            .op(b"(")
+            .int(2)
+            .op(b"t(")
+            .int(2)
+            .op(b"t\x89")
+            .global("collections", "OrderedDict")
+            .op(b")R")
+            .global("torch", "float32")
+            .op(b"tR")
+    });
+    write_archive(&path, &v3, &[("0", &floats)]);
+    let tensors = read_state_dict(&path).expect("v3 archive");
+    let values: Vec<f32> = Vec::try_from(&tensors[0].1).unwrap();
+    assert_eq!(values, vec![1.0, 3.0]);
 
     type Case<'a> = (&'a str, Vec<u8>, Vec<(&'a str, &'a [u8])>, &'a str);
     let cases: Vec<Case> = vec![

@@ -161,13 +161,11 @@ impl Resolver for TorchResolver {
             ));
         }
         let kind = match &items[1] {
-            Value::Global(global) if global.module == "torch" => storage_kind(&global.name)
-                .ok_or_else(|| {
-                    format!(
-                        "unsupported storage type torch.{} (unsupported dtype)",
-                        global.name
-                    )
-                })?,
+            Value::Global(global) => match global.module.as_str() {
+                "torch" | "torch.storage" => storage_kind(&global.name),
+                _ => None,
+            }
+            .ok_or_else(|| format!("unsupported storage type {global} (unsupported dtype)"))?,
             other => return Err(format!("storage type is a {}", other.type_name())),
         };
         let key = match &items[2] {

@@ -62,6 +62,8 @@ def small(out: Path):
     torch.save([sd["f32"]], out / "list.pt")
     torch.save({"epoch": 3, "weights": sd["f32"]}, out / "mixed.pt")
     torch.save({"complex": torch.randn(2, dtype=torch.complex64)}, out / "complex.pt")
+    # uint16 is one of the newer dtypes saved with _rebuild_tensor_v3 and an untyped storage.
+    torch.save({"u16": torch.zeros(3, dtype=torch.uint16)}, out / "uint16.pt")
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), out / "scripted.pt")
 
 
