@@ -945,7 +945,6 @@ fn adapter_round_trip_and_base_check() {
     let base = scratch.path().join("base.pth");
     std::fs::write(&base, b"pretend base checkpoint").unwrap();
     let sha = sha256_file(&base).unwrap();
-    // sha256("pretend base checkpoint"), computed independently with sha256sum.
     assert_eq!(sha.len(), 64);
     let class_names: Vec<String> = (0..13).map(|i| format!("class{i}")).collect();
     let mut metadata = AdapterMetadata::new("vit_b@512", &sha, 16, 512, class_names);
