@@ -30,3 +30,6 @@ pub use training::{
     apply_training_mode, frozen_parameters, is_buffer, is_lora, trainable_parameters,
     ParameterCounts, TrainingMode,
 };
+
+#[cfg(test)]
+mod tests;
