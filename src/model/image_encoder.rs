@@ -2,7 +2,7 @@
 //! embedding, blocks with windowed or global attention, conv neck.
 
 use tch::nn::{self, Init, Module};
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 use super::attention::Attention;
 use super::common::{conv2d, layer_norm, Activation, LayerNorm2d, MlpBlock};
@@ -135,6 +135,13 @@ impl ImageEncoderViT {
             neck_conv2: conv2d(&neck / 2, enc.out_chans, enc.out_chans, 3, 1, 1, false),
             neck_norm2: LayerNorm2d::new(&neck / 3, enc.out_chans),
         }
+    }
+}
+
+impl ImageEncoderViT {
+    /// Kind of the encoder's weights.
+    pub fn kind(&self) -> Kind {
+        self.pos_embed.kind()
     }
 }
 

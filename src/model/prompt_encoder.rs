@@ -25,9 +25,12 @@ impl PositionEmbeddingRandom {
     }
 
     /// Encodes coordinates normalised to [0, 1]: [..., 2] → [..., 2·num_pos_feats].
+    /// Computed in fp32 whatever the model's kind (the features are sin/cos of
+    /// large arguments), then converted to the kind of the stored matrix.
     fn encode(&self, coords: &Tensor) -> Tensor {
-        let projected = (coords * 2.0 - 1.0).matmul(&self.gaussian_matrix) * (2.0 * PI);
-        Tensor::cat(&[projected.sin(), projected.cos()], -1)
+        let gaussian = self.gaussian_matrix.to_kind(Kind::Float);
+        let projected = (coords * 2.0 - 1.0).matmul(&gaussian) * (2.0 * PI);
+        Tensor::cat(&[projected.sin(), projected.cos()], -1).to_kind(self.gaussian_matrix.kind())
     }
 
     /// Encoding of the centres of an `h` x `w` grid: [C, h, w].
@@ -112,7 +115,8 @@ impl PromptEncoder {
         let size = (self.input_size, self.input_size);
         let encoded = self.pe_layer.with_coords(&coords, size);
         let labels = labels.unsqueeze(-1);
-        let is_label = |value: f64| labels.eq(value).to_kind(Kind::Float);
+        let kind = encoded.kind();
+        let is_label = |value: f64| labels.eq(value).to_kind(kind);
         let not_point = labels.eq(-1.0);
         let point = encoded
             + is_label(0.0) * &self.point_embeddings[0]
@@ -153,7 +157,8 @@ impl PromptEncoder {
         batch: i64,
     ) -> (Tensor, Tensor) {
         let device = self.no_mask_embed.device();
-        let mut sparse = Tensor::zeros([batch, 0, self.embed_dim], (Kind::Float, device));
+        let kind = self.no_mask_embed.kind();
+        let mut sparse = Tensor::zeros([batch, 0, self.embed_dim], (kind, device));
         if let Some((coords, labels)) = points {
             let embedded = self.embed_points(coords, labels, boxes.is_none());
             sparse = Tensor::cat(&[sparse, embedded], 1);
@@ -162,7 +167,7 @@ impl PromptEncoder {
             sparse = Tensor::cat(&[sparse, self.embed_boxes(boxes)], 1);
         }
         let dense = match masks {
-            Some(masks) => self.embed_masks(masks),
+            Some(masks) => self.embed_masks(&masks.to_kind(kind)),
             None => self
                 .no_mask_embed
                 .view([1, -1, 1, 1])

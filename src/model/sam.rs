@@ -111,6 +111,11 @@ impl Sam {
         &self.config
     }
 
+    /// The floating-point kind of the model's weights (follows `VarStore::set_kind`).
+    pub fn kind(&self) -> Kind {
+        self.image_encoder.kind()
+    }
+
     /// The device of the model's tensors.
     pub fn device(&self) -> Device {
         self.device
@@ -156,7 +161,8 @@ impl Sam {
         if size.len() != 4 || size[1] != 3 || size[2] != s || size[3] != s {
             return Err(shape_error("images", &format!("[B, 3, {s}, {s}]"), &size));
         }
-        Ok(self.image_encoder.forward(&images.to_device(self.device)))
+        let images = images.to_device(self.device).to_kind(self.kind());
+        Ok(self.image_encoder.forward(&images))
     }
 
     /// Encodes the prompts: sparse [B, N, C] and dense [B, C, h, w] embeddings.
@@ -238,7 +244,7 @@ impl Sam {
         }
         let (sparse, dense) = self.encode_prompts(prompts)?;
         let batch = sparse.size()[0];
-        let embeddings = embeddings.to_device(self.device);
+        let embeddings = embeddings.to_device(self.device).to_kind(self.kind());
         let embeddings = if size[0] == batch {
             embeddings
         } else if size[0] == 1 {
