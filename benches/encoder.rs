@@ -3,7 +3,8 @@
 //!
 //! Run: `cargo bench --bench encoder` (or `--profile dev` to reuse the dev build).
 //! `BRAINSAM_BENCH_ITERS=n` multiplies the (small) default iteration counts;
-//! `BRAINSAM_BENCH_NO_REFERENCE=1` skips the Python reference. CUDA and bf16 rows
+//! `BRAINSAM_BENCH_NO_REFERENCE=1` skips the Python reference;
+//! `BRAINSAM_BENCH_FILTER=text` keeps the rows whose label contains `text`. CUDA and bf16 rows
 //! are added when a GPU is available.
 
 use std::io::Write;
@@ -153,12 +154,18 @@ fn main() {
             bf16,
         });
     }
+    if let Ok(filter) = std::env::var("BRAINSAM_BENCH_FILTER") {
+        rows.retain(|row| row.label.contains(&filter));
+    }
     println!(
         "threads: {} (shared machine: numbers are noisy)",
         tch::get_num_threads()
     );
     let reference = time_reference(&rows);
-    println!("{:<38} {:>11} {:>13} {:>7}", "row (batch 1)", "rust ms", "pytorch ms", "ratio");
+    println!(
+        "{:<38} {:>11} {:>13} {:>7}",
+        "row (batch 1)", "rust ms", "pytorch ms", "ratio"
+    );
     for (row, reference_ms) in rows.iter().zip(reference) {
         let ours = time_rust(row);
         println!(

@@ -234,7 +234,8 @@ fn bfloat16_model_runs_and_stays_close_to_fp32() {
     let config = SamConfig::tiny();
     let (mut vs, sam) = tiny_model(&config);
     let image = Tensor::rand([1, 3, 64, 64], (Kind::Float, Device::Cpu)) * 255.0;
-    let prompts = || Prompts::from_boxes(Tensor::from_slice(&[5.0f32, 6.0, 40.0, 50.0]).view([1, 4]));
+    let prompts =
+        || Prompts::from_boxes(Tensor::from_slice(&[5.0f32, 6.0, 40.0, 50.0]).view([1, 4]));
     let run = |sam: &Sam| {
         tch::no_grad(|| {
             let emb = sam.encode_images(&sam.preprocess(&image).unwrap()).unwrap();
@@ -246,7 +247,12 @@ fn bfloat16_model_runs_and_stays_close_to_fp32() {
     assert_eq!(sam.kind(), Kind::BFloat16);
     let bf16 = run(&sam);
     assert_eq!(bf16.low_res_logits.kind(), Kind::BFloat16);
-    let diff = (bf16.low_res_logits.to_kind(Kind::Float) - &fp32.low_res_logits).abs().max();
+    let diff = (bf16.low_res_logits.to_kind(Kind::Float) - &fp32.low_res_logits)
+        .abs()
+        .max();
     let scale = fp32.low_res_logits.abs().max().double_value(&[]);
-    assert!(diff.double_value(&[]) <= 0.1 * scale.max(1.0), "{diff:?} vs {scale}");
+    assert!(
+        diff.double_value(&[]) <= 0.1 * scale.max(1.0),
+        "{diff:?} vs {scale}"
+    );
 }
