@@ -54,13 +54,15 @@ impl Attention {
     /// queries `q` [B·heads, H, W, head_dim], as in the reference.
     fn relative_position_bias(&self, q: &Tensor) -> Tensor {
         let (n, h, w) = (q.size()[0], self.extent, self.extent);
+        // No-op unless the VarStore was moved to another device after construction.
+        let rel_index = self.rel_index.to_device(q.device());
         let rh = self
             .rel_pos_h
-            .index_select(0, &self.rel_index)
+            .index_select(0, &rel_index)
             .view([h, h, self.head_dim]);
         let rw = self
             .rel_pos_w
-            .index_select(0, &self.rel_index)
+            .index_select(0, &rel_index)
             .view([w, w, self.head_dim]);
         let rel_h = Tensor::einsum("bhwc,hkc->bhwk", &[q, &rh], None::<i64>);
         let rel_w = Tensor::einsum("bhwc,wkc->bhwk", &[q, &rw], None::<i64>);

@@ -2,7 +2,7 @@
 //! embedding, blocks with windowed or global attention, conv neck.
 
 use tch::nn::{self, Init, Module};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use super::attention::Attention;
 use super::common::{conv2d, layer_norm, Activation, LayerNorm2d, MlpBlock};
@@ -142,6 +142,11 @@ impl ImageEncoderViT {
     /// Kind of the encoder's weights.
     pub fn kind(&self) -> Kind {
         self.pos_embed.kind()
+    }
+
+    /// Device of the encoder's weights.
+    pub fn device(&self) -> Device {
+        self.pos_embed.device()
     }
 }
 

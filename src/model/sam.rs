@@ -84,7 +84,6 @@ pub struct Sam {
     image_encoder: ImageEncoderViT,
     prompt_encoder: PromptEncoder,
     mask_decoder: MaskDecoder,
-    device: Device,
 }
 
 fn shape_error(what: &str, expected: &str, got: &[i64]) -> Error {
@@ -102,7 +101,6 @@ impl Sam {
             image_encoder: ImageEncoderViT::new(&(path / "image_encoder"), config),
             prompt_encoder: PromptEncoder::new(&(path / "prompt_encoder"), config),
             mask_decoder: MaskDecoder::new(&(path / "mask_decoder"), &config.mask_decoder),
-            device: path.device(),
         })
     }
 
@@ -116,9 +114,9 @@ impl Sam {
         self.image_encoder.kind()
     }
 
-    /// The device of the model's tensors.
+    /// The device of the model's tensors (follows `VarStore::set_device`).
     pub fn device(&self) -> Device {
-        self.device
+        self.image_encoder.device()
     }
 
     /// Normalises `image` ([3, H, W] or [B, 3, H, W], pixel values) with the
@@ -140,15 +138,15 @@ impl Sam {
                 &size,
             ));
         }
-        let image = image.to_device(self.device).to_kind(Kind::Float);
+        let image = image.to_device(self.device()).to_kind(Kind::Float);
         let mean = Tensor::from_slice(&self.config.pixel_mean)
             .to_kind(Kind::Float)
             .view([1, 3, 1, 1])
-            .to_device(self.device);
+            .to_device(self.device());
         let std = Tensor::from_slice(&self.config.pixel_std)
             .to_kind(Kind::Float)
             .view([1, 3, 1, 1])
-            .to_device(self.device);
+            .to_device(self.device());
         let normalised = (image - mean) / std;
         Ok(normalised.constant_pad_nd([0, s - size[3], 0, s - size[2]]))
     }
@@ -161,14 +159,14 @@ impl Sam {
         if size.len() != 4 || size[1] != 3 || size[2] != s || size[3] != s {
             return Err(shape_error("images", &format!("[B, 3, {s}, {s}]"), &size));
         }
-        let images = images.to_device(self.device).to_kind(self.kind());
+        let images = images.to_device(self.device()).to_kind(self.kind());
         Ok(self.image_encoder.forward(&images))
     }
 
     /// Encodes the prompts: sparse [B, N, C] and dense [B, C, h, w] embeddings.
     pub fn encode_prompts(&self, prompts: &Prompts) -> Result<(Tensor, Tensor)> {
         let batch = self.check_prompts(prompts)?.unwrap_or(1);
-        let dev = |t: &Tensor| t.to_device(self.device);
+        let dev = |t: &Tensor| t.to_device(self.device());
         let points = prompts
             .points
             .as_ref()
@@ -244,7 +242,7 @@ impl Sam {
         }
         let (sparse, dense) = self.encode_prompts(prompts)?;
         let batch = sparse.size()[0];
-        let embeddings = embeddings.to_device(self.device).to_kind(self.kind());
+        let embeddings = embeddings.to_device(self.device()).to_kind(self.kind());
         let embeddings = if size[0] == batch {
             embeddings
         } else if size[0] == 1 {

@@ -256,3 +256,27 @@ fn bfloat16_model_runs_and_stays_close_to_fp32() {
         "{diff:?} vs {scale}"
     );
 }
+
+#[test]
+fn full_mode_backpropagates_into_relative_position_tables() {
+    let config = SamConfig::tiny();
+    let (vs, sam) = tiny_model(&config);
+    apply_training_mode(&vs, TrainingMode::Full);
+    let x = Tensor::randn([1, 3, 64, 64], (Kind::Float, Device::Cpu));
+    let emb = sam.encode_images(&x).unwrap();
+    emb.square().sum(Kind::Float).backward();
+    let variables = vs.variables();
+    for name in [
+        "image_encoder.blocks.0.attn.rel_pos_h", // windowed block
+        "image_encoder.blocks.1.attn.rel_pos_w", // global block
+        "image_encoder.pos_embed",
+        "image_encoder.blocks.0.attn.qkv.weight",
+    ] {
+        let grad = variables[name].grad();
+        assert!(grad.defined(), "{name} has no gradient");
+        assert!(
+            grad.abs().sum(Kind::Float).double_value(&[]) > 0.0,
+            "{name}: zero gradient"
+        );
+    }
+}
