@@ -172,7 +172,7 @@ impl SamConfig {
         Self::published("vit_h", 1280, 32, 16, vec![7, 15, 23, 31])
     }
 
-    /// A small model (about 4 M parameters at 256 input) for CPU use: 4 blocks of
+    /// A small model (2.92 M parameters at 256 input, 3.24 M with 13 mask tokens) for CPU use: 4 blocks of
     /// width 192 with 3 heads, window 8, decoder width 128. Trained from scratch only.
     pub fn small() -> Self {
         let mut config = Self::published("small", 192, 4, 3, vec![1, 3]);
@@ -187,7 +187,7 @@ impl SamConfig {
         config
     }
 
-    /// A tiny model for unit tests (a few hundred thousand parameters).
+    /// A tiny model for unit tests (about 100 thousand parameters, 64 input).
     pub fn tiny() -> Self {
         let mut config = Self::published("tiny", 32, 2, 2, vec![1]);
         config.image_encoder.window_size = 3;
@@ -610,5 +610,22 @@ mod tests {
             .map(|(_, s)| s.iter().product::<i64>())
             .sum();
         assert_eq!(total, 93_735_472 + 256);
+    }
+
+    #[test]
+    fn small_configs_have_the_reference_parameter_counts() {
+        // Counted with the reference modules built from the same numbers
+        // (buffer of the Fourier matrix excluded).
+        let params = |config: SamConfig| -> i64 {
+            config
+                .parameter_shapes()
+                .iter()
+                .filter(|(n, _)| !n.ends_with("gaussian_matrix"))
+                .map(|(_, s)| s.iter().product::<i64>())
+                .sum()
+        };
+        assert_eq!(params(SamConfig::small()), 2_920_192);
+        assert_eq!(params(SamConfig::small().with_num_classes(12)), 3_238_297);
+        assert_eq!(params(SamConfig::tiny()), 102_470);
     }
 }

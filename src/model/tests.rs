@@ -280,3 +280,11 @@ fn full_mode_backpropagates_into_relative_position_tables() {
         );
     }
 }
+
+#[test]
+fn model_and_prompts_can_move_to_a_worker_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Sam>();
+    assert_send::<Prompts>();
+    assert_send::<DecoderOutput>();
+}
