@@ -1,0 +1,214 @@
+//! Building blocks shared by the components: PyTorch-default initialisation,
+//! channel-first LayerNorm, the two MLP flavours of SAM.
+
+use tch::nn::{self, Init, Module};
+use tch::Tensor;
+
+/// PyTorch's default initialisation of Linear/Conv weights: Kaiming-uniform with
+/// a = sqrt(5), i.e. uniform in ±1/sqrt(fan_in). Also the LoRA A initialisation.
+pub const TORCH_DEFAULT_INIT: Init = Init::Kaiming {
+    dist: nn::init::NormalOrUniform::Uniform,
+    fan: nn::init::FanInOut::FanIn,
+    // gain = sqrt(2 / (1 + a^2)) with a = sqrt(5)
+    non_linearity: nn::init::NonLinearity::ExplicitGain(0.577_350_269_189_625_8),
+};
+
+/// Uniform bias initialisation of PyTorch (±1/sqrt(fan_in)).
+fn torch_bias_init(fan_in: i64) -> Init {
+    let bound = 1.0 / (fan_in as f64).sqrt();
+    Init::Uniform {
+        lo: -bound,
+        up: bound,
+    }
+}
+
+/// A Linear layer (`weight` [out, in], `bias` [out]) initialised like PyTorch's.
+pub fn linear(path: nn::Path, in_dim: i64, out_dim: i64) -> nn::Linear {
+    nn::linear(
+        path,
+        in_dim,
+        out_dim,
+        nn::LinearConfig {
+            ws_init: TORCH_DEFAULT_INIT,
+            bs_init: Some(torch_bias_init(in_dim)),
+            bias: true,
+        },
+    )
+}
+
+/// A 2D convolution initialised like PyTorch's.
+pub fn conv2d(
+    path: nn::Path,
+    in_chans: i64,
+    out_chans: i64,
+    kernel: i64,
+    stride: i64,
+    padding: i64,
+    bias: bool,
+) -> nn::Conv2D {
+    nn::conv2d(
+        path,
+        in_chans,
+        out_chans,
+        kernel,
+        nn::ConvConfig {
+            stride,
+            padding,
+            bias,
+            ws_init: TORCH_DEFAULT_INIT,
+            bs_init: torch_bias_init(in_chans * kernel * kernel),
+            ..Default::default()
+        },
+    )
+}
+
+/// A 2D transposed convolution with kernel = stride = 2 (the 2x upscaling of SAM).
+pub fn conv_transpose2x2(path: nn::Path, in_chans: i64, out_chans: i64) -> nn::ConvTranspose2D {
+    nn::conv_transpose2d(
+        path,
+        in_chans,
+        out_chans,
+        2,
+        nn::ConvTransposeConfig {
+            stride: 2,
+            ws_init: TORCH_DEFAULT_INIT,
+            // PyTorch computes the fan-in of a transposed conv from weight dim 1.
+            bs_init: torch_bias_init(out_chans * 4),
+            ..Default::default()
+        },
+    )
+}
+
+/// A LayerNorm over the last dimension.
+pub fn layer_norm(path: nn::Path, dim: i64, eps: f64) -> nn::LayerNorm {
+    nn::layer_norm(
+        path,
+        vec![dim],
+        nn::LayerNormConfig {
+            eps,
+            ..Default::default()
+        },
+    )
+}
+
+/// An embedding table of `count` vectors (initialised N(0, 1) like PyTorch's).
+pub fn embedding(path: nn::Path, count: i64, dim: i64) -> Tensor {
+    path.var(
+        "weight",
+        &[count, dim],
+        Init::Randn {
+            mean: 0.0,
+            stdev: 1.0,
+        },
+    )
+}
+
+/// LayerNorm over the channel axis of a [B, C, H, W] tensor (ConvNeXt's LayerNorm2d).
+#[derive(Debug)]
+pub struct LayerNorm2d {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm2d {
+    /// Creates `weight` (ones) and `bias` (zeros) of `channels` values under `path`.
+    pub fn new(path: nn::Path, channels: i64) -> Self {
+        Self {
+            weight: path.var("weight", &[channels], Init::Const(1.0)),
+            bias: path.var("bias", &[channels], Init::Const(0.0)),
+            eps: 1e-6,
+        }
+    }
+}
+
+impl Module for LayerNorm2d {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let mean = xs.mean_dim(1, true, None);
+        let centred = xs - mean;
+        let var = centred.square().mean_dim(1, true, None);
+        let normed = centred / (var + self.eps).sqrt();
+        normed * self.weight.view([-1, 1, 1]) + self.bias.view([-1, 1, 1])
+    }
+}
+
+/// The two-layer MLP of transformer blocks (`lin1`, activation, `lin2`).
+#[derive(Debug)]
+pub struct MlpBlock {
+    lin1: nn::Linear,
+    lin2: nn::Linear,
+    activation: Activation,
+}
+
+/// Activation functions used by SAM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// Exact (erf) GELU, as `nn.GELU()`.
+    Gelu,
+    /// ReLU.
+    Relu,
+}
+
+impl Activation {
+    /// Applies the activation.
+    pub fn apply(self, xs: &Tensor) -> Tensor {
+        match self {
+            Activation::Gelu => xs.gelu("none"),
+            Activation::Relu => xs.relu(),
+        }
+    }
+}
+
+impl MlpBlock {
+    /// `lin1` (dim → hidden), activation, `lin2` (hidden → dim) under `path`.
+    pub fn new(path: nn::Path, dim: i64, hidden: i64, activation: Activation) -> Self {
+        Self {
+            lin1: linear(&path / "lin1", dim, hidden),
+            lin2: linear(&path / "lin2", hidden, dim),
+            activation,
+        }
+    }
+}
+
+impl Module for MlpBlock {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        self.lin2
+            .forward(&self.activation.apply(&self.lin1.forward(xs)))
+    }
+}
+
+/// The MaskFormer MLP of the decoder heads: `layers.{i}` Linear layers with ReLU
+/// between them (none after the last).
+#[derive(Debug)]
+pub struct Mlp {
+    layers: Vec<nn::Linear>,
+}
+
+impl Mlp {
+    /// `num_layers` Linear layers: input → hidden → ... → output.
+    pub fn new(path: nn::Path, input: i64, hidden: i64, output: i64, num_layers: i64) -> Self {
+        let layers_path = &path / "layers";
+        let layers = (0..num_layers)
+            .map(|i| {
+                let inp = if i == 0 { input } else { hidden };
+                let out = if i + 1 == num_layers { output } else { hidden };
+                linear(&layers_path / i, inp, out)
+            })
+            .collect();
+        Self { layers }
+    }
+}
+
+impl Module for Mlp {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let last = self.layers.len() - 1;
+        let mut out = xs.shallow_clone();
+        for (i, layer) in self.layers.iter().enumerate() {
+            out = layer.forward(&out);
+            if i < last {
+                out = out.relu();
+            }
+        }
+        out
+    }
+}

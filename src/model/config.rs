@@ -1,0 +1,631 @@
+//! Model configurations: the published SAM sizes, small sizes for tests and CPU use,
+//! and builders to change the input size, the class count and the LoRA rank.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Configuration of the ViT image encoder (ViTDet-style backbone with a conv neck).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageEncoderConfig {
+    /// Token width of the transformer.
+    pub embed_dim: i64,
+    /// Number of transformer blocks.
+    pub depth: i64,
+    /// Attention heads per block.
+    pub num_heads: i64,
+    /// Hidden width of each block's MLP.
+    pub mlp_dim: i64,
+    /// Side of the square patches (pixels per token side).
+    pub patch_size: i64,
+    /// Side of the attention windows of the non-global blocks.
+    pub window_size: i64,
+    /// Indexes of the blocks that attend globally instead of within windows.
+    pub global_attn_indexes: Vec<i64>,
+    /// Channels of the output embedding (the neck's width).
+    pub out_chans: i64,
+}
+
+/// Configuration of the prompt encoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptEncoderConfig {
+    /// Width of the prompt embeddings (equal to the image embedding's channels).
+    pub embed_dim: i64,
+    /// Hidden channels of the dense mask-input downscaling.
+    pub mask_in_chans: i64,
+}
+
+/// Configuration of the mask decoder and its two-way transformer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaskDecoderConfig {
+    /// Token width of the two-way transformer.
+    pub transformer_dim: i64,
+    /// Number of two-way attention blocks.
+    pub transformer_depth: i64,
+    /// Attention heads of the two-way transformer.
+    pub num_heads: i64,
+    /// Hidden width of the token MLPs of the two-way transformer.
+    pub mlp_dim: i64,
+    /// Channel reduction of the cross attentions (internal width = dim / rate).
+    pub attention_downsample_rate: i64,
+    /// Number of mask tokens, i.e. masks predicted per prompt. The reference SAM
+    /// uses 4 (one single-mask token + 3 multimask tokens); BrainSAM uses
+    /// `num_classes + 1` (background first).
+    pub num_mask_tokens: i64,
+    /// Number of layers of the IoU prediction head.
+    pub iou_head_depth: i64,
+    /// Hidden width of the IoU prediction head.
+    pub iou_head_hidden_dim: i64,
+}
+
+/// Configuration of the LoRA bypass on the q and v projections of the encoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoraConfig {
+    /// Rank of the low-rank update.
+    pub rank: i64,
+    /// Optional alpha: the update is scaled by `alpha / rank`; without it the scale is 1
+    /// (as in SAMed and the paper).
+    pub alpha: Option<f64>,
+}
+
+impl LoraConfig {
+    /// LoRA of the given rank without scaling.
+    pub fn new(rank: i64) -> Self {
+        Self { rank, alpha: None }
+    }
+
+    /// Factor applied to the low-rank update.
+    pub fn scale(&self) -> f64 {
+        match self.alpha {
+            Some(alpha) => alpha / self.rank as f64,
+            None => 1.0,
+        }
+    }
+}
+
+impl Default for LoraConfig {
+    fn default() -> Self {
+        Self::new(16)
+    }
+}
+
+/// Complete model configuration. Build one with a named constructor and adjust it
+/// with the `with_*` methods, e.g. `SamConfig::vit_b().with_input_size(512).with_num_classes(12)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SamConfig {
+    /// Short name of the base architecture ("vit_b", "small", ...).
+    pub name: String,
+    /// Image encoder.
+    pub image_encoder: ImageEncoderConfig,
+    /// Prompt encoder.
+    pub prompt_encoder: PromptEncoderConfig,
+    /// Mask decoder.
+    pub mask_decoder: MaskDecoderConfig,
+    /// LoRA on the encoder's q and v projections, if any.
+    pub lora: Option<LoraConfig>,
+    /// Side of the square model input in pixels (a multiple of the patch size).
+    pub input_size: i64,
+    /// Per-channel mean subtracted by `Sam::preprocess`.
+    pub pixel_mean: [f64; 3],
+    /// Per-channel standard deviation divided by `Sam::preprocess`.
+    pub pixel_std: [f64; 3],
+}
+
+/// Pixel mean of the published SAM models (ImageNet statistics in 0..255).
+pub const SAM_PIXEL_MEAN: [f64; 3] = [123.675, 116.28, 103.53];
+/// Pixel standard deviation of the published SAM models.
+pub const SAM_PIXEL_STD: [f64; 3] = [58.395, 57.12, 57.375];
+
+impl SamConfig {
+    fn published(
+        name: &str,
+        embed_dim: i64,
+        depth: i64,
+        num_heads: i64,
+        global_attn_indexes: Vec<i64>,
+    ) -> Self {
+        Self {
+            name: name.to_string(),
+            image_encoder: ImageEncoderConfig {
+                embed_dim,
+                depth,
+                num_heads,
+                mlp_dim: embed_dim * 4,
+                patch_size: 16,
+                window_size: 14,
+                global_attn_indexes,
+                out_chans: 256,
+            },
+            prompt_encoder: PromptEncoderConfig {
+                embed_dim: 256,
+                mask_in_chans: 16,
+            },
+            mask_decoder: MaskDecoderConfig {
+                transformer_dim: 256,
+                transformer_depth: 2,
+                num_heads: 8,
+                mlp_dim: 2048,
+                attention_downsample_rate: 2,
+                num_mask_tokens: 4,
+                iou_head_depth: 3,
+                iou_head_hidden_dim: 256,
+            },
+            lora: None,
+            input_size: 1024,
+            pixel_mean: SAM_PIXEL_MEAN,
+            pixel_std: SAM_PIXEL_STD,
+        }
+    }
+
+    /// SAM ViT-B as published (sam_vit_b_01ec64.pth): 1024 input, 4 mask tokens.
+    pub fn vit_b() -> Self {
+        Self::published("vit_b", 768, 12, 12, vec![2, 5, 8, 11])
+    }
+
+    /// SAM ViT-L as published (sam_vit_l_0b3195.pth).
+    pub fn vit_l() -> Self {
+        Self::published("vit_l", 1024, 24, 16, vec![5, 11, 17, 23])
+    }
+
+    /// SAM ViT-H as published (sam_vit_h_4b8939.pth).
+    pub fn vit_h() -> Self {
+        Self::published("vit_h", 1280, 32, 16, vec![7, 15, 23, 31])
+    }
+
+    /// A small model (2.92 M parameters at 256 input, 3.24 M with 13 mask tokens) for CPU use: 4 blocks of
+    /// width 192 with 3 heads, window 8, decoder width 128. Trained from scratch only.
+    pub fn small() -> Self {
+        let mut config = Self::published("small", 192, 4, 3, vec![1, 3]);
+        config.image_encoder.window_size = 8;
+        config.image_encoder.out_chans = 128;
+        config.prompt_encoder.embed_dim = 128;
+        config.mask_decoder.transformer_dim = 128;
+        config.mask_decoder.num_heads = 4;
+        config.mask_decoder.mlp_dim = 512;
+        config.mask_decoder.iou_head_hidden_dim = 128;
+        config.input_size = 256;
+        config
+    }
+
+    /// A tiny model for unit tests (about 100 thousand parameters, 64 input).
+    pub fn tiny() -> Self {
+        let mut config = Self::published("tiny", 32, 2, 2, vec![1]);
+        config.image_encoder.window_size = 3;
+        config.image_encoder.out_chans = 32;
+        config.prompt_encoder.embed_dim = 32;
+        config.prompt_encoder.mask_in_chans = 8;
+        config.mask_decoder.transformer_dim = 32;
+        config.mask_decoder.num_heads = 2;
+        config.mask_decoder.mlp_dim = 64;
+        config.mask_decoder.iou_head_hidden_dim = 32;
+        config.input_size = 64;
+        config
+    }
+
+    /// The configuration called `name`: "vit_b", "vit_l", "vit_h", "small" or "tiny".
+    pub fn by_name(name: &str) -> Result<Self> {
+        match name {
+            "vit_b" => Ok(Self::vit_b()),
+            "vit_l" => Ok(Self::vit_l()),
+            "vit_h" => Ok(Self::vit_h()),
+            "small" => Ok(Self::small()),
+            "tiny" => Ok(Self::tiny()),
+            other => Err(Error::invalid_argument(format!(
+                "unknown model configuration '{other}' (known: vit_b, vit_l, vit_h, small, tiny)"
+            ))),
+        }
+    }
+
+    /// Same configuration at another square input size (multiple of the patch size).
+    pub fn with_input_size(mut self, input_size: i64) -> Self {
+        self.input_size = input_size;
+        self
+    }
+
+    /// Same configuration predicting `num_classes` structures plus background
+    /// (`num_classes + 1` mask tokens).
+    pub fn with_num_classes(mut self, num_classes: i64) -> Self {
+        self.mask_decoder.num_mask_tokens = num_classes + 1;
+        self
+    }
+
+    /// Same configuration with a LoRA bypass of the given rank (no scaling).
+    pub fn with_lora_rank(mut self, rank: i64) -> Self {
+        self.lora = Some(LoraConfig::new(rank));
+        self
+    }
+
+    /// Same configuration with the given LoRA settings (or none).
+    pub fn with_lora(mut self, lora: Option<LoraConfig>) -> Self {
+        self.lora = lora;
+        self
+    }
+
+    /// Same configuration with other normalisation statistics (e.g. mean 0, std 1 for
+    /// images already scaled to [0, 1] as in SAMed).
+    pub fn with_pixel_stats(mut self, mean: [f64; 3], std: [f64; 3]) -> Self {
+        self.pixel_mean = mean;
+        self.pixel_std = std;
+        self
+    }
+
+    /// Side of the image-embedding grid (input size / patch size).
+    pub fn grid_size(&self) -> i64 {
+        self.input_size / self.image_encoder.patch_size
+    }
+
+    /// Side of the low-resolution mask logits (4 x the grid).
+    pub fn low_res_size(&self) -> i64 {
+        4 * self.grid_size()
+    }
+
+    /// Checks that the numbers fit together; every model constructor calls this.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| {
+            Err(Error::invalid_argument(format!(
+                "model config '{}': {msg}",
+                self.name
+            )))
+        };
+        let enc = &self.image_encoder;
+        let positive = [
+            ("input_size", self.input_size),
+            ("image_encoder.embed_dim", enc.embed_dim),
+            ("image_encoder.depth", enc.depth),
+            ("image_encoder.num_heads", enc.num_heads),
+            ("image_encoder.mlp_dim", enc.mlp_dim),
+            ("image_encoder.patch_size", enc.patch_size),
+            ("image_encoder.window_size", enc.window_size),
+            ("image_encoder.out_chans", enc.out_chans),
+            (
+                "prompt_encoder.mask_in_chans",
+                self.prompt_encoder.mask_in_chans,
+            ),
+            (
+                "mask_decoder.transformer_depth",
+                self.mask_decoder.transformer_depth,
+            ),
+            ("mask_decoder.num_heads", self.mask_decoder.num_heads),
+            ("mask_decoder.mlp_dim", self.mask_decoder.mlp_dim),
+            (
+                "mask_decoder.num_mask_tokens",
+                self.mask_decoder.num_mask_tokens,
+            ),
+            (
+                "mask_decoder.iou_head_depth",
+                self.mask_decoder.iou_head_depth,
+            ),
+            (
+                "mask_decoder.iou_head_hidden_dim",
+                self.mask_decoder.iou_head_hidden_dim,
+            ),
+        ];
+        for (name, value) in positive {
+            if value <= 0 {
+                return bad(format!("{name} must be positive, got {value}"));
+            }
+        }
+        if self.input_size % enc.patch_size != 0 {
+            return bad(format!(
+                "input_size {} is not a multiple of the patch size {}",
+                self.input_size, enc.patch_size
+            ));
+        }
+        if enc.embed_dim % enc.num_heads != 0 {
+            return bad(format!(
+                "image_encoder.embed_dim {} is not divisible by num_heads {}",
+                enc.embed_dim, enc.num_heads
+            ));
+        }
+        if let Some(&i) = enc
+            .global_attn_indexes
+            .iter()
+            .find(|&&i| i < 0 || i >= enc.depth)
+        {
+            return bad(format!(
+                "global attention block {i} outside 0..{}",
+                enc.depth
+            ));
+        }
+        let dec = &self.mask_decoder;
+        if self.prompt_encoder.embed_dim != dec.transformer_dim
+            || enc.out_chans != dec.transformer_dim
+        {
+            return bad(format!(
+                "image_encoder.out_chans ({}), prompt_encoder.embed_dim ({}) and mask_decoder.transformer_dim ({}) must be equal",
+                enc.out_chans, self.prompt_encoder.embed_dim, dec.transformer_dim
+            ));
+        }
+        if dec.transformer_dim % 8 != 0 || self.prompt_encoder.embed_dim % 2 != 0 {
+            return bad(format!(
+                "mask_decoder.transformer_dim {} must be a multiple of 8",
+                dec.transformer_dim
+            ));
+        }
+        if self.prompt_encoder.mask_in_chans % 4 != 0 {
+            return bad(format!(
+                "prompt_encoder.mask_in_chans {} must be a multiple of 4",
+                self.prompt_encoder.mask_in_chans
+            ));
+        }
+        let internal = dec.transformer_dim / dec.attention_downsample_rate.max(1);
+        if dec.attention_downsample_rate <= 0
+            || dec.transformer_dim % dec.attention_downsample_rate != 0
+            || internal % dec.num_heads != 0
+        {
+            return bad(format!(
+                "mask_decoder: transformer_dim {} / attention_downsample_rate {} must be divisible by num_heads {}",
+                dec.transformer_dim, dec.attention_downsample_rate, dec.num_heads
+            ));
+        }
+        if let Some(lora) = &self.lora {
+            if lora.rank <= 0 {
+                return bad(format!("lora.rank must be positive, got {}", lora.rank));
+            }
+            if let Some(alpha) = lora.alpha {
+                if !alpha.is_finite() {
+                    return bad(format!("lora.alpha must be finite, got {alpha}"));
+                }
+            }
+        }
+        if self.pixel_std.iter().any(|&s| !(s.is_finite() && s > 0.0))
+            || self.pixel_mean.iter().any(|m| !m.is_finite())
+        {
+            return bad(format!(
+                "pixel statistics must be finite with positive std, got mean {:?} std {:?}",
+                self.pixel_mean, self.pixel_std
+            ));
+        }
+        Ok(())
+    }
+
+    /// Compact JSON text of this configuration (recorded in adapter metadata).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("SamConfig serialises to JSON")
+    }
+
+    /// Parses a configuration written by [`SamConfig::to_json`] and validates it.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let config: Self = serde_json::from_str(text)
+            .map_err(|e| Error::invalid_argument(format!("model config JSON: {e}")))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Names and shapes of every tensor of a model built from this configuration,
+    /// in the official naming (LoRA tensors included when configured). Computed
+    /// analytically; the tests check it against the built model.
+    pub fn parameter_shapes(&self) -> Vec<(String, Vec<i64>)> {
+        let mut shapes: Vec<(String, Vec<i64>)> = Vec::new();
+        let mut add = |name: String, shape: Vec<i64>| shapes.push((name, shape));
+        let linear = |add: &mut dyn FnMut(String, Vec<i64>), name: &str, inp: i64, out: i64| {
+            add(format!("{name}.weight"), vec![out, inp]);
+            add(format!("{name}.bias"), vec![out]);
+        };
+        let enc = &self.image_encoder;
+        let c = enc.embed_dim;
+        let grid = self.grid_size();
+        let head_dim = c / enc.num_heads;
+        add(
+            "image_encoder.patch_embed.proj.weight".into(),
+            vec![c, 3, enc.patch_size, enc.patch_size],
+        );
+        add("image_encoder.patch_embed.proj.bias".into(), vec![c]);
+        add("image_encoder.pos_embed".into(), vec![1, grid, grid, c]);
+        for i in 0..enc.depth {
+            let p = format!("image_encoder.blocks.{i}");
+            add(format!("{p}.norm1.weight"), vec![c]);
+            add(format!("{p}.norm1.bias"), vec![c]);
+            linear(&mut add, &format!("{p}.attn.qkv"), c, 3 * c);
+            linear(&mut add, &format!("{p}.attn.proj"), c, c);
+            let rel_len = 2 * self.attention_extent(i) - 1;
+            add(format!("{p}.attn.rel_pos_h"), vec![rel_len, head_dim]);
+            add(format!("{p}.attn.rel_pos_w"), vec![rel_len, head_dim]);
+            if let Some(lora) = &self.lora {
+                for part in ["q", "v"] {
+                    add(format!("{p}.attn.lora_{part}_a.weight"), vec![lora.rank, c]);
+                    add(format!("{p}.attn.lora_{part}_b.weight"), vec![c, lora.rank]);
+                }
+            }
+            add(format!("{p}.norm2.weight"), vec![c]);
+            add(format!("{p}.norm2.bias"), vec![c]);
+            linear(&mut add, &format!("{p}.mlp.lin1"), c, enc.mlp_dim);
+            linear(&mut add, &format!("{p}.mlp.lin2"), enc.mlp_dim, c);
+        }
+        let o = enc.out_chans;
+        add("image_encoder.neck.0.weight".into(), vec![o, c, 1, 1]);
+        add("image_encoder.neck.1.weight".into(), vec![o]);
+        add("image_encoder.neck.1.bias".into(), vec![o]);
+        add("image_encoder.neck.2.weight".into(), vec![o, o, 3, 3]);
+        add("image_encoder.neck.3.weight".into(), vec![o]);
+        add("image_encoder.neck.3.bias".into(), vec![o]);
+
+        let e = self.prompt_encoder.embed_dim;
+        let m = self.prompt_encoder.mask_in_chans;
+        add(
+            "prompt_encoder.pe_layer.positional_encoding_gaussian_matrix".into(),
+            vec![2, e / 2],
+        );
+        for i in 0..4 {
+            add(
+                format!("prompt_encoder.point_embeddings.{i}.weight"),
+                vec![1, e],
+            );
+        }
+        add("prompt_encoder.not_a_point_embed.weight".into(), vec![1, e]);
+        add(
+            "prompt_encoder.mask_downscaling.0.weight".into(),
+            vec![m / 4, 1, 2, 2],
+        );
+        add("prompt_encoder.mask_downscaling.0.bias".into(), vec![m / 4]);
+        add(
+            "prompt_encoder.mask_downscaling.1.weight".into(),
+            vec![m / 4],
+        );
+        add("prompt_encoder.mask_downscaling.1.bias".into(), vec![m / 4]);
+        add(
+            "prompt_encoder.mask_downscaling.3.weight".into(),
+            vec![m, m / 4, 2, 2],
+        );
+        add("prompt_encoder.mask_downscaling.3.bias".into(), vec![m]);
+        add("prompt_encoder.mask_downscaling.4.weight".into(), vec![m]);
+        add("prompt_encoder.mask_downscaling.4.bias".into(), vec![m]);
+        add(
+            "prompt_encoder.mask_downscaling.6.weight".into(),
+            vec![e, m, 1, 1],
+        );
+        add("prompt_encoder.mask_downscaling.6.bias".into(), vec![e]);
+        add("prompt_encoder.no_mask_embed.weight".into(), vec![1, e]);
+
+        let dec = &self.mask_decoder;
+        let d = dec.transformer_dim;
+        let internal = d / dec.attention_downsample_rate;
+        let attention = |add: &mut dyn FnMut(String, Vec<i64>), name: &str, inner: i64| {
+            for proj in ["q_proj", "k_proj", "v_proj"] {
+                linear(add, &format!("{name}.{proj}"), d, inner);
+            }
+            linear(add, &format!("{name}.out_proj"), inner, d);
+        };
+        let norm = |add: &mut dyn FnMut(String, Vec<i64>), name: &str| {
+            add(format!("{name}.weight"), vec![d]);
+            add(format!("{name}.bias"), vec![d]);
+        };
+        for i in 0..dec.transformer_depth {
+            let p = format!("mask_decoder.transformer.layers.{i}");
+            attention(&mut add, &format!("{p}.self_attn"), d);
+            norm(&mut add, &format!("{p}.norm1"));
+            attention(
+                &mut add,
+                &format!("{p}.cross_attn_token_to_image"),
+                internal,
+            );
+            norm(&mut add, &format!("{p}.norm2"));
+            linear(&mut add, &format!("{p}.mlp.lin1"), d, dec.mlp_dim);
+            linear(&mut add, &format!("{p}.mlp.lin2"), dec.mlp_dim, d);
+            norm(&mut add, &format!("{p}.norm3"));
+            norm(&mut add, &format!("{p}.norm4"));
+            attention(
+                &mut add,
+                &format!("{p}.cross_attn_image_to_token"),
+                internal,
+            );
+        }
+        attention(
+            &mut add,
+            "mask_decoder.transformer.final_attn_token_to_image",
+            internal,
+        );
+        norm(&mut add, "mask_decoder.transformer.norm_final_attn");
+        add("mask_decoder.iou_token.weight".into(), vec![1, d]);
+        add(
+            "mask_decoder.mask_tokens.weight".into(),
+            vec![dec.num_mask_tokens, d],
+        );
+        add(
+            "mask_decoder.output_upscaling.0.weight".into(),
+            vec![d, d / 4, 2, 2],
+        );
+        add("mask_decoder.output_upscaling.0.bias".into(), vec![d / 4]);
+        add("mask_decoder.output_upscaling.1.weight".into(), vec![d / 4]);
+        add("mask_decoder.output_upscaling.1.bias".into(), vec![d / 4]);
+        add(
+            "mask_decoder.output_upscaling.3.weight".into(),
+            vec![d / 4, d / 8, 2, 2],
+        );
+        add("mask_decoder.output_upscaling.3.bias".into(), vec![d / 8]);
+        for t in 0..dec.num_mask_tokens {
+            let p = format!("mask_decoder.output_hypernetworks_mlps.{t}.layers");
+            linear(&mut add, &format!("{p}.0"), d, d);
+            linear(&mut add, &format!("{p}.1"), d, d);
+            linear(&mut add, &format!("{p}.2"), d, d / 8);
+        }
+        for layer in 0..dec.iou_head_depth {
+            let inp = if layer == 0 {
+                d
+            } else {
+                dec.iou_head_hidden_dim
+            };
+            let out = if layer + 1 == dec.iou_head_depth {
+                dec.num_mask_tokens
+            } else {
+                dec.iou_head_hidden_dim
+            };
+            linear(
+                &mut add,
+                &format!("mask_decoder.iou_prediction_head.layers.{layer}"),
+                inp,
+                out,
+            );
+        }
+        shapes
+    }
+
+    /// Side of the token grid that block `block` attends over: the window size for
+    /// windowed blocks, the whole grid for global ones (sets its rel_pos length).
+    pub fn attention_extent(&self, block: i64) -> i64 {
+        if self.image_encoder.global_attn_indexes.contains(&block) {
+            self.grid_size()
+        } else {
+            self.image_encoder.window_size
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip_keeps_every_field() {
+        let config = SamConfig::vit_b()
+            .with_input_size(512)
+            .with_num_classes(12)
+            .with_lora_rank(16);
+        let back = SamConfig::from_json(&config.to_json()).unwrap();
+        assert_eq!(back, config);
+    }
+
+    #[test]
+    fn validate_rejects_input_not_multiple_of_patch() {
+        let err = SamConfig::vit_b()
+            .with_input_size(500)
+            .validate()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("not a multiple of the patch size"),
+            "{err}"
+        );
+        assert!(SamConfig::by_name("vit_x").is_err());
+        for name in ["vit_b", "vit_l", "vit_h", "small", "tiny"] {
+            SamConfig::by_name(name).unwrap().validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn published_vit_b_has_the_official_parameter_count() {
+        // 93,735,472 parameters (+ the 512-value gaussian buffer) in sam_vit_b_01ec64.pth.
+        let total: i64 = SamConfig::vit_b()
+            .parameter_shapes()
+            .iter()
+            .map(|(_, s)| s.iter().product::<i64>())
+            .sum();
+        assert_eq!(total, 93_735_472 + 256);
+    }
+
+    #[test]
+    fn small_configs_have_the_reference_parameter_counts() {
+        // Counted with the reference modules built from the same numbers
+        // (buffer of the Fourier matrix excluded).
+        let params = |config: SamConfig| -> i64 {
+            config
+                .parameter_shapes()
+                .iter()
+                .filter(|(n, _)| !n.ends_with("gaussian_matrix"))
+                .map(|(_, s)| s.iter().product::<i64>())
+                .sum()
+        };
+        assert_eq!(params(SamConfig::small()), 2_920_192);
+        assert_eq!(params(SamConfig::small().with_num_classes(12)), 3_238_297);
+        assert_eq!(params(SamConfig::tiny()), 102_470);
+    }
+}

@@ -1,0 +1,307 @@
+//! The `Sam` model: image encoder + prompt encoder + mask decoder, with the
+//! reference's preprocessing (normalise, pad) and postprocessing (upsample, crop).
+
+use tch::nn::{self, Module};
+use tch::{Device, Kind, Tensor};
+
+use super::config::SamConfig;
+use super::image_encoder::ImageEncoderViT;
+use super::mask_decoder::MaskDecoder;
+use super::prompt_encoder::PromptEncoder;
+use crate::error::{Error, Result};
+
+/// Point prompts of a batch: `coords` [B, N, 2] as (x, y) in input-pixel space,
+/// `labels` [B, N] with 1 = positive, 0 = negative, -1 = ignored (padding).
+#[derive(Debug)]
+pub struct PointPrompts {
+    /// Point coordinates (x, y) in pixels of the model input, [B, N, 2].
+    pub coords: Tensor,
+    /// Point labels, [B, N].
+    pub labels: Tensor,
+}
+
+/// Prompts for one decoder call; every part is optional. With no prompt at all
+/// the decoder runs unprompted (automatic segmentation).
+#[derive(Debug, Default)]
+pub struct Prompts {
+    /// Points, if any.
+    pub points: Option<PointPrompts>,
+    /// Boxes [B, 4] as (x0, y0, x1, y1) in input-pixel space.
+    pub boxes: Option<Tensor>,
+    /// Mask logits [B, 1, 4h, 4w] (e.g. an earlier low-res output).
+    pub mask_input: Option<Tensor>,
+}
+
+impl Prompts {
+    /// No prompt.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Point prompts only.
+    pub fn from_points(coords: Tensor, labels: Tensor) -> Self {
+        Self {
+            points: Some(PointPrompts { coords, labels }),
+            ..Self::default()
+        }
+    }
+
+    /// Box prompts only.
+    pub fn from_boxes(boxes: Tensor) -> Self {
+        Self {
+            boxes: Some(boxes),
+            ..Self::default()
+        }
+    }
+
+    /// Batch size implied by the prompts (None when there is no prompt).
+    fn batch_size(&self) -> Option<i64> {
+        if let Some(points) = &self.points {
+            return points.coords.size().first().copied();
+        }
+        if let Some(boxes) = &self.boxes {
+            return boxes.size().first().copied();
+        }
+        self.mask_input
+            .as_ref()
+            .and_then(|m| m.size().first().copied())
+    }
+}
+
+/// Decoder output for B prompts and T mask tokens.
+#[derive(Debug)]
+pub struct DecoderOutput {
+    /// Mask logits at 4x the embedding grid, [B, T, 4h, 4w].
+    pub low_res_logits: Tensor,
+    /// Predicted IoU of each mask, [B, T].
+    pub iou: Tensor,
+}
+
+/// SAM with BrainSAM's options (mask-token count, LoRA, any input size).
+#[derive(Debug)]
+pub struct Sam {
+    config: SamConfig,
+    image_encoder: ImageEncoderViT,
+    prompt_encoder: PromptEncoder,
+    mask_decoder: MaskDecoder,
+}
+
+fn shape_error(what: &str, expected: &str, got: &[i64]) -> Error {
+    Error::invalid_argument(format!("{what}: expected shape {expected}, got {got:?}"))
+}
+
+impl Sam {
+    /// Builds a freshly initialised model under `path` (normally the VarStore root),
+    /// with the official tensor names (`image_encoder.*`, `prompt_encoder.*`,
+    /// `mask_decoder.*`). Tensors live on the VarStore's device.
+    pub fn new(path: &nn::Path, config: &SamConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Self {
+            config: config.clone(),
+            image_encoder: ImageEncoderViT::new(&(path / "image_encoder"), config),
+            prompt_encoder: PromptEncoder::new(&(path / "prompt_encoder"), config),
+            mask_decoder: MaskDecoder::new(&(path / "mask_decoder"), &config.mask_decoder),
+        })
+    }
+
+    /// The configuration the model was built with.
+    pub fn config(&self) -> &SamConfig {
+        &self.config
+    }
+
+    /// The floating-point kind of the model's weights (follows `VarStore::set_kind`).
+    pub fn kind(&self) -> Kind {
+        self.image_encoder.kind()
+    }
+
+    /// The device of the model's tensors (follows `VarStore::set_device`).
+    pub fn device(&self) -> Device {
+        self.image_encoder.device()
+    }
+
+    /// Normalises `image` ([3, H, W] or [B, 3, H, W], pixel values) with the
+    /// configured mean/std and zero-pads it at the bottom and right to the input
+    /// size. Returns [B, 3, S, S] float on the model's device.
+    pub fn preprocess(&self, image: &Tensor) -> Result<Tensor> {
+        let size = image.size();
+        let image = match size.len() {
+            3 => image.unsqueeze(0),
+            4 => image.shallow_clone(),
+            _ => return Err(shape_error("image", "[3, H, W] or [B, 3, H, W]", &size)),
+        };
+        let size = image.size();
+        let s = self.config.input_size;
+        if size[1] != 3 || size[2] > s || size[3] > s || size[2] == 0 || size[3] == 0 {
+            return Err(shape_error(
+                "image",
+                &format!("[B, 3, H, W] with 0 < H, W <= input size {s}"),
+                &size,
+            ));
+        }
+        let image = image.to_device(self.device()).to_kind(Kind::Float);
+        let mean = Tensor::from_slice(&self.config.pixel_mean)
+            .to_kind(Kind::Float)
+            .view([1, 3, 1, 1])
+            .to_device(self.device());
+        let std = Tensor::from_slice(&self.config.pixel_std)
+            .to_kind(Kind::Float)
+            .view([1, 3, 1, 1])
+            .to_device(self.device());
+        let normalised = (image - mean) / std;
+        Ok(normalised.constant_pad_nd([0, s - size[3], 0, s - size[2]]))
+    }
+
+    /// Image embeddings [B, C, h, w] of preprocessed images [B, 3, S, S].
+    /// Call under `tch::no_grad` unless training.
+    pub fn encode_images(&self, images: &Tensor) -> Result<Tensor> {
+        let size = images.size();
+        let s = self.config.input_size;
+        if size.len() != 4 || size[1] != 3 || size[2] != s || size[3] != s {
+            return Err(shape_error("images", &format!("[B, 3, {s}, {s}]"), &size));
+        }
+        let images = images.to_device(self.device()).to_kind(self.kind());
+        Ok(self.image_encoder.forward(&images))
+    }
+
+    /// Encodes the prompts: sparse [B, N, C] and dense [B, C, h, w] embeddings.
+    pub fn encode_prompts(&self, prompts: &Prompts) -> Result<(Tensor, Tensor)> {
+        let batch = self.check_prompts(prompts)?.unwrap_or(1);
+        let dev = |t: &Tensor| t.to_device(self.device());
+        let points = prompts
+            .points
+            .as_ref()
+            .map(|p| (dev(&p.coords), dev(&p.labels)));
+        let boxes = prompts.boxes.as_ref().map(dev);
+        let masks = prompts
+            .mask_input
+            .as_ref()
+            .map(|m| dev(m).to_kind(Kind::Float));
+        Ok(self.prompt_encoder.forward(
+            points.as_ref().map(|(c, l)| (c, l)),
+            boxes.as_ref(),
+            masks.as_ref(),
+            batch,
+        ))
+    }
+
+    /// Checks the prompt shapes and returns their common batch size.
+    fn check_prompts(&self, prompts: &Prompts) -> Result<Option<i64>> {
+        let batch = prompts.batch_size();
+        let b = batch.unwrap_or(1);
+        if let Some(points) = &prompts.points {
+            let c = points.coords.size();
+            let l = points.labels.size();
+            if c.len() != 3 || c[2] != 2 || c[0] != b {
+                return Err(shape_error("point coords", "[B, N, 2]", &c));
+            }
+            if l != [c[0], c[1]] {
+                return Err(shape_error(
+                    "point labels",
+                    &format!("[{}, {}]", c[0], c[1]),
+                    &l,
+                ));
+            }
+        }
+        if let Some(boxes) = &prompts.boxes {
+            let s = boxes.size();
+            if s != [b, 4] {
+                return Err(shape_error("boxes", &format!("[{b}, 4]"), &s));
+            }
+        }
+        if let Some(mask) = &prompts.mask_input {
+            let s = mask.size();
+            let side = self.config.low_res_size();
+            if s != [b, 1, side, side] {
+                return Err(shape_error(
+                    "mask input",
+                    &format!("[{b}, 1, {side}, {side}]"),
+                    &s,
+                ));
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Positional encoding of the embedding grid [1, C, h, w].
+    pub fn dense_pe(&self) -> Tensor {
+        self.prompt_encoder.dense_pe()
+    }
+
+    /// Decodes masks for B prompts from image `embeddings` [B, C, h, w] (or [1, C, h, w]
+    /// shared by all prompts). Returns all mask tokens' logits and IoU predictions.
+    pub fn decode(&self, embeddings: &Tensor, prompts: &Prompts) -> Result<DecoderOutput> {
+        let size = embeddings.size();
+        let grid = self.config.grid_size();
+        let c = self.config.mask_decoder.transformer_dim;
+        if size.len() != 4 || size[1] != c || size[2] != grid || size[3] != grid {
+            return Err(shape_error(
+                "image embeddings",
+                &format!("[B, {c}, {grid}, {grid}]"),
+                &size,
+            ));
+        }
+        let (sparse, dense) = self.encode_prompts(prompts)?;
+        let batch = sparse.size()[0];
+        let embeddings = embeddings.to_device(self.device()).to_kind(self.kind());
+        let embeddings = if size[0] == batch {
+            embeddings
+        } else if size[0] == 1 {
+            embeddings.expand([batch, c, grid, grid], false)
+        } else if prompts.batch_size().is_none() {
+            // No prompt: one unprompted decode per image.
+            let (sparse, dense) = (
+                sparse.expand([size[0], 0, c], false),
+                dense.expand([size[0], c, grid, grid], false),
+            );
+            let (low_res_logits, iou) =
+                self.mask_decoder
+                    .predict_masks(&embeddings, &self.dense_pe(), &sparse, &dense);
+            return Ok(DecoderOutput {
+                low_res_logits,
+                iou,
+            });
+        } else {
+            return Err(Error::invalid_argument(format!(
+                "image embeddings hold {} images but the prompts a batch of {batch}; \
+                 give one embedding per prompt or a single shared one",
+                size[0]
+            )));
+        };
+        let (low_res_logits, iou) =
+            self.mask_decoder
+                .predict_masks(&embeddings, &self.dense_pe(), &sparse, &dense);
+        Ok(DecoderOutput {
+            low_res_logits,
+            iou,
+        })
+    }
+
+    /// Upsamples low-res logits [B, T, 4h, 4w] to the input size, removes the padding
+    /// (keeps the top-left `input_size` = (h, w) of the un-padded image) and resizes
+    /// to `original_size` (h, w), bilinearly as the reference does.
+    pub fn postprocess_masks(
+        &self,
+        low_res: &Tensor,
+        input_size: (i64, i64),
+        original_size: (i64, i64),
+    ) -> Result<Tensor> {
+        let size = low_res.size();
+        let s = self.config.input_size;
+        if size.len() != 4 {
+            return Err(shape_error("low-res masks", "[B, T, h, w]", &size));
+        }
+        if input_size.0 <= 0 || input_size.1 <= 0 || input_size.0 > s || input_size.1 > s {
+            return Err(Error::invalid_argument(format!(
+                "input size {input_size:?} must be within 1..={s}"
+            )));
+        }
+        if original_size.0 <= 0 || original_size.1 <= 0 {
+            return Err(Error::invalid_argument(format!(
+                "original size {original_size:?} must be positive"
+            )));
+        }
+        let full = low_res.f_upsample_bilinear2d([s, s], false, None, None)?;
+        let cropped = full.narrow(2, 0, input_size.0).narrow(3, 0, input_size.1);
+        Ok(cropped.f_upsample_bilinear2d([original_size.0, original_size.1], false, None, None)?)
+    }
+}
