@@ -30,6 +30,16 @@
 // Patch version of the library.
 #define BRAINSAM_VERSION_PATCH 0
 
+// Number of classes including background.
+#define NUM_CLASSES 13
+
+// Largest voxel size accepted, in millimetres: anything coarser is not a
+// structural brain MRI and almost always a header error.
+#define MAX_SPACING_MM 20.0
+
+// The adapter format version this build writes and the newest it reads.
+#define ADAPTER_FORMAT_VERSION 1
+
 // Result of every fallible C function. The numbers are part of the ABI and never change.
 enum brainsam_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -69,6 +79,16 @@ typedef uint32_t brainsam_status;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// A loaded model (opaque).
+typedef struct brainsam_model brainsam_model;
+
+// A segmentation session (opaque).
+typedef struct brainsam_session brainsam_session;
+
+// Log callback: `level` is 1 error, 2 warn, 3 info, 4 debug, 5 trace; `message` is a
+// NUL-terminated UTF-8 string valid only during the call.
+typedef void (*brainsam_log_fn)(void *user_data, uint32_t level, const char *message);
+
 // Runtime facts filled in by [`brainsam_runtime_info`].
 typedef struct brainsam_runtime {
   // Set by the caller to `sizeof(brainsam_runtime)` before the call, so that later
@@ -84,6 +104,53 @@ typedef struct brainsam_runtime {
   int32_t cpu_threads;
 } brainsam_runtime;
 
+// Options of `brainsam_model_load`.
+typedef struct brainsam_model_options {
+  // Set to `sizeof(brainsam_model_options)`.
+  uint32_t struct_size;
+  // Weights file (UTF-8 path); NULL for the bundled default model.
+  const char *checkpoint_path;
+  // LoRA adapter file (UTF-8 path); NULL for none.
+  const char *adapter_path;
+  // A `brainsam_device` value.
+  uint32_t device;
+} brainsam_model_options;
+
+// A volume handed to `brainsam_session_set_volume`. The voxels are copied: the caller
+// may free or reuse its buffer as soon as the call returns.
+//
+// Voxel order: `data[i + dims[0] * (j + dims[1] * k)]` is voxel (i, j, k), i fastest.
+// That is the buffer order of `itk::Image` and `vtkImageData`, and of a C-ordered
+// numpy array indexed `[k, j, i]` (as Slicer's `arrayFromVolume` returns).
+typedef struct brainsam_volume_desc {
+  // Set to `sizeof(brainsam_volume_desc)`.
+  uint32_t struct_size;
+  // The voxels (read-only; `dims[0] * dims[1] * dims[2]` values of `dtype`).
+  const void *data;
+  // A `brainsam_dtype` value.
+  uint32_t dtype;
+  // Voxels along i, j, k.
+  uint64_t dims[3];
+  // Voxel size along i, j, k in millimetres (> 0).
+  double spacing[3];
+  // Physical position (mm) of the centre of voxel (0, 0, 0), in `coordinates`.
+  double origin[3];
+  // Row-major 3x3 direction matrix: column c is the unit direction of voxel axis c
+  // (ITK's `GetDirection()` order), in `coordinates`.
+  double direction[9];
+  // A `brainsam_coordinates` value.
+  uint32_t coordinates;
+} brainsam_volume_desc;
+
+// Progress callback: return non-zero to cancel the operation.
+typedef int32_t (*brainsam_progress_fn)(void *user_data, uint64_t done, uint64_t total);
+
+// Pixel mean of the published SAM models (ImageNet statistics in 0..255).
+#define SAM_PIXEL_MEAN { 123.675, 116.28, 103.53, }
+
+// Pixel standard deviation of the published SAM models.
+#define SAM_PIXEL_STD { 58.395, 57.12, 57.375, }
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -96,6 +163,17 @@ const char *brainsam_last_error_message(void);
 // A short constant name for a status (e.g. `"BRAINSAM_STATUS_NULL_POINTER"`), or
 // `"BRAINSAM_STATUS_UNKNOWN"` for numbers this version does not know. Never null.
 const char *brainsam_status_name(uint32_t status);
+
+// Sends the library's log messages (info and more severe) to
+// `callback(user_data, level, message)`; a NULL callback stops forwarding. The
+// callback may be called from any thread that runs BrainSAM work. Fails with
+// `BRAINSAM_STATUS_UNSUPPORTED` when the process already installed another Rust
+// logger.
+//
+// # Safety
+// `callback`, if not NULL, must stay callable with `user_data` from any thread until
+// it is replaced or removed.
+brainsam_status brainsam_set_log_callback(brainsam_log_fn callback, void *user_data);
 
 // The library version as a NUL-terminated string, e.g. "0.1.0". Never null; static.
 const char *brainsam_version(void);
@@ -111,6 +189,122 @@ uint32_t brainsam_abi_version(void);
 // # Safety
 // `info` must be null or point to writable memory of at least `info->struct_size` bytes.
 brainsam_status brainsam_runtime_info(struct brainsam_runtime *info);
+
+// Loads a model. On success `*out_model` receives a handle to free with
+// `brainsam_model_free`.
+//
+// # Safety
+// `options` and `out_model` must be valid pointers (checked for null); the strings in
+// `options` must be null or NUL-terminated.
+brainsam_status brainsam_model_load(const struct brainsam_model_options *options,
+                                    struct brainsam_model **out_model);
+
+// Frees a model handle (NULL is ignored). Sessions created from it keep working.
+//
+// # Safety
+// `model` must be null or a handle from `brainsam_model_load` not freed before.
+void brainsam_model_free(struct brainsam_model *model);
+
+// Creates a session on `model`. On success `*out_session` receives a handle to free
+// with `brainsam_session_free`.
+//
+// # Safety
+// `model` must be a live model handle; `out_session` a valid pointer.
+brainsam_status brainsam_session_create(const struct brainsam_model *model,
+                                        struct brainsam_session **out_session);
+
+// Frees a session (NULL is ignored).
+//
+// # Safety
+// `session` must be null or a handle from `brainsam_session_create` not freed before.
+void brainsam_session_free(struct brainsam_session *session);
+
+// Sets the volume of a session (copied), replacing any earlier one with its prompts
+// and results.
+//
+// # Safety
+// `session` must be a live session handle; `volume` a valid descriptor whose `data`
+// holds `dims[0] * dims[1] * dims[2]` values of `dtype`.
+brainsam_status brainsam_session_set_volume(struct brainsam_session *session,
+                                            const struct brainsam_volume_desc *volume);
+
+// Automatic 13-class segmentation of the whole volume. `progress` (may be NULL) is
+// called with (done, total) slices; returning non-zero cancels the call with
+// `BRAINSAM_STATUS_CANCELLED` (the earlier result, if any, is kept).
+//
+// # Safety
+// `session` must be a live session handle; `progress`, if not NULL, must be safe to
+// call with `user_data`.
+brainsam_status brainsam_session_segment_all(struct brainsam_session *session,
+                                             brainsam_progress_fn progress,
+                                             void *user_data);
+
+// Adds a positive (`positive` != 0) or negative point prompt for `structure` (1..12)
+// at voxel coordinates `ijk` (continuous; voxel centres at integers). The prompt
+// belongs to the coronal slice containing the point.
+//
+// # Safety
+// `session` must be a live session handle; `ijk` must point to three doubles.
+brainsam_status brainsam_session_add_point(struct brainsam_session *session,
+                                           uint32_t structure,
+                                           const double *ijk,
+                                           int32_t positive);
+
+// Sets the box prompt of `structure` from two opposite corners in voxel coordinates,
+// which must lie on the same coronal slice.
+//
+// # Safety
+// `session` must be a live session handle; `ijk_a` and `ijk_b` must point to three
+// doubles each.
+brainsam_status brainsam_session_add_box(struct brainsam_session *session,
+                                         uint32_t structure,
+                                         const double *ijk_a,
+                                         const double *ijk_b);
+
+// Removes the prompts of `structure` on coronal slice `slice` (voxel index along the
+// slicing axis), or on every slice when `slice` < 0.
+//
+// # Safety
+// `session` must be a live session handle.
+brainsam_status brainsam_session_clear_prompts(struct brainsam_session *session,
+                                               uint32_t structure,
+                                               int64_t slice);
+
+// Interactive path: re-runs the decoder for `structure` on coronal slice `slice`
+// (voxel index along the slicing axis) with that slice's prompts and the previous mask,
+// and updates the structure on that slice of the label volume.
+//
+// # Safety
+// `session` must be a live session handle.
+brainsam_status brainsam_session_segment_structure(struct brainsam_session *session,
+                                                   uint32_t structure,
+                                                   int64_t slice);
+
+// Writes the voxel axis (0, 1 or 2) used as the coronal slicing axis to `*axis`.
+//
+// # Safety
+// `session` must be a live session handle; `axis` a valid pointer.
+brainsam_status brainsam_session_slicing_axis(const struct brainsam_session *session,
+                                              uint32_t *axis);
+
+// Copies the label volume (class ids 0..12, same voxel order as the input) into
+// `buffer` of `buffer_len` bytes (at least the voxel count).
+//
+// # Safety
+// `session` must be a live session handle; `buffer` must have `buffer_len` writable bytes.
+brainsam_status brainsam_session_copy_labels(const struct brainsam_session *session,
+                                             uint8_t *buffer,
+                                             size_t buffer_len);
+
+// Writes the volume in mm³ and mean model confidence in [0, 1] of `structure` (1..12)
+// in the current label volume. Either output pointer may be NULL.
+//
+// # Safety
+// `session` must be a live session handle; non-null outputs must be writable.
+brainsam_status brainsam_session_structure_stats(const struct brainsam_session *session,
+                                                 uint32_t structure,
+                                                 double *volume_mm3,
+                                                 double *confidence);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -10,6 +10,7 @@ pub mod cleanup;
 pub mod error;
 pub mod ffi;
 pub mod runtime;
+pub mod session;
 
 mod cxx_bridge;
 pub mod labels;

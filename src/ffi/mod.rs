@@ -13,9 +13,13 @@
 
 #![allow(non_camel_case_types)]
 
+mod logging;
 mod runtime;
+mod session;
 
+pub use logging::*;
 pub use runtime::*;
+pub use session::*;
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CString};

@@ -3,7 +3,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
 use super::config::SamConfig;
@@ -158,87 +157,6 @@ pub fn adapt_state_dict(
         report.tensors.push((name, resized));
     }
     let mut missing: Vec<String> = expected.into_keys().filter(|n| !seen.contains(n)).collect();
-    missing.sort();
-    report.missing = missing;
-    Ok(report)
-}
-
-/// Result of [`load_state_dict`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LoadReport {
-    /// Number of tensors copied.
-    pub loaded: usize,
-    /// Variables of the VarStore that got no value (they keep their initialisation).
-    pub missing: Vec<String>,
-    /// Given names the VarStore does not have (ignored).
-    pub unexpected: Vec<String>,
-}
-
-impl LoadReport {
-    /// Fails with [`Error::WeightMismatch`] unless every variable was loaded and
-    /// every given tensor was used, apart from missing names accepted by `allowed`.
-    pub fn require_complete(&self, allowed_missing: impl Fn(&str) -> bool) -> Result<()> {
-        let missing: Vec<&String> = self
-            .missing
-            .iter()
-            .filter(|n| !allowed_missing(n))
-            .collect();
-        if missing.is_empty() && self.unexpected.is_empty() {
-            return Ok(());
-        }
-        let list = |names: Vec<&String>| {
-            let shown: Vec<&str> = names.iter().take(5).map(|s| s.as_str()).collect();
-            let more = names.len().saturating_sub(5);
-            if more > 0 {
-                format!("{} (+{more} more)", shown.join(", "))
-            } else {
-                shown.join(", ")
-            }
-        };
-        Err(Error::WeightMismatch(format!(
-            "missing tensors: [{}]; unexpected tensors: [{}]",
-            list(missing),
-            list(self.unexpected.iter().collect())
-        )))
-    }
-}
-
-/// Copies `tensors` into the same-named variables of `vs` (converting kind and
-/// device). Shapes must match exactly ([`Error::WeightMismatch`] otherwise, with
-/// nothing half-copied being reported as loaded); run [`adapt_state_dict`] first
-/// for checkpoints of another size or class count.
-pub fn load_state_dict(vs: &VarStore, tensors: &[(String, Tensor)]) -> Result<LoadReport> {
-    let variables = vs.variables();
-    let mut report = LoadReport::default();
-    for (name, src) in tensors {
-        let Some(var) = variables.get(name) else {
-            report.unexpected.push(name.clone());
-            continue;
-        };
-        if var.size() != src.size() {
-            return Err(Error::WeightMismatch(format!(
-                "tensor '{name}': checkpoint shape {:?}, model shape {:?}",
-                src.size(),
-                var.size()
-            )));
-        }
-    }
-    let given: HashSet<&str> = tensors.iter().map(|(n, _)| n.as_str()).collect();
-    tch::no_grad(|| -> Result<()> {
-        for (name, src) in tensors {
-            if let Some(var) = variables.get(name) {
-                let mut var = var.shallow_clone();
-                var.f_copy_(&src.f_to_device(var.device())?.f_to_kind(var.kind())?)?;
-                report.loaded += 1;
-            }
-        }
-        Ok(())
-    })?;
-    let mut missing: Vec<String> = variables
-        .keys()
-        .filter(|n| !given.contains(n.as_str()))
-        .cloned()
-        .collect();
     missing.sort();
     report.missing = missing;
     Ok(report)

@@ -216,6 +216,33 @@ impl SamConfig {
         }
     }
 
+    /// The published configuration (vit_b, vit_l or vit_h, told apart by the embedding
+    /// width) that an official-style state dict was made for, with its input size and
+    /// mask-token count; None when the tensors match none of them.
+    pub fn infer_from_state_dict(tensors: &[(String, tch::Tensor)]) -> Option<Self> {
+        let shape = |name: &str| {
+            tensors
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t.size())
+        };
+        let patch = shape("image_encoder.patch_embed.proj.weight")?;
+        let pos_embed = shape("image_encoder.pos_embed")?;
+        let mask_tokens = shape("mask_decoder.mask_tokens.weight")?;
+        let base = match patch.first()? {
+            768 => Self::vit_b(),
+            1024 => Self::vit_l(),
+            1280 => Self::vit_h(),
+            _ => return None,
+        };
+        let (grid, tokens) = (*pos_embed.get(1)?, *mask_tokens.first()?);
+        let config = base
+            .clone()
+            .with_input_size(grid * base.image_encoder.patch_size)
+            .with_num_classes(tokens - 1);
+        config.validate().ok().map(|()| config)
+    }
+
     /// Same configuration at another square input size (multiple of the patch size).
     pub fn with_input_size(mut self, input_size: i64) -> Self {
         self.input_size = input_size;

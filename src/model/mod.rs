@@ -3,7 +3,7 @@
 //!
 //! Build a model on a VarStore path with [`Sam::new`]; tensor names are the official
 //! ones (`image_encoder.blocks.0.attn.qkv.weight`, ...), so official checkpoints load
-//! after [`adapt_state_dict`] and [`load_state_dict`]. LoRA tensors are named
+//! after [`adapt_state_dict`] and [`crate::weights::load_into_var_store`]. LoRA tensors are named
 //! `image_encoder.blocks.{i}.attn.lora_{q,v}_{a,b}.weight`.
 //!
 //! ```ignore
@@ -11,8 +11,8 @@
 //! let vs = tch::nn::VarStore::new(tch::Device::Cpu);
 //! let sam = Sam::new(&vs.root(), &config)?;
 //! let adapted = adapt_state_dict(&config, official_tensors)?; // resize + drop class tensors
-//! load_state_dict(&vs, &adapted.tensors)?
-//!     .require_complete(|name| is_lora(name) || is_class_dependent(name))?;
+//! let allowed: Vec<String> = adapted.missing.clone(); // LoRA + fresh class tensors
+//! load_into_var_store(&vs, &adapted.tensors, &LoadOptions::strict().allowing_missing(allowed))?;
 //! apply_training_mode(&vs, TrainingMode::Lora);
 //! let embeddings = tch::no_grad(|| sam.encode_images(&sam.preprocess(&image)?))?;
 //! let out = sam.decode(&embeddings, &Prompts::from_points(coords, labels))?;
@@ -36,8 +36,7 @@ pub mod training;
 pub mod transformer;
 
 pub use checkpoint::{
-    adapt_state_dict, is_class_dependent, load_state_dict, AdaptReport, DroppedTensor, LoadReport,
-    ResizedTensor,
+    adapt_state_dict, is_class_dependent, AdaptReport, DroppedTensor, ResizedTensor,
 };
 pub use config::{
     ImageEncoderConfig, LoraConfig, MaskDecoderConfig, PromptEncoderConfig, SamConfig,

@@ -379,9 +379,13 @@ impl SliceGeometry {
         let out = labels.data_mut();
         for stack_index in 0..n {
             let plane_scores = &flat[stack_index * plane_len..][..plane_len];
-            self.map_plane(stack_index, plane_scores, classes, height, |index, class| {
-                out[index] = class
-            });
+            self.map_plane(
+                stack_index,
+                plane_scores,
+                classes,
+                height,
+                |index, class| out[index] = class,
+            );
         }
         Ok(labels)
     }

@@ -4,6 +4,7 @@ Usage: make_fixtures.py OUT_DIR [--sizes 256 1024]
 
 Writes (all tensors float32, CPU):
   weights_vit_b_1024.pth   state dict in the official format (OrderedDict, zip)
+  weights_vit_b_256.pth    the same resized to 256 as SAMed does, official format
   weights_vit_b_1024.pt    the same tensors as a plain dict (readable by tch)
   weights_vit_b_256.pt     the 1024 weights resized SAMed-style (pos_embed bilinear,
                            global rel_pos linear along their length) as a plain dict
@@ -210,6 +211,9 @@ def main():
     torch.save(dict(sd), os.path.join(args.out_dir, "weights_vit_b_1024.pt"))
     sd256 = resize_state_dict(sd, 256)
     torch.save(dict(sd256), os.path.join(args.out_dir, "weights_vit_b_256.pt"))
+    # The official format (an OrderedDict, as torch.save(model.state_dict()) writes): the
+    # Rust parity tests load these through BrainSAM's own reader.
+    torch.save(sd256, os.path.join(args.out_dir, "weights_vit_b_256.pth"))
 
     for size in args.sizes:
         if size == 1024:

@@ -1,0 +1,502 @@
+//! Segmentation sessions: one volume, its cached image embeddings, the automatic
+//! 13-class result, and the user's prompts per structure and slice.
+//!
+//! A [`Session`] works on the stack of canonical coronal slices that
+//! [`SliceGeometry`] defines over the automatically found region of interest:
+//! only those slices are encoded (the expensive step, done once and cached);
+//! prompts then re-run only the prompt encoder and mask decoder.
+
+mod model;
+
+pub use model::{default_model_path, DeviceChoice, Model, ModelOptions, CONFIG_METADATA_KEY};
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ndarray::Array3;
+use tch::{Kind, Tensor};
+
+use crate::cleanup::{clean_labels, CleanupOptions};
+use crate::error::{Error, Result};
+use crate::labels::NUM_CLASSES;
+use crate::model::Prompts;
+use crate::volume::normalize::{normalize, NormalizeConfig};
+use crate::volume::roi::{find_roi, RoiConfig};
+use crate::volume::slicing::SliceGeometry;
+use crate::volume::{LabelVolume, Volume};
+
+/// Settings of a session.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// Slices encoded per forward pass.
+    pub batch_size: usize,
+    /// 3D clean-up applied to the automatic result.
+    pub cleanup: CleanupOptions,
+    /// Intensity normalisation.
+    pub normalize: NormalizeConfig,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            batch_size: 4,
+            cleanup: CleanupOptions::default(),
+            normalize: NormalizeConfig::default(),
+        }
+    }
+}
+
+/// Progress of a long operation: called with (done, total); return `false` to cancel.
+pub type ProgressFn<'a> = dyn FnMut(usize, usize) -> bool + 'a;
+
+/// A point prompt on a slice, in model-input pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PointPrompt {
+    x: f64,
+    y: f64,
+    positive: bool,
+}
+
+/// The prompts of one structure on one slice.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct SlicePrompts {
+    points: Vec<PointPrompt>,
+    /// (x0, y0, x1, y1) in model-input pixels.
+    bounding_box: Option<[f64; 4]>,
+}
+
+/// Volume and statistics of one structure in the current label volume.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StructureStats {
+    /// Number of voxels labelled with the structure.
+    pub voxels: usize,
+    /// Volume in mm³.
+    pub volume_mm3: f64,
+    /// Mean model probability of the structure over the pixels it won, in [0, 1]
+    /// (0 when absent).
+    pub confidence: f64,
+}
+
+struct VolumeState {
+    volume: Volume,
+    geometry: SliceGeometry,
+    /// Normalised slice images `[n, size, size]` in [0, 1].
+    images: Array3<f32>,
+    /// Cached image embeddings per slice, `[1, C, h, w]` on the model's device.
+    embeddings: Vec<Option<Tensor>>,
+    /// Latest class logits per slice, `[classes, m, m]` on the CPU.
+    logits: Vec<Option<Tensor>>,
+    labels: LabelVolume,
+    prompts: BTreeMap<(u8, usize), SlicePrompts>,
+}
+
+/// One volume being segmented with one model.
+pub struct Session {
+    model: Arc<Model>,
+    options: SessionOptions,
+    state: Option<VolumeState>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("model", &self.model)
+            .field("has_volume", &self.state.is_some())
+            .finish()
+    }
+}
+
+/// Number of structures (class ids 1..=12).
+const NUM_STRUCTURES: u8 = (NUM_CLASSES - 1) as u8;
+
+fn check_structure(structure: u8) -> Result<()> {
+    if (1..=NUM_STRUCTURES).contains(&structure) {
+        Ok(())
+    } else {
+        Err(Error::invalid_argument(format!(
+            "structure {structure} is not a class id: use 1..={NUM_STRUCTURES}"
+        )))
+    }
+}
+
+impl Session {
+    /// A session on `model` (shared; the session keeps it alive).
+    pub fn new(model: Arc<Model>, options: SessionOptions) -> Result<Self> {
+        if options.batch_size == 0 {
+            return Err(Error::invalid_argument("batch size must be at least 1"));
+        }
+        Ok(Session {
+            model,
+            options,
+            state: None,
+        })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    fn state(&self) -> Result<&VolumeState> {
+        self.state
+            .as_ref()
+            .ok_or_else(|| Error::InvalidState("no volume set: call set_volume first".into()))
+    }
+
+    fn state_mut(&mut self) -> Result<&mut VolumeState> {
+        self.state
+            .as_mut()
+            .ok_or_else(|| Error::InvalidState("no volume set: call set_volume first".into()))
+    }
+
+    /// Sets the volume to segment (replacing any earlier one with its prompts and
+    /// results): finds the region of interest and prepares its slices. Nothing is
+    /// encoded yet.
+    pub fn set_volume(&mut self, volume: Volume) -> Result<()> {
+        let input_size = self.model.config().input_size as usize;
+        let roi = find_roi(&volume, &RoiConfig::default())?;
+        let geometry = SliceGeometry::from_roi(volume.grid(), &roi, input_size)?;
+        let normalised = normalize(&volume, &self.options.normalize)?;
+        let images = geometry.extract(&normalised)?;
+        let n = geometry.n_slices();
+        let labels = LabelVolume::zeros(volume.grid().clone());
+        self.state = Some(VolumeState {
+            volume,
+            geometry,
+            images,
+            embeddings: (0..n).map(|_| None).collect(),
+            logits: (0..n).map(|_| None).collect(),
+            labels,
+            prompts: BTreeMap::new(),
+        });
+        Ok(())
+    }
+
+    /// The volume, if set.
+    pub fn volume(&self) -> Option<&Volume> {
+        self.state.as_ref().map(|s| &s.volume)
+    }
+
+    /// The slice geometry (coronal axis, slices, field of view), if a volume is set.
+    pub fn geometry(&self) -> Option<&SliceGeometry> {
+        self.state.as_ref().map(|s| &s.geometry)
+    }
+
+    /// Model input tensor `[b, 3, S, S]` for slices `indices`, in the value range the
+    /// model's pixel statistics expect.
+    fn input_batch(&self, state: &VolumeState, indices: &[usize]) -> Result<Tensor> {
+        let size = state.geometry.size() as i64;
+        let mut values: Vec<f32> = Vec::with_capacity(indices.len() * (size * size) as usize);
+        for &index in indices {
+            values.extend(state.images.index_axis(ndarray::Axis(0), index).iter());
+        }
+        let grey = Tensor::from_slice(&values).view([indices.len() as i64, 1, size, size]);
+        // Our models are trained on [0, 1] images with mean 0 / std 1 (as SAMed);
+        // official SAM statistics are in 0..255 units.
+        let config = self.model.config();
+        let scale = if config.pixel_std.iter().any(|&s| s > 1.0) {
+            255.0
+        } else {
+            1.0
+        };
+        let rgb = (grey * scale)
+            .expand([indices.len() as i64, 3, size, size], false)
+            .to_device(self.model.device());
+        self.model.sam().preprocess(&rgb)
+    }
+
+    /// Encodes the slices that have no cached embedding yet, in batches.
+    fn ensure_embeddings(
+        &mut self,
+        indices: &[usize],
+        progress: &mut ProgressFn<'_>,
+        done_before: usize,
+        total: usize,
+    ) -> Result<usize> {
+        let state = self.state()?;
+        let missing: Vec<usize> = indices
+            .iter()
+            .copied()
+            .filter(|&i| state.embeddings[i].is_none())
+            .collect();
+        let mut done = done_before + (indices.len() - missing.len());
+        for batch in missing.chunks(self.options.batch_size) {
+            let embeddings = {
+                let state = self.state()?;
+                let input = self.input_batch(state, batch)?;
+                tch::no_grad(|| self.model.sam().encode_images(&input))?
+            };
+            let state = self.state_mut()?;
+            for (position, &index) in batch.iter().enumerate() {
+                state.embeddings[index] = Some(embeddings.get(position as i64).unsqueeze(0));
+            }
+            done += batch.len();
+            if !progress(done, total) {
+                return Err(Error::Cancelled);
+            }
+        }
+        Ok(done)
+    }
+
+    /// Automatic segmentation of the whole region of interest: encodes every slice
+    /// (cached), decodes all 13 classes without prompts, maps the result back to the
+    /// volume's grid and applies the session's 3D clean-up. Prompts given earlier are
+    /// kept but not applied (use [`Session::segment_structure`]).
+    pub fn segment_all(&mut self, progress: &mut ProgressFn<'_>) -> Result<&LabelVolume> {
+        let n = self.state()?.geometry.n_slices();
+        let all: Vec<usize> = (0..n).collect();
+        // Encoding dominates; decoding is counted as one more step per slice batch.
+        self.ensure_embeddings(&all, progress, 0, n)?;
+        let decoded: Vec<Tensor> = {
+            let state = self.state()?;
+            let sam = self.model.sam();
+            let mut out = Vec::with_capacity(n);
+            for batch in all.chunks(self.options.batch_size.max(8)) {
+                let embeddings = Tensor::cat(
+                    &batch
+                        .iter()
+                        .map(|&i| state.embeddings[i].as_ref().expect("encoded above"))
+                        .collect::<Vec<_>>(),
+                    0,
+                );
+                let output = tch::no_grad(|| sam.decode(&embeddings, &Prompts::none()))?;
+                let logits = output.low_res_logits.to_device(tch::Device::Cpu);
+                for position in 0..batch.len() {
+                    out.push(logits.get(position as i64));
+                }
+            }
+            out
+        };
+        let cleanup = self.options.cleanup;
+        let state = self.state_mut()?;
+        state.logits = decoded.into_iter().map(Some).collect();
+        let probabilities = stack_probabilities(&state.logits)?;
+        let mut labels = state
+            .geometry
+            .map_scores_back(state.volume.grid(), probabilities.view())?;
+        clean_labels(
+            labels.data_mut(),
+            state.volume.grid().dims(),
+            NUM_STRUCTURES,
+            cleanup,
+        );
+        state.labels = labels;
+        Ok(&state.labels)
+    }
+
+    /// Adds a point prompt for `structure` (1..=12) at continuous voxel coordinates
+    /// `ijk`; the prompt belongs to the coronal slice containing the point.
+    /// Returns that slice (its voxel index along the slicing axis).
+    pub fn add_point(&mut self, structure: u8, ijk: [f64; 3], positive: bool) -> Result<usize> {
+        check_structure(structure)?;
+        let state = self.state_mut()?;
+        let point = locate(state, ijk)?;
+        state
+            .prompts
+            .entry((structure, point.slice))
+            .or_default()
+            .points
+            .push(PointPrompt {
+                x: point.x,
+                y: point.y,
+                positive,
+            });
+        Ok(state.geometry.slice_voxel_indices()[point.slice])
+    }
+
+    /// Sets the box prompt of `structure` from two opposite corners (voxel
+    /// coordinates) on the same coronal slice. Returns that slice (voxel index along the
+    /// slicing axis).
+    pub fn add_box(
+        &mut self,
+        structure: u8,
+        corner_a: [f64; 3],
+        corner_b: [f64; 3],
+    ) -> Result<usize> {
+        check_structure(structure)?;
+        let state = self.state_mut()?;
+        let a = locate(state, corner_a)?;
+        let b = locate(state, corner_b)?;
+        if a.slice != b.slice {
+            return Err(Error::invalid_argument(format!(
+                "box corners {corner_a:?} and {corner_b:?} lie on different coronal slices \
+                 ({} and {})",
+                a.slice, b.slice
+            )));
+        }
+        state
+            .prompts
+            .entry((structure, a.slice))
+            .or_default()
+            .bounding_box = Some([a.x.min(b.x), a.y.min(b.y), a.x.max(b.x), a.y.max(b.y)]);
+        Ok(state.geometry.slice_voxel_indices()[a.slice])
+    }
+
+    /// Removes the prompts of `structure` on coronal slice `slice` (voxel index along
+    /// the slicing axis), or on all slices when None.
+    pub fn clear_prompts(&mut self, structure: u8, slice: Option<usize>) -> Result<()> {
+        check_structure(structure)?;
+        let state = self.state_mut()?;
+        let slice = slice.map(|plane| stack_index(state, plane)).transpose()?;
+        state
+            .prompts
+            .retain(|&(st, sl), _| st != structure || slice.is_some_and(|s| s != sl));
+        Ok(())
+    }
+
+    /// Interactive path: re-runs the prompt encoder and mask decoder for `structure` on
+    /// coronal slice `plane` (voxel index along the slicing axis) with its prompts,
+    /// feeding the structure's previous logits as mask prompt, and updates that
+    /// structure on that slice of the label volume. The slice's embedding is computed
+    /// once if needed. Returns the number of voxels changed.
+    pub fn segment_structure(&mut self, structure: u8, plane: usize) -> Result<usize> {
+        check_structure(structure)?;
+        let slice = stack_index(self.state()?, plane)?;
+        self.ensure_embeddings(&[slice], &mut |_, _| true, 0, 1)?;
+        let state = self.state()?;
+        let prompts = state
+            .prompts
+            .get(&(structure, slice))
+            .cloned()
+            .unwrap_or_default();
+        let previous = state.logits[slice].as_ref().map(|l| {
+            l.get(structure as i64)
+                .view([1, 1, l.size()[1], l.size()[2]])
+        });
+        let device = self.model.device();
+        let mut model_prompts = Prompts::none();
+        if !prompts.points.is_empty() {
+            let coords: Vec<f32> = prompts
+                .points
+                .iter()
+                .flat_map(|p| [p.x as f32, p.y as f32])
+                .collect();
+            let labels: Vec<f32> = prompts
+                .points
+                .iter()
+                .map(|p| if p.positive { 1.0 } else { 0.0 })
+                .collect();
+            let count = prompts.points.len() as i64;
+            model_prompts = Prompts::from_points(
+                Tensor::from_slice(&coords)
+                    .view([1, count, 2])
+                    .to_device(device),
+                Tensor::from_slice(&labels)
+                    .view([1, count])
+                    .to_device(device),
+            );
+        }
+        if let Some(b) = prompts.bounding_box {
+            let values: Vec<f32> = b.iter().map(|&v| v as f32).collect();
+            model_prompts.boxes = Some(Tensor::from_slice(&values).view([1, 4]).to_device(device));
+        }
+        model_prompts.mask_input = previous.map(|p| p.to_device(device));
+        let embedding = state.embeddings[slice].as_ref().expect("encoded above");
+        let output = tch::no_grad(|| self.model.sam().decode(embedding, &model_prompts))?;
+        let logits = output.low_res_logits.get(0).to_device(tch::Device::Cpu);
+        let state = self.state_mut()?;
+        let probabilities = softmax_array(&logits)?;
+        let changed = state.geometry.update_structure_on_slice(
+            &mut state.labels,
+            slice,
+            probabilities.view(),
+            structure,
+        )?;
+        state.logits[slice] = Some(logits);
+        Ok(changed)
+    }
+
+    /// The voxel axis (0, 1 or 2) the session slices along (closest to anterior-posterior).
+    pub fn slicing_axis(&self) -> Result<usize> {
+        Ok(self.state()?.geometry.frame().coronal_axis)
+    }
+
+    /// The current label volume (all background until a segmentation ran).
+    pub fn labels(&self) -> Result<&LabelVolume> {
+        Ok(&self.state()?.labels)
+    }
+
+    /// Volume and confidence of `structure` in the current label volume.
+    pub fn structure_stats(&self, structure: u8) -> Result<StructureStats> {
+        check_structure(structure)?;
+        let state = self.state()?;
+        let voxels = state
+            .labels
+            .data()
+            .iter()
+            .filter(|&&l| l == structure)
+            .count();
+        let spacing = state.volume.grid().spacing();
+        let voxel_mm3 = spacing[0] * spacing[1] * spacing[2];
+        let (mut sum, mut count) = (0.0f64, 0usize);
+        for logits in state.logits.iter().flatten() {
+            let probabilities = logits.softmax(0, Kind::Float);
+            let (best, winner) = probabilities.max_dim(0, false);
+            let won = winner.eq(structure as i64);
+            let won_count = won.sum(Kind::Int64).int64_value(&[]) as usize;
+            if won_count > 0 {
+                sum += best.masked_select(&won).sum(Kind::Double).double_value(&[]);
+                count += won_count;
+            }
+        }
+        Ok(StructureStats {
+            voxels,
+            volume_mm3: voxels as f64 * voxel_mm3,
+            confidence: if count == 0 { 0.0 } else { sum / count as f64 },
+        })
+    }
+}
+
+/// The stack index of coronal plane `plane`, or an error naming the ROI's planes.
+fn stack_index(state: &VolumeState, plane: usize) -> Result<usize> {
+    let planes = state.geometry.slice_voxel_indices();
+    planes.iter().position(|&p| p == plane).ok_or_else(|| {
+        let (low, high) = (planes.iter().min(), planes.iter().max());
+        Error::invalid_argument(format!(
+            "slice {plane} is outside the region of interest (slices {}..={} along voxel axis {})",
+            low.copied().unwrap_or(0),
+            high.copied().unwrap_or(0),
+            state.geometry.frame().coronal_axis
+        ))
+    })
+}
+
+/// Where a voxel coordinate falls in the slice stack, with clear errors for points
+/// outside the volume or outside the region of interest.
+fn locate(state: &VolumeState, ijk: [f64; 3]) -> Result<crate::volume::slicing::SlicePoint> {
+    let dims = state.volume.grid().dims();
+    for axis in 0..3 {
+        if !ijk[axis].is_finite() || ijk[axis] < -0.5 || ijk[axis] >= dims[axis] as f64 - 0.5 {
+            return Err(Error::invalid_argument(format!(
+                "prompt position {ijk:?} is outside the volume (dimensions {dims:?})"
+            )));
+        }
+    }
+    let plane = ijk[state.geometry.frame().coronal_axis].round().max(0.0) as usize;
+    let slice = stack_index(state, plane)?;
+    state.geometry.voxel_to_slice(ijk).ok_or_else(|| {
+        Error::Internal(format!("slice {slice} of plane {plane} has no slice point"))
+    })
+}
+
+fn softmax_array(logits: &Tensor) -> Result<ndarray::Array3<f32>> {
+    let probabilities = logits.f_softmax(0, Kind::Float)?.contiguous();
+    let size = probabilities.size();
+    let count = probabilities.numel();
+    let mut values = vec![0f32; count];
+    probabilities.f_copy_data(&mut values, count)?;
+    ndarray::Array3::from_shape_vec(
+        (size[0] as usize, size[1] as usize, size[2] as usize),
+        values,
+    )
+    .map_err(|e| Error::Internal(e.to_string()))
+}
+
+fn stack_probabilities(logits: &[Option<Tensor>]) -> Result<ndarray::Array4<f32>> {
+    let slices: Vec<ndarray::Array3<f32>> = logits
+        .iter()
+        .map(|l| softmax_array(l.as_ref().expect("every slice decoded")))
+        .collect::<Result<_>>()?;
+    let views: Vec<_> = slices.iter().map(|s| s.view()).collect();
+    ndarray::stack(ndarray::Axis(0), &views).map_err(|e| Error::Internal(e.to_string()))
+}

@@ -1,0 +1,270 @@
+//! A loaded segmentation model: SAM weights (+ optional LoRA adapter) on a device,
+//! immutable after loading and shared by any number of sessions.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tch::nn::VarStore;
+use tch::Device;
+
+use crate::error::{Error, Result};
+use crate::model::{adapt_state_dict, Sam, SamConfig};
+use crate::weights::{self, LoadOptions};
+
+/// Where the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    /// CUDA device 0 when available, else the CPU.
+    #[default]
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// CUDA device 0; an error when CUDA is not available.
+    Cuda,
+}
+
+impl DeviceChoice {
+    /// Parses `auto`, `cpu` or `cuda`.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" | "gpu" => Ok(DeviceChoice::Cuda),
+            other => Err(Error::invalid_argument(format!(
+                "unknown device `{other}`: use auto, cpu or cuda"
+            ))),
+        }
+    }
+
+    /// The libtorch device this choice resolves to on this machine.
+    pub fn resolve(self) -> Result<Device> {
+        match self {
+            DeviceChoice::Cpu => Ok(Device::Cpu),
+            DeviceChoice::Auto => Ok(Device::cuda_if_available()),
+            DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+            DeviceChoice::Cuda => Err(Error::Unsupported(
+                "device `cuda` requested but libtorch sees no CUDA device on this machine"
+                    .to_string(),
+            )),
+        }
+    }
+}
+
+/// What to load.
+#[derive(Debug, Clone, Default)]
+pub struct ModelOptions {
+    /// Weights file (`.safetensors` written by BrainSAM, or an official SAM `.pth`).
+    /// None: the bundled default model ([`default_model_path`]).
+    pub checkpoint: Option<PathBuf>,
+    /// Optional LoRA adapter made for `checkpoint`.
+    pub adapter: Option<PathBuf>,
+    /// Model configuration; None: read from the checkpoint's metadata, or for official
+    /// checkpoints inferred from the tensor shapes.
+    pub config: Option<SamConfig>,
+    /// Device.
+    pub device: DeviceChoice,
+}
+
+/// Metadata key under which BrainSAM stores a model's configuration (JSON).
+pub const CONFIG_METADATA_KEY: &str = "brainsam_config";
+
+/// The bundled default model: `$BRAINSAM_MODEL` if set, else the first existing of
+/// `<repo>/models/brainsam-default.safetensors` (source builds) and
+/// `<exe dir>/../share/brainsam/brainsam-default.safetensors` (installs).
+pub fn default_model_path() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("BRAINSAM_MODEL") {
+        return Ok(PathBuf::from(path));
+    }
+    let mut candidates = vec![Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join("brainsam-default.safetensors")];
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        candidates.push(dir.join("../share/brainsam/brainsam-default.safetensors"));
+    }
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| {
+            Error::InvalidState(format!(
+                "no model given and the bundled default model is missing (looked at {}); \
+                 pass a checkpoint or set BRAINSAM_MODEL",
+                candidates
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+}
+
+/// A SAM model ready for inference. Immutable once loaded.
+pub struct Model {
+    sam: Sam,
+    // Owns the parameters `sam` refers to; kept alive with it.
+    _var_store: VarStore,
+    checkpoint: Option<PathBuf>,
+    adapter: Option<PathBuf>,
+}
+
+// SAFETY: tch marks tensors `Send` but not `Sync`. A `Model` is never mutated after
+// `load` returns (no method takes `&mut self` and the parameters are not exposed
+// mutably), and concurrent read-only forward passes over the same parameters are
+// supported by libtorch (it is how multi-threaded inference servers use it).
+unsafe impl Sync for Model {}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("checkpoint", &self.checkpoint)
+            .field("adapter", &self.adapter)
+            .field("device", &self.sam.device())
+            .finish()
+    }
+}
+
+impl Model {
+    /// Loads a model as described by `options`: the checkpoint (BrainSAM safetensors
+    /// with its configuration in the metadata, or an official SAM checkpoint whose
+    /// configuration is given or inferred), resized to the configured input size, plus
+    /// the optional LoRA adapter, which must have been made for this checkpoint.
+    pub fn load(options: &ModelOptions) -> Result<Arc<Model>> {
+        let device = options.device.resolve()?;
+        let checkpoint = match &options.checkpoint {
+            Some(path) => path.clone(),
+            None => default_model_path()?,
+        };
+        let (tensors, metadata) = match weights::detect_format(&checkpoint)? {
+            weights::WeightFormat::Safetensors => weights::read_safetensors(&checkpoint)?,
+            weights::WeightFormat::TorchZip => {
+                (weights::read_state_dict(&checkpoint)?, Default::default())
+            }
+        };
+        let base_config = match (&options.config, metadata.get(CONFIG_METADATA_KEY)) {
+            (Some(config), _) => config.clone(),
+            (None, Some(json)) => SamConfig::from_json(json)?,
+            (None, None) => SamConfig::infer_from_state_dict(&tensors).ok_or_else(|| {
+                Error::invalid_file(
+                    &checkpoint,
+                    "cannot tell the model configuration: the file has no BrainSAM \
+                     metadata and its tensors match no known SAM configuration",
+                )
+            })?,
+        };
+        let adapter = match &options.adapter {
+            Some(path) => {
+                let (meta, adapter_tensors) = weights::load_adapter(path)?;
+                meta.check_base(&base_config.to_json(), &weights::sha256_file(&checkpoint)?)
+                    .map_err(|e| Error::WeightMismatch(format!("{}: {e}", path.display())))?;
+                Some((path.clone(), meta, adapter_tensors))
+            }
+            None => None,
+        };
+        let config = match &adapter {
+            Some((_, meta, _)) => base_config
+                .clone()
+                .with_input_size(i64::from(meta.input_size))
+                .with_num_classes(i64::from(meta.num_classes) - 1)
+                .with_lora_rank(i64::from(meta.lora_rank)),
+            None => base_config,
+        };
+        let var_store = VarStore::new(device);
+        let sam = Sam::new(&var_store.root(), &config)?;
+        let adapted = adapt_state_dict(&config, tensors)?;
+        for resized in &adapted.resized {
+            log::info!(
+                "{}: resized {} from {:?} to {:?}",
+                checkpoint.display(),
+                resized.name,
+                resized.from,
+                resized.to
+            );
+        }
+        // Without an adapter, only LoRA tensors may be absent (they start as an
+        // identity bypass); class-dependent decoder tensors re-initialised for another
+        // class count are reported.
+        let mut allowed_missing: Vec<String> = vec!["*.lora_*".into()];
+        if adapter.is_some() {
+            allowed_missing.extend(adapted.missing.iter().cloned());
+        } else if !adapted.dropped.is_empty() {
+            log::warn!(
+                "{}: {} class-dependent decoder tensors do not fit {} classes and were \
+                 re-initialised: this model needs fine-tuning before it segments anything",
+                checkpoint.display(),
+                adapted.dropped.len(),
+                config.mask_decoder.num_mask_tokens
+            );
+            allowed_missing.extend(adapted.missing.iter().cloned());
+        }
+        weights::load_into_var_store(
+            &var_store,
+            &adapted.tensors,
+            &LoadOptions::strict().allowing_missing(allowed_missing),
+        )
+        .map_err(|e| Error::WeightMismatch(format!("{}: {e}", checkpoint.display())))?;
+        let adapter_path = match adapter {
+            Some((path, _, adapter_tensors)) => {
+                weights::load_into_var_store(
+                    &var_store,
+                    &adapter_tensors,
+                    &LoadOptions::strict().allowing_missing(["*"]),
+                )
+                .map_err(|e| Error::WeightMismatch(format!("{}: {e}", path.display())))?;
+                Some(path)
+            }
+            None => None,
+        };
+        log::info!(
+            "loaded {} ({}, input {}, {} mask tokens) on {:?}",
+            checkpoint.display(),
+            config.name,
+            config.input_size,
+            config.mask_decoder.num_mask_tokens,
+            device
+        );
+        Ok(Arc::new(Model {
+            sam,
+            _var_store: var_store,
+            checkpoint: Some(checkpoint),
+            adapter: adapter_path,
+        }))
+    }
+
+    /// Wraps an already built model (used by training and tests).
+    pub fn from_parts(sam: Sam, var_store: VarStore) -> Arc<Model> {
+        Arc::new(Model {
+            sam,
+            _var_store: var_store,
+            checkpoint: None,
+            adapter: None,
+        })
+    }
+
+    /// The SAM network.
+    pub fn sam(&self) -> &Sam {
+        &self.sam
+    }
+
+    /// The model configuration.
+    pub fn config(&self) -> &SamConfig {
+        self.sam.config()
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> Device {
+        self.sam.device()
+    }
+
+    /// The checkpoint file it was loaded from, if any.
+    pub fn checkpoint(&self) -> Option<&Path> {
+        self.checkpoint.as_deref()
+    }
+
+    /// The adapter file applied, if any.
+    pub fn adapter(&self) -> Option<&Path> {
+        self.adapter.as_deref()
+    }
+}
