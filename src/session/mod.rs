@@ -8,7 +8,10 @@
 
 mod model;
 
-pub use model::{default_model_path, DeviceChoice, Model, ModelOptions, CONFIG_METADATA_KEY};
+pub use model::{
+    default_model_path, init_model, save_model, DeviceChoice, Model, ModelOptions,
+    CONFIG_METADATA_KEY,
+};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

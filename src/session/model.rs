@@ -68,6 +68,32 @@ pub struct ModelOptions {
 /// Metadata key under which BrainSAM stores a model's configuration (JSON).
 pub const CONFIG_METADATA_KEY: &str = "brainsam_config";
 
+/// Saves all weights of a model (`var_store`, built for `config`) as a BrainSAM model
+/// file: safetensors with the configuration (JSON) under [`CONFIG_METADATA_KEY`], so that
+/// [`Model::load`] needs nothing else. Written atomically.
+pub fn save_model(path: &Path, var_store: &VarStore, config: &SamConfig) -> Result<()> {
+    let mut tensors: Vec<(String, tch::Tensor)> = var_store.variables().into_iter().collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut metadata = std::collections::BTreeMap::new();
+    metadata.insert(CONFIG_METADATA_KEY.to_string(), config.to_json());
+    metadata.insert("format".to_string(), "brainsam-model".to_string());
+    metadata.insert(
+        "created_by".to_string(),
+        format!("brainsam {}", env!("CARGO_PKG_VERSION")),
+    );
+    weights::save_safetensors(path, &tensors, &metadata)
+}
+
+/// Builds a freshly initialised model of `config` (random weights, fixed `seed`) and
+/// saves it with [`save_model`]: the starting point for training from scratch, and a
+/// stand-in model for tests.
+pub fn init_model(path: &Path, config: &SamConfig, seed: i64) -> Result<()> {
+    tch::manual_seed(seed);
+    let var_store = VarStore::new(Device::Cpu);
+    Sam::new(&var_store.root(), config)?;
+    save_model(path, &var_store, config)
+}
+
 /// The bundled default model: `$BRAINSAM_MODEL` if set, else the first existing of
 /// `<repo>/models/brainsam-default.safetensors` (source builds) and
 /// `<exe dir>/../share/brainsam/brainsam-default.safetensors` (installs).

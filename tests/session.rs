@@ -1,0 +1,239 @@
+//! Sessions end to end on a synthetic head, with a small randomly initialised model
+//! (the pipeline, geometry, prompts and errors are what is tested here; accuracy is
+//! tested with the trained model).
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use brainsam::model::SamConfig;
+use brainsam::session::{init_model, Model, ModelOptions, Session, SessionOptions};
+use brainsam::volume::grid::Grid;
+use brainsam::volume::Volume;
+use brainsam::Error;
+
+/// A 2 mm RAS grid of a head-sized ellipsoid with a few brighter blobs where deep grey
+/// matter would be.
+fn synthetic_head() -> Volume {
+    let dims = [80, 96, 88];
+    let spacing = 2.0;
+    let centre = [40.0, 48.0, 40.0];
+    let mut affine = [[0.0; 4]; 4];
+    for axis in 0..3 {
+        affine[axis][axis] = spacing;
+        affine[axis][3] = -centre[axis] * spacing;
+    }
+    affine[3][3] = 1.0;
+    let grid = Grid::from_ras_affine(dims, affine).unwrap();
+    let mut data = vec![0f32; dims.iter().product()];
+    for k in 0..dims[2] {
+        for j in 0..dims[1] {
+            for i in 0..dims[0] {
+                let p = [
+                    (i as f64 - centre[0]) * spacing,
+                    (j as f64 - centre[1]) * spacing,
+                    (k as f64 - centre[2]) * spacing,
+                ];
+                let head = (p[0] / 70.0).powi(2) + (p[1] / 90.0).powi(2) + (p[2] / 75.0).powi(2);
+                let mut value = if head < 1.0 { 100.0 } else { 0.0 };
+                for blob in [[-20.0, 0.0, -5.0], [20.0, 0.0, -5.0], [0.0, -10.0, -15.0]] {
+                    let d: f64 = (0..3).map(|a| (p[a] - blob[a]).powi(2)).sum();
+                    if d < 100.0 {
+                        value = 160.0;
+                    }
+                }
+                // A little texture so the image is not piecewise constant.
+                value += ((i * 7 + j * 13 + k * 17) % 11) as f32 as f64;
+                data[grid.linear_index(i, j, k)] = value as f32;
+            }
+        }
+    }
+    Volume::new(grid, data).unwrap()
+}
+
+fn test_model() -> (PathBuf, Arc<Model>) {
+    let dir = common::scratch_dir("session_model");
+    let path = dir.join("tiny.safetensors");
+    let config = SamConfig::tiny().with_num_classes(12);
+    init_model(&path, &config, 7).unwrap();
+    let model = Model::load(&ModelOptions {
+        checkpoint: Some(path.clone()),
+        ..ModelOptions::default()
+    })
+    .unwrap();
+    (path, model)
+}
+
+fn structure_plane(session: &Session) -> (usize, usize) {
+    let geometry = session.geometry().unwrap();
+    let planes = geometry.slice_voxel_indices();
+    (geometry.frame().coronal_axis, planes[planes.len() / 2])
+}
+
+#[test]
+fn automatic_segmentation_reports_progress_and_keeps_the_grid() {
+    let (_, model) = test_model();
+    let mut session = Session::new(model, SessionOptions::default()).unwrap();
+    let volume = synthetic_head();
+    session.set_volume(volume.clone()).unwrap();
+    let n = session.geometry().unwrap().n_slices();
+    assert!(n > 10, "the region of interest spans {n} slices");
+    let mut calls = Vec::new();
+    let labels = session
+        .segment_all(&mut |done, total| {
+            calls.push((done, total));
+            true
+        })
+        .unwrap();
+    assert_eq!(labels.grid(), volume.grid());
+    assert!(labels.data().iter().all(|&l| l <= 12));
+    assert_eq!(calls.last(), Some(&(n, n)), "progress ends at total");
+    assert!(
+        calls.windows(2).all(|w| w[0].0 < w[1].0),
+        "progress increases"
+    );
+    // Stats agree with the label volume.
+    for structure in 1..=12u8 {
+        let stats = session.structure_stats(structure).unwrap();
+        let count = labels_count(&session, structure);
+        assert_eq!(stats.voxels, count);
+        assert!((stats.volume_mm3 - count as f64 * 8.0).abs() < 1e-9);
+        assert!((0.0..=1.0).contains(&stats.confidence));
+    }
+}
+
+fn labels_count(session: &Session, structure: u8) -> usize {
+    session
+        .labels()
+        .unwrap()
+        .data()
+        .iter()
+        .filter(|&&l| l == structure)
+        .count()
+}
+
+#[test]
+fn cancellation_stops_and_is_reported() {
+    let (_, model) = test_model();
+    let mut session = Session::new(model, SessionOptions::default()).unwrap();
+    session.set_volume(synthetic_head()).unwrap();
+    let error = session.segment_all(&mut |done, _| done < 4).unwrap_err();
+    assert!(matches!(error, Error::Cancelled), "{error}");
+    // Encoded slices are cached: a second run completes.
+    session.segment_all(&mut |_, _| true).unwrap();
+}
+
+#[test]
+fn prompts_update_only_their_slice_and_are_validated() {
+    let (_, model) = test_model();
+    let mut session = Session::new(model, SessionOptions::default()).unwrap();
+    let volume = synthetic_head();
+    let dims = volume.grid().dims();
+    session.set_volume(volume).unwrap();
+    session.segment_all(&mut |_, _| true).unwrap();
+    let before = session.labels().unwrap().data().to_vec();
+    let (axis, plane) = structure_plane(&session);
+    let mut point = [30.0, 40.0, 40.0];
+    point[axis] = plane as f64;
+    assert_eq!(session.add_point(5, point, true).unwrap(), plane);
+    let mut other = point;
+    other[(axis + 1) % 3] += 4.0;
+    session.add_point(5, other, false).unwrap();
+    let mut corner = point;
+    corner[(axis + 2) % 3] += 6.0;
+    session.add_box(5, point, corner).unwrap();
+    session.segment_structure(5, plane).unwrap();
+    let after = session.labels().unwrap().data();
+    for (index, (a, b)) in before.iter().zip(after).enumerate() {
+        let voxel = [
+            index % dims[0],
+            (index / dims[0]) % dims[1],
+            index / (dims[0] * dims[1]),
+        ];
+        if voxel[axis] != plane {
+            assert_eq!(a, b, "voxel {voxel:?} outside the prompted slice changed");
+        }
+    }
+    // Errors name the problem.
+    let message = |e: Error| e.to_string();
+    assert!(message(session.add_point(0, point, true).unwrap_err()).contains("structure 0"));
+    assert!(message(session.add_point(13, point, true).unwrap_err()).contains("structure 13"));
+    let outside = [-5.0, 10.0, 10.0];
+    assert!(
+        message(session.add_point(1, outside, true).unwrap_err()).contains("outside the volume")
+    );
+    let nan = [f64::NAN, 10.0, 10.0];
+    assert!(session.add_point(1, nan, true).is_err());
+    let mut far = point;
+    far[axis] = 0.0;
+    assert!(message(session.add_point(1, far, true).unwrap_err()).contains("region of interest"));
+    let mut other_slice = corner;
+    other_slice[axis] += 1.0;
+    assert!(message(session.add_box(1, point, other_slice).unwrap_err()).contains("different"));
+    assert!(session.segment_structure(1, 0).is_err());
+    session.clear_prompts(5, Some(plane)).unwrap();
+    session.clear_prompts(5, None).unwrap();
+}
+
+#[test]
+fn calls_in_the_wrong_order_are_invalid_state() {
+    let (_, model) = test_model();
+    let mut session = Session::new(model, SessionOptions::default()).unwrap();
+    assert!(matches!(
+        session.segment_all(&mut |_, _| true),
+        Err(Error::InvalidState(_))
+    ));
+    assert!(matches!(
+        session.add_point(1, [1.0, 1.0, 1.0], true),
+        Err(Error::InvalidState(_))
+    ));
+    assert!(matches!(session.labels(), Err(Error::InvalidState(_))));
+}
+
+#[test]
+fn sessions_on_two_threads_match_sequential_results() {
+    let (_, model) = test_model();
+    let volume = synthetic_head();
+    let run = |model: Arc<Model>, volume: Volume| {
+        let mut session = Session::new(model, SessionOptions::default()).unwrap();
+        session.set_volume(volume).unwrap();
+        session
+            .segment_all(&mut |_, _| true)
+            .unwrap()
+            .data()
+            .to_vec()
+    };
+    let sequential = run(Arc::clone(&model), volume.clone());
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let (model, volume) = (Arc::clone(&model), volume.clone());
+            std::thread::spawn(move || run(model, volume))
+        })
+        .collect();
+    for thread in threads {
+        assert_eq!(thread.join().unwrap(), sequential);
+    }
+}
+
+#[test]
+fn model_loading_errors_name_the_problem() {
+    let dir = common::scratch_dir("session_model_errors");
+    let load = |checkpoint: PathBuf, adapter: Option<PathBuf>| {
+        Model::load(&ModelOptions {
+            checkpoint: Some(checkpoint),
+            adapter,
+            ..ModelOptions::default()
+        })
+        .unwrap_err()
+        .to_string()
+    };
+    let missing = dir.join("missing.safetensors");
+    assert!(load(missing.clone(), None).contains("missing.safetensors"));
+    let text = dir.join("notes.txt");
+    std::fs::write(&text, "not weights").unwrap();
+    assert!(load(text, None).contains("notes.txt"));
+    let (path, _) = test_model();
+    // An adapter that is not an adapter.
+    assert!(load(path.clone(), Some(path.clone())).contains("tiny.safetensors"));
+}
