@@ -16,6 +16,7 @@ mod cxx_bridge;
 pub mod labels;
 pub mod metrics;
 pub mod model;
+pub mod overlay;
 pub mod volume;
 pub mod weights;
 

@@ -4,53 +4,15 @@
 
 mod common;
 
+use common::synthetic_head;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use brainsam::model::SamConfig;
 use brainsam::session::{init_model, Model, ModelOptions, Session, SessionOptions};
-use brainsam::volume::grid::Grid;
 use brainsam::volume::Volume;
 use brainsam::Error;
-
-/// A 2 mm RAS grid of a head-sized ellipsoid with a few brighter blobs where deep grey
-/// matter would be.
-fn synthetic_head() -> Volume {
-    let dims = [80, 96, 88];
-    let spacing = 2.0;
-    let centre = [40.0, 48.0, 40.0];
-    let mut affine = [[0.0; 4]; 4];
-    for axis in 0..3 {
-        affine[axis][axis] = spacing;
-        affine[axis][3] = -centre[axis] * spacing;
-    }
-    affine[3][3] = 1.0;
-    let grid = Grid::from_ras_affine(dims, affine).unwrap();
-    let mut data = vec![0f32; dims.iter().product()];
-    for k in 0..dims[2] {
-        for j in 0..dims[1] {
-            for i in 0..dims[0] {
-                let p = [
-                    (i as f64 - centre[0]) * spacing,
-                    (j as f64 - centre[1]) * spacing,
-                    (k as f64 - centre[2]) * spacing,
-                ];
-                let head = (p[0] / 70.0).powi(2) + (p[1] / 90.0).powi(2) + (p[2] / 75.0).powi(2);
-                let mut value = if head < 1.0 { 100.0 } else { 0.0 };
-                for blob in [[-20.0, 0.0, -5.0], [20.0, 0.0, -5.0], [0.0, -10.0, -15.0]] {
-                    let d: f64 = (0..3).map(|a| (p[a] - blob[a]).powi(2)).sum();
-                    if d < 100.0 {
-                        value = 160.0;
-                    }
-                }
-                // A little texture so the image is not piecewise constant.
-                value += ((i * 7 + j * 13 + k * 17) % 11) as f32 as f64;
-                data[grid.linear_index(i, j, k)] = value as f32;
-            }
-        }
-    }
-    Volume::new(grid, data).unwrap()
-}
 
 fn test_model() -> (PathBuf, Arc<Model>) {
     let dir = common::scratch_dir("session_model");

@@ -1,6 +1,24 @@
 //! The `brainsam` command-line tool: a thin layer over the library.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use brainsam::cleanup::CleanupOptions;
+use brainsam::labels::{LabelScheme, STRUCTURES};
+use brainsam::metrics::{evaluate, Evaluation};
+use brainsam::model::training::{apply_training_mode, TrainingMode};
+use brainsam::model::{Sam, SamConfig};
+use brainsam::overlay::write_overlay_png;
+use brainsam::runtime::RuntimeInfo;
+use brainsam::session::{
+    init_model, DeviceChoice, Model, ModelOptions, Session, SessionOptions, StructureStats,
+};
+use brainsam::volume::{LabelVolume, Volume};
+use brainsam::{Error, Result};
 
 /// Segment the 12 subcortical structures in T1-weighted brain MRI with SAM + LoRA.
 #[derive(Parser)]
@@ -12,21 +30,391 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print versions and the compute runtime (libtorch, CUDA, threads).
-    Info,
+    /// Segment a T1 volume: writes a label NIfTI on the input's grid.
+    Segment(SegmentArgs),
+    /// Compare a segmentation with a reference label map (Dice, IoU, HD95, ASSD).
+    Evaluate(EvaluateArgs),
+    /// Print versions, the compute runtime, and a model configuration's parameter counts.
+    Info(InfoArgs),
+    /// Create a model file with freshly initialised weights (to train from scratch).
+    InitModel(InitModelArgs),
+}
+
+#[derive(clap::Args)]
+struct SegmentArgs {
+    /// Input T1 volume (.nii or .nii.gz).
+    #[arg(long)]
+    input: PathBuf,
+    /// Output label map (.nii or .nii.gz), class ids 0..12 on the input's grid.
+    #[arg(long)]
+    output: PathBuf,
+    /// Model weights (default: the bundled model).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// LoRA adapter made for the model.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
+    /// auto, cpu or cuda.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Write per-structure volumes (mm³) and confidences to this CSV file.
+    #[arg(long)]
+    volumes: Option<PathBuf>,
+    /// Write a PNG with coronal, axial and sagittal views and a legend.
+    #[arg(long)]
+    overlay: Option<PathBuf>,
+    /// Skip the 3D clean-up (largest component per structure, hole filling).
+    #[arg(long)]
+    no_cleanup: bool,
+    /// Slices encoded per forward pass.
+    #[arg(long, default_value_t = 4)]
+    batch_size: usize,
+}
+
+#[derive(clap::Args)]
+struct EvaluateArgs {
+    /// Predicted label map (class ids 0..12 unless --pred-labels says otherwise).
+    #[arg(long)]
+    pred: PathBuf,
+    /// Reference label map.
+    #[arg(long = "ref")]
+    reference: PathBuf,
+    /// Label scheme of the reference: freesurfer, aal, harvard-oxford,
+    /// neuromorphometrics, classes, or a mapping file (`code,class` lines).
+    #[arg(long, default_value = "freesurfer")]
+    ref_labels: String,
+    /// Label scheme of the prediction (same choices).
+    #[arg(long, default_value = "classes")]
+    pred_labels: String,
+    /// Also write the metrics as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct InfoArgs {
+    /// Also describe this model file (configuration, parameter counts).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Print the parameter counts of a named configuration (vit_b, vit_l, vit_h, small, tiny)
+    /// in LoRA mode, e.g. `--config vit_b --input-size 512 --lora-rank 16`.
+    #[arg(long)]
+    config: Option<String>,
+    /// Input size for --config.
+    #[arg(long, default_value_t = 512)]
+    input_size: i64,
+    /// LoRA rank for --config (0: none).
+    #[arg(long, default_value_t = 16)]
+    lora_rank: i64,
+}
+
+#[derive(clap::Args)]
+struct InitModelArgs {
+    /// Named configuration: vit_b, vit_l, vit_h, small or tiny.
+    #[arg(long, default_value = "small")]
+    config: String,
+    /// Square input size (multiple of the patch size).
+    #[arg(long)]
+    input_size: Option<i64>,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    seed: i64,
+    /// Output model file (.safetensors).
+    #[arg(long)]
+    out: PathBuf,
 }
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
-    let result: brainsam::Result<()> = match cli.command {
-        Command::Info => {
-            println!("{}", brainsam::runtime::RuntimeInfo::current());
-            Ok(())
-        }
+    let result = match cli.command {
+        Command::Segment(args) => segment(&args),
+        Command::Evaluate(args) => evaluate_command(&args),
+        Command::Info(args) => info(&args),
+        Command::InitModel(args) => init_model_command(&args),
     };
     if let Err(error) = result {
         eprintln!("error: {error}");
         std::process::exit(1);
     }
+}
+
+/// Refuses to write into a folder that does not exist, before any long work starts.
+fn check_output_path(path: &Path, what: &str) -> Result<()> {
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(parent) = parent {
+        if !parent.is_dir() {
+            return Err(Error::invalid_argument(format!(
+                "{what} {}: folder {} does not exist",
+                path.display(),
+                parent.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn segment(args: &SegmentArgs) -> Result<()> {
+    check_output_path(&args.output, "output")?;
+    for (path, what) in [(&args.volumes, "volumes file"), (&args.overlay, "overlay")] {
+        if let Some(path) = path {
+            check_output_path(path, what)?;
+        }
+    }
+    let started = Instant::now();
+    let volume = Volume::read(&args.input)?;
+    let model = Model::load(&ModelOptions {
+        checkpoint: args.model.clone(),
+        adapter: args.adapter.clone(),
+        config: None,
+        device: DeviceChoice::parse(&args.device)?,
+    })?;
+    let options = SessionOptions {
+        batch_size: args.batch_size,
+        cleanup: if args.no_cleanup {
+            CleanupOptions::none()
+        } else {
+            CleanupOptions::default()
+        },
+        ..SessionOptions::default()
+    };
+    let mut session = Session::new(model, options)?;
+    session.set_volume(volume)?;
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} slices, ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message("segmenting");
+    session.segment_all(&mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        true
+    })?;
+    bar.finish_and_clear();
+    let labels = session.labels()?;
+    labels.write(&args.output)?;
+    let stats: Vec<(u8, StructureStats)> = (1..=12u8)
+        .map(|s| session.structure_stats(s).map(|st| (s, st)))
+        .collect::<Result<_>>()?;
+    print_volume_table(&stats);
+    if let Some(path) = &args.volumes {
+        write_volumes_csv(path, &stats)?;
+    }
+    if let Some(path) = &args.overlay {
+        let volume = session.volume().expect("set above");
+        write_overlay_png(volume, labels, path)?;
+    }
+    println!(
+        "segmented {} in {:.1} s",
+        args.input.display(),
+        started.elapsed().as_secs_f64()
+    );
+    println!("labels:  {}", args.output.display());
+    if let Some(path) = &args.volumes {
+        println!("volumes: {}", path.display());
+    }
+    if let Some(path) = &args.overlay {
+        println!("overlay: {}", path.display());
+    }
+    Ok(())
+}
+
+fn structure_name(class: u8) -> &'static str {
+    STRUCTURES
+        .iter()
+        .find(|s| s.class == class)
+        .map_or("?", |s| s.long_name)
+}
+
+fn print_volume_table(stats: &[(u8, StructureStats)]) {
+    println!(
+        "{:>2}  {:<18} {:>12} {:>10}",
+        "id", "structure", "volume mm3", "confidence"
+    );
+    for (class, stat) in stats {
+        println!(
+            "{class:>2}  {:<18} {:>12.1} {:>10.3}",
+            structure_name(*class),
+            stat.volume_mm3,
+            stat.confidence
+        );
+    }
+}
+
+fn write_volumes_csv(path: &Path, stats: &[(u8, StructureStats)]) -> Result<()> {
+    let mut text = String::from("class,structure,voxels,volume_mm3,confidence\n");
+    for (class, stat) in stats {
+        text.push_str(&format!(
+            "{class},{},{},{:.3},{:.4}\n",
+            structure_name(*class),
+            stat.voxels,
+            stat.volume_mm3,
+            stat.confidence
+        ));
+    }
+    brainsam::weights::atomic_write(path, |file| {
+        file.write_all(text.as_bytes())
+            .map_err(|e| Error::io(path, e))
+    })
+}
+
+fn label_scheme(text: &str) -> Result<LabelScheme> {
+    match LabelScheme::from_name(text) {
+        Ok(scheme) => Ok(scheme),
+        Err(_) if Path::new(text).is_file() => LabelScheme::from_mapping_file(text),
+        Err(error) => Err(error),
+    }
+}
+
+fn read_labels(path: &Path, scheme: &str) -> Result<LabelVolume> {
+    let scheme = label_scheme(scheme)?;
+    scheme.to_classes(&Volume::read(path)?)
+}
+
+fn evaluate_command(args: &EvaluateArgs) -> Result<()> {
+    if let Some(path) = &args.json {
+        check_output_path(path, "JSON file")?;
+    }
+    let predicted = read_labels(&args.pred, &args.pred_labels)?;
+    let reference = read_labels(&args.reference, &args.ref_labels)?;
+    predicted
+        .grid()
+        .ensure_same_grid(reference.grid(), "the prediction", "the reference")?;
+    let evaluation = evaluate(&predicted, &reference)?;
+    print_evaluation(&evaluation);
+    if let Some(path) = &args.json {
+        let json = evaluation_json(&evaluation);
+        brainsam::weights::atomic_write(path, |file| {
+            file.write_all(json.as_bytes())
+                .map_err(|e| Error::io(path, e))
+        })?;
+        println!("metrics: {}", path.display());
+    }
+    Ok(())
+}
+
+fn format_metric(value: Option<f64>, digits: usize) -> String {
+    value.map_or("-".to_string(), |v| format!("{v:.digits$}"))
+}
+
+fn print_evaluation(evaluation: &Evaluation) {
+    println!(
+        "{:>2}  {:<18} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9}",
+        "id", "structure", "dice", "iou", "hd95 mm", "assd mm", "pred vox", "ref vox"
+    );
+    for m in &evaluation.structures {
+        println!(
+            "{:>2}  {:<18} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9}",
+            m.class,
+            structure_name(m.class),
+            format_metric(m.dice, 4),
+            format_metric(m.iou, 4),
+            format_metric(m.hd95_mm, 2),
+            format_metric(m.assd_mm, 2),
+            m.predicted_voxels,
+            m.reference_voxels
+        );
+    }
+    println!(
+        "    {:<18} {:>7} {:>7} {:>9} {:>9}",
+        "mean",
+        format_metric(evaluation.mean_dice, 4),
+        format_metric(evaluation.mean_iou, 4),
+        format_metric(evaluation.mean_hd95_mm, 2),
+        format_metric(evaluation.mean_assd_mm, 2)
+    );
+}
+
+fn evaluation_json(evaluation: &Evaluation) -> String {
+    let structures: Vec<serde_json::Value> = evaluation
+        .structures
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "class": m.class,
+                "structure": structure_name(m.class),
+                "dice": m.dice,
+                "iou": m.iou,
+                "hd95_mm": m.hd95_mm,
+                "assd_mm": m.assd_mm,
+                "predicted_voxels": m.predicted_voxels,
+                "reference_voxels": m.reference_voxels,
+            })
+        })
+        .collect();
+    let json = serde_json::json!({
+        "structures": structures,
+        "mean": {
+            "dice": evaluation.mean_dice,
+            "iou": evaluation.mean_iou,
+            "hd95_mm": evaluation.mean_hd95_mm,
+            "assd_mm": evaluation.mean_assd_mm,
+        }
+    });
+    serde_json::to_string_pretty(&json).expect("serialisable") + "\n"
+}
+
+fn info(args: &InfoArgs) -> Result<()> {
+    println!("{}", RuntimeInfo::current());
+    if let Some(path) = &args.model {
+        let model = Model::load(&ModelOptions {
+            checkpoint: Some(path.clone()),
+            device: DeviceChoice::Cpu,
+            ..ModelOptions::default()
+        })?;
+        let config = model.config();
+        println!(
+            "model {}: configuration {}, input {}, {} mask tokens, LoRA {}",
+            path.display(),
+            config.name,
+            config.input_size,
+            config.mask_decoder.num_mask_tokens,
+            config
+                .lora
+                .as_ref()
+                .map_or("none".to_string(), |l| format!("rank {}", l.rank))
+        );
+    }
+    if let Some(name) = &args.config {
+        let mut config = SamConfig::by_name(name)?
+            .with_input_size(args.input_size)
+            .with_num_classes(12);
+        if args.lora_rank > 0 {
+            config = config.with_lora_rank(args.lora_rank);
+        }
+        let var_store = tch::nn::VarStore::new(tch::Device::Cpu);
+        Sam::new(&var_store.root(), &config)?;
+        let counts = apply_training_mode(&var_store, TrainingMode::Lora);
+        println!(
+            "{name} at {} input, 13 mask tokens, LoRA rank {}: {} trainable, {} frozen \
+             parameters in LoRA mode ({:.2} % trainable; the paper reports 5.92 M of 92.61 M \
+             for vit_b, rank 16, 512 input — its 92.61 M is the model without LoRA)",
+            args.input_size,
+            args.lora_rank,
+            counts.trainable,
+            counts.frozen,
+            100.0 * counts.trainable as f64 / (counts.trainable + counts.frozen) as f64
+        );
+    }
+    Ok(())
+}
+
+fn init_model_command(args: &InitModelArgs) -> Result<()> {
+    check_output_path(&args.out, "model file")?;
+    let mut config = SamConfig::by_name(&args.config)?.with_num_classes(12);
+    if let Some(size) = args.input_size {
+        config = config.with_input_size(size);
+    }
+    // Our models take [0, 1] images (as SAMed), not 0..255 with ImageNet statistics.
+    config = config.with_pixel_stats([0.0; 3], [1.0; 3]);
+    init_model(&args.out, &config, args.seed)?;
+    println!(
+        "wrote {} ({} configuration, input {}, seed {})",
+        args.out.display(),
+        config.name,
+        config.input_size,
+        args.seed
+    );
+    Ok(())
 }

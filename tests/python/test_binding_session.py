@@ -40,8 +40,14 @@ def model(session_lib):
         yield loaded
 
 
-def synthetic_volume(shape=(20, 24, 28)):
-    """A small T1-like volume [k, j, i]: a bright head ellipsoid with darker deep blobs."""
+#: Test volume shape [k, j, i] and voxel size (i, j, k) in mm: a head-sized field of view.
+SHAPE = (44, 48, 40)
+SPACING = (3.6, 3.8, 3.6)
+
+
+def synthetic_volume(shape=SHAPE):
+    """A coarse T1-like head [k, j, i] (with ijk_to_ras's 3.6-3.8 mm voxels, a head-sized
+    ellipsoid, as the library's region-of-interest finder needs) with darker deep blobs."""
     k, j, i = np.indices(shape, dtype=np.float32)
     centre = [(n - 1) / 2 for n in shape]
     radius = ((k - centre[0]) / (shape[0] / 2)) ** 2 + ((j - centre[1]) / (shape[1] / 2)) ** 2
@@ -53,7 +59,7 @@ def synthetic_volume(shape=(20, 24, 28)):
     return volume
 
 
-def ijk_to_ras(spacing=(1.0, 1.2, 1.5), direction=np.eye(3), origin=(-10.0, 5.0, 2.0)):
+def ijk_to_ras(spacing=SPACING, direction=np.eye(3), origin=(-70.0, -90.0, -80.0)):
     matrix = np.eye(4)
     matrix[:3, :3] = np.asarray(direction) * np.asarray(spacing)[None, :]
     matrix[:3, 3] = origin
@@ -122,7 +128,7 @@ def test_segment_all_fills_labels_and_reports_progress(loaded_session):
     calls = []
     loaded_session.segment_all(lambda done, total: calls.append((done, total)))
     labels = loaded_session.copy_labels()
-    assert labels.shape == (20, 24, 28) and labels.dtype == np.uint8
+    assert labels.shape == SHAPE and labels.dtype == np.uint8
     assert labels.max() <= 12
     assert calls, "segment_all never reported progress"
     dones = [done for done, _ in calls]
@@ -133,7 +139,7 @@ def test_segment_all_fills_labels_and_reports_progress(loaded_session):
 def test_structure_stats_match_the_label_volume(loaded_session):
     loaded_session.segment_all()
     labels = loaded_session.copy_labels()
-    voxel_mm3 = 1.0 * 1.2 * 1.5
+    voxel_mm3 = float(np.prod(SPACING))
     for structure in binding.STRUCTURE_IDS:
         volume, confidence = loaded_session.structure_stats(structure)
         assert volume == pytest.approx(np.count_nonzero(labels == structure) * voxel_mm3, rel=1e-6)
@@ -182,21 +188,23 @@ def test_slicing_axis_follows_the_anatomy(session):
     # Identity RAS: j runs posterior -> anterior, so coronal slices are along j.
     session.set_volume(synthetic_volume(), ijk_to_ras())
     assert session.slicing_axis() == 1
-    assert session.slice_count() == 24
+    assert session.slice_count() == SHAPE[1]
     # LIA (FreeSurfer conformed): k runs anterior.
     session.set_volume(synthetic_volume(), ijk_to_ras(direction=LIA))
     assert session.slicing_axis() == 2
-    assert session.slice_count() == 28
+    assert session.slice_count() == SHAPE[0]
 
 
 def test_point_prompt_updates_only_its_slice(loaded_session):
     loaded_session.segment_all()
     before = loaded_session.copy_labels()
     axis = loaded_session.slicing_axis()
-    point = [14.0, 12.0, 10.0]  # centre (i, j, k)
+    point = [SHAPE[2] / 2, SHAPE[1] / 2, SHAPE[0] / 2]  # centre (i, j, k)
     slice_index = int(point[axis])
     loaded_session.add_point(5, point, positive=True)
-    loaded_session.add_point(5, [3.0, 3.0, 10.0] if axis != 0 else [14.0, 3.0, 3.0], positive=False)
+    negative = list(point)
+    negative[(axis + 1) % 3] -= 6
+    loaded_session.add_point(5, negative, positive=False)
     loaded_session.segment_structure(5, slice_index)
     after = loaded_session.copy_labels()
     changed = np.argwhere(before != after)  # rows of (k, j, i)
@@ -206,7 +214,8 @@ def test_point_prompt_updates_only_its_slice(loaded_session):
 def test_box_prompt_and_clear_prompts(loaded_session):
     loaded_session.segment_all()
     axis = loaded_session.slicing_axis()
-    a, b = [8.0, 8.0, 8.0], [20.0, 16.0, 12.0]
+    a = [SHAPE[2] / 2 - 4, SHAPE[1] / 2 - 4, SHAPE[0] / 2 - 4]
+    b = [SHAPE[2] / 2 + 4, SHAPE[1] / 2 + 4, SHAPE[0] / 2 + 4]
     b[axis] = a[axis]  # same coronal slice
     loaded_session.add_box(3, a, b)
     before = loaded_session.copy_labels()
@@ -314,7 +323,7 @@ def test_too_small_label_buffer_says_the_size_needed(loaded_session):
     buffer = (ctypes.c_uint8 * 100)()
     status = raw.brainsam_session_copy_labels(loaded_session._handle, buffer, 100)
     assert status == BUFFER_TOO_SMALL
-    assert str(20 * 24 * 28) in raw.brainsam_last_error_message().decode()
+    assert str(int(np.prod(SHAPE))) in raw.brainsam_last_error_message().decode()
 
 
 def test_closed_session_and_closed_model(session_lib, model):
@@ -329,7 +338,7 @@ def test_closed_session_and_closed_model(session_lib, model):
     # The library keeps the model alive for sessions made before the free.
     survivor.set_volume(synthetic_volume(), ijk_to_ras())
     survivor.segment_all()
-    assert survivor.copy_labels().shape == (20, 24, 28)
+    assert survivor.copy_labels().shape == SHAPE
     survivor.close()
     with pytest.raises(BrainSAMError) as caught:
         survivor.slicing_axis()

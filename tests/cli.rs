@@ -1,0 +1,232 @@
+//! The `brainsam` command-line tool end to end: segment, evaluate, info, init-model, and
+//! its error messages.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use brainsam::volume::{LabelVolume, Volume};
+use common::{scratch_dir, synthetic_head};
+
+fn brainsam(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_brainsam"))
+        .args(args)
+        .output()
+        .expect("run brainsam")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn ok(args: &[&str]) -> String {
+    let output = brainsam(args);
+    assert!(
+        output.status.success(),
+        "brainsam {args:?} failed:\n{}",
+        text(&output)
+    );
+    text(&output)
+}
+
+fn fails_with(args: &[&str], expected: &str) {
+    let output = brainsam(args);
+    assert!(!output.status.success(), "brainsam {args:?} should fail");
+    let message = text(&output);
+    assert!(
+        message.contains(expected),
+        "expected {expected:?} in:\n{message}"
+    );
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn segment_writes_labels_on_the_input_grid_with_volumes_and_overlay() {
+    let dir = scratch_dir("cli_segment");
+    let (input, model) = (dir.join("head.nii.gz"), dir.join("tiny.safetensors"));
+    synthetic_head().write(&input).unwrap();
+    ok(&["init-model", "--config", "tiny", "--out", s(&model)]);
+    let (output, csv, png) = (dir.join("seg.nii.gz"), dir.join("v.csv"), dir.join("o.png"));
+    let printed = ok(&[
+        "segment",
+        "--input",
+        s(&input),
+        "--output",
+        s(&output),
+        "--model",
+        s(&model),
+        "--device",
+        "cpu",
+        "--volumes",
+        s(&csv),
+        "--overlay",
+        s(&png),
+    ]);
+    assert!(
+        printed.contains("labels:") && printed.contains("Left thalamus"),
+        "{printed}"
+    );
+    let image = Volume::read(&input).unwrap();
+    let labels = Volume::read(&output).unwrap();
+    assert_eq!(labels.grid(), image.grid());
+    assert!(labels
+        .data()
+        .iter()
+        .all(|&v| (0.0..=12.0).contains(&v) && v.fract() == 0.0));
+    let table = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(table.lines().count(), 13, "{table}");
+    assert!(table.starts_with("class,structure,voxels,volume_mm3,confidence"));
+    let png_bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&png_bytes[..8], b"\x89PNG\r\n\x1a\n");
+}
+
+#[test]
+fn evaluate_prints_metrics_and_writes_json() {
+    let dir = scratch_dir("cli_evaluate");
+    let head = synthetic_head();
+    // A reference in FreeSurfer codes and a prediction in class ids, one voxel apart.
+    let mut reference = LabelVolume::zeros(head.grid().clone());
+    let mut predicted = LabelVolume::zeros(head.grid().clone());
+    for k in 30..40 {
+        for j in 40..50 {
+            for i in 20..30 {
+                let index = head.grid().linear_index(i, j, k);
+                reference.data_mut()[index] = 10; // FreeSurfer left thalamus
+                predicted.data_mut()[head.grid().linear_index(i + 1, j, k)] = 1;
+            }
+        }
+    }
+    let (pred, refp, json) = (dir.join("p.nii.gz"), dir.join("r.nii"), dir.join("m.json"));
+    predicted.write(&pred).unwrap();
+    reference.write(&refp).unwrap();
+    let printed = ok(&[
+        "evaluate",
+        "--pred",
+        s(&pred),
+        "--ref",
+        s(&refp),
+        "--ref-labels",
+        "freesurfer",
+        "--json",
+        s(&json),
+    ]);
+    assert!(printed.contains("Left thalamus"), "{printed}");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let dice = metrics["structures"][0]["dice"].as_f64().unwrap();
+    assert!((dice - 0.9).abs() < 1e-9, "dice {dice}");
+    assert!(
+        metrics["structures"][1]["dice"].is_null(),
+        "absent in both: undefined"
+    );
+    // A custom mapping file works like the named scheme.
+    let mapping = dir.join("map.csv");
+    std::fs::write(&mapping, "# code,class\n10,1\n").unwrap();
+    let printed = ok(&[
+        "evaluate",
+        "--pred",
+        s(&pred),
+        "--ref",
+        s(&refp),
+        "--ref-labels",
+        s(&mapping),
+    ]);
+    assert!(printed.contains("0.9000"), "{printed}");
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let dir = scratch_dir("cli_errors");
+    let missing = dir.join("missing.nii.gz");
+    fails_with(
+        &[
+            "segment",
+            "--input",
+            s(&missing),
+            "--output",
+            s(&dir.join("o.nii.gz")),
+        ],
+        "missing.nii.gz",
+    );
+    let input = dir.join("head.nii.gz");
+    synthetic_head().write(&input).unwrap();
+    fails_with(
+        &[
+            "segment",
+            "--input",
+            s(&input),
+            "--output",
+            "/nonexistent/folder/o.nii.gz",
+        ],
+        "does not exist",
+    );
+    fails_with(
+        &[
+            "segment",
+            "--input",
+            s(&input),
+            "--output",
+            s(&dir.join("o.nii")),
+            "--device",
+            "tpu",
+        ],
+        "unknown device",
+    );
+    let not_nifti = dir.join("notes.nii");
+    std::fs::write(&not_nifti, "hello").unwrap();
+    fails_with(
+        &[
+            "segment",
+            "--input",
+            s(&not_nifti),
+            "--output",
+            s(&dir.join("o.nii")),
+        ],
+        "notes.nii",
+    );
+    fails_with(
+        &[
+            "evaluate",
+            "--pred",
+            s(&input),
+            "--ref",
+            s(&input),
+            "--ref-labels",
+            "nope",
+        ],
+        "unknown label scheme",
+    );
+    // A reference on another grid.
+    let head = synthetic_head();
+    let small = LabelVolume::zeros(
+        brainsam::volume::grid::Grid::from_ras_affine([10, 10, 10], *head.grid().voxel_to_ras())
+            .unwrap(),
+    );
+    let (a, b) = (dir.join("a.nii"), dir.join("b.nii"));
+    LabelVolume::zeros(head.grid().clone()).write(&a).unwrap();
+    small.write(&b).unwrap();
+    fails_with(&["evaluate", "--pred", s(&a), "--ref", s(&b)], "dimensions");
+}
+
+#[test]
+fn info_reports_runtime_and_paper_parameter_counts() {
+    let printed = ok(&[
+        "info",
+        "--config",
+        "vit_b",
+        "--input-size",
+        "512",
+        "--lora-rank",
+        "16",
+    ]);
+    assert!(printed.contains("libtorch 2.11.0"), "{printed}");
+    assert!(printed.contains("5917273 trainable"), "{printed}");
+}
