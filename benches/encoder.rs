@@ -7,9 +7,9 @@
 //! `BRAINSAM_BENCH_FILTER=text` keeps the rows whose label contains `text`. CUDA and bf16 rows
 //! are added when a GPU is available.
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+#[path = "support/reference.rs"]
+mod reference;
+
 use std::time::Instant;
 
 use brainsam::model::{Prompts, Sam, SamConfig};
@@ -69,43 +69,19 @@ fn time_rust(row: &Row) -> f64 {
 
 /// Times every row with the Python reference in one process; NaN where unavailable.
 fn time_reference(rows: &[Row]) -> Vec<f64> {
-    let nan = vec![f64::NAN; rows.len()];
-    if std::env::var_os("BRAINSAM_BENCH_NO_REFERENCE").is_some() {
-        return nan;
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join(".venv/bin/python");
-    let Ok(mut child) = Command::new(&python)
-        .arg(root.join("benches/encoder_reference.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-    else {
-        eprintln!("no reference: cannot run {}", python.display());
-        return nan;
-    };
-    {
-        let mut stdin = child.stdin.take().expect("piped stdin");
-        for row in rows {
-            let device = if row.device.is_cuda() { "cuda" } else { "cpu" };
-            let config: serde_json::Value = serde_json::from_str(&row.config.to_json()).unwrap();
-            let job = serde_json::json!({
-                "config": config, "what": row.what, "iters": row.iters,
-                "device": device, "bf16": row.bf16,
-            });
-            writeln!(stdin, "{job}").expect("write job");
-        }
-    }
-    let output = child.wait_with_output().expect("reference output");
-    let times: Vec<f64> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|l| l.trim().parse().unwrap_or(f64::NAN))
+    let jobs: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| {
+            reference::job(
+                &row.config.to_json(),
+                row.what,
+                row.iters,
+                row.device.is_cuda(),
+                row.bf16,
+            )
+        })
         .collect();
-    if times.len() == rows.len() {
-        times
-    } else {
-        nan
-    }
+    reference::times(&jobs)
 }
 
 fn main() {

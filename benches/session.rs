@@ -1,0 +1,148 @@
+//! Session benchmark (not a test): prompt-to-updated-mask latency with a cached
+//! embedding, and whole-volume automatic segmentation, next to the PyTorch reference
+//! measured in the same run.
+//!
+//! `cargo bench --bench session`. The volume is FreeSurfer sub-01 from `BRAINSAM_DATA`
+//! when set, else a synthetic head. `BRAINSAM_BENCH_VIT_B_VOLUME=1` adds the (minutes
+//! long) vit_b whole-volume row. Models have random weights: speed does not depend on
+//! them. Set `OMP_NUM_THREADS=1` on a loaded machine for stable numbers.
+
+#[path = "support/reference.rs"]
+mod reference;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use brainsam::model::{Sam, SamConfig};
+use brainsam::session::{Model, Session, SessionOptions};
+use brainsam::volume::Volume;
+
+fn model(config: &SamConfig) -> Arc<Model> {
+    let var_store = tch::nn::VarStore::new(tch::Device::cuda_if_available());
+    let sam = Sam::new(&var_store.root(), config).expect("model");
+    Model::from_parts(sam, var_store)
+}
+
+fn volume() -> (String, Volume) {
+    if let Some(dir) = std::env::var_os("BRAINSAM_DATA") {
+        let path = PathBuf::from(dir).join("freesurfer_training_data/sub-01/T1.nii.gz");
+        if let Ok(volume) = Volume::read(&path) {
+            return ("FreeSurfer sub-01 (256³, 1 mm)".into(), volume);
+        }
+    }
+    ("synthetic head (2 mm)".into(), synthetic_head())
+}
+
+fn synthetic_head() -> Volume {
+    let dims = [96, 112, 96];
+    let spacing = 2.0;
+    let mut affine = [[0.0; 4]; 4];
+    for axis in 0..3 {
+        affine[axis][axis] = spacing;
+        affine[axis][3] = -(dims[axis] as f64) / 2.0 * spacing;
+    }
+    affine[3][3] = 1.0;
+    let grid = brainsam::volume::grid::Grid::from_ras_affine(dims, affine).unwrap();
+    let mut data = vec![0f32; grid.len()];
+    for k in 0..dims[2] {
+        for j in 0..dims[1] {
+            for i in 0..dims[0] {
+                let p = [i, j, k].map(|v| v as f64);
+                let r: f64 = (0..3)
+                    .map(|a| {
+                        ((p[a] - dims[a] as f64 / 2.0) * spacing / [70.0, 90.0, 75.0][a]).powi(2)
+                    })
+                    .sum();
+                data[grid.linear_index(i, j, k)] =
+                    if r < 1.0 { 100.0 + (i % 7) as f32 } else { 0.0 };
+            }
+        }
+    }
+    Volume::new(grid, data).unwrap()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() {
+    let (volume_name, volume) = volume();
+    println!(
+        "volume: {volume_name}; device: {:?}",
+        tch::Device::cuda_if_available()
+    );
+    println!(
+        "{:<44} {:>12} {:>14} {:>8}",
+        "row", "brainsam ms", "reference ms", "ratio"
+    );
+    let report = |label: &str, ours: f64, reference: f64| {
+        println!(
+            "{label:<44} {ours:>12.1} {reference:>14.1} {:>8.2}",
+            ours / reference
+        );
+    };
+
+    // Prompt → updated mask, vit_b at 512 (the goal: <= 20 ms on CPU).
+    let config = SamConfig::vit_b().with_input_size(512).with_num_classes(12);
+    let mut session = Session::new(model(&config), SessionOptions::default()).unwrap();
+    session.set_volume(volume.clone()).unwrap();
+    let geometry = session.geometry().unwrap().clone();
+    let plane = geometry.slice_voxel_indices()[geometry.n_slices() / 2];
+    let mut point = volume.grid().dims().map(|d| d as f64 / 2.0);
+    point[geometry.frame().coronal_axis] = plane as f64;
+    session.add_point(5, point, true).unwrap();
+    session.segment_structure(5, plane).unwrap(); // encodes the slice once (cached)
+    let latencies: Vec<f64> = (0..15)
+        .map(|_| {
+            let start = Instant::now();
+            session.segment_structure(5, plane).unwrap();
+            start.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    let reference_decoder = reference::times(&[reference::job(
+        &config.to_json(),
+        "decoder",
+        15,
+        false,
+        false,
+    )])[0];
+    report(
+        "vit_b 512: point prompt → updated mask (median)",
+        median(latencies),
+        reference_decoder,
+    );
+
+    // Whole volume: our total vs the reference's per-slice encoder cost × slices encoded.
+    let mut rows = vec![("small", SamConfig::small().with_num_classes(12))];
+    if std::env::var_os("BRAINSAM_BENCH_VIT_B_VOLUME").is_some() {
+        rows.push((
+            "vit_b",
+            SamConfig::vit_b().with_input_size(512).with_num_classes(12),
+        ));
+    }
+    for (name, config) in rows {
+        let mut session = Session::new(model(&config), SessionOptions::default()).unwrap();
+        let start = Instant::now();
+        session.set_volume(volume.clone()).unwrap();
+        let slices = session.geometry().unwrap().n_slices();
+        session.segment_all(&mut |_, _| true).unwrap();
+        let ours = start.elapsed().as_secs_f64() * 1000.0;
+        let per_slice = reference::times(&[reference::job(
+            &config.to_json(),
+            "encoder",
+            2,
+            false,
+            false,
+        )])[0];
+        report(
+            &format!(
+                "{name} {}: whole volume ({slices} slices)",
+                config.input_size
+            ),
+            ours,
+            per_slice * slices as f64,
+        );
+    }
+}
