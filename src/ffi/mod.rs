@@ -21,6 +21,7 @@ mod session;
 pub use logging::*;
 pub use runtime::*;
 pub use session::*;
+pub(crate) use session::{roi_slice_range, VolumeGeometry};
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CString};

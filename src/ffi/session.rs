@@ -575,6 +575,18 @@ pub unsafe extern "C" fn brainsam_session_slicing_axis(
     })
 }
 
+/// First and last slice of the session's region of interest (shared with the C++ API).
+pub(crate) fn roi_slice_range(session: &Session) -> Result<(u64, u64), Error> {
+    let geometry = session
+        .geometry()
+        .ok_or_else(|| Error::InvalidState("no volume set: call set_volume first".into()))?;
+    let planes = geometry.slice_voxel_indices();
+    match (planes.iter().min(), planes.iter().max()) {
+        (Some(&low), Some(&high)) => Ok((low as u64, high as u64)),
+        _ => Err(Error::Internal("the slice stack is empty".into())),
+    }
+}
+
 /// Writes the first and last slice (voxel indices along the slicing axis) of the region
 /// of interest that `brainsam_session_segment_all` segments and prompts may use; every
 /// slice in between belongs to it. Either output may be NULL.
@@ -589,15 +601,7 @@ pub unsafe extern "C" fn brainsam_session_slice_range(
 ) -> brainsam_status {
     guard("brainsam_session_slice_range", || {
         let session = SESSIONS.get(session, "session")?;
-        let session = lock(&session)?;
-        let geometry = session
-            .geometry()
-            .ok_or_else(|| Error::InvalidState("no volume set: call set_volume first".into()))?;
-        let planes = geometry.slice_voxel_indices();
-        let (low, high) = match (planes.iter().min(), planes.iter().max()) {
-            (Some(&low), Some(&high)) => (low, high),
-            _ => return Err(Error::Internal("the slice stack is empty".into()).into()),
-        };
+        let (low, high) = roi_slice_range(&*lock(&session)?)?;
         if !first.is_null() {
             // SAFETY: non-null, writable per the contract.
             unsafe { *first = low as u64 };
