@@ -206,3 +206,38 @@ fn pkg_config_compiles_the_c_example_against_the_install_tree() {
         "{ldd}"
     );
 }
+
+/// The fenced code blocks of `language` in a Markdown text.
+fn code_blocks(markdown: &str, language: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in markdown.lines() {
+        match current.as_mut() {
+            None if line == format!("```{language}") => current = Some(String::new()),
+            Some(_) if line == "```" => blocks.push(current.take().unwrap()),
+            Some(block) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            None => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn readme_examples_are_the_tested_files() {
+    let readme = std::fs::read_to_string(repo_root().join("include/README.md")).unwrap();
+    for (language, file) in [
+        ("c", "examples/c/segment.c"),
+        ("cpp", "examples/cpp/segment.cpp"),
+    ] {
+        let source = std::fs::read_to_string(repo_root().join(file)).unwrap();
+        let blocks = code_blocks(&readme, language);
+        assert!(
+            blocks.contains(&source),
+            "include/README.md has no ```{language} block equal to {file}: paste the file \
+             into the README again"
+        );
+    }
+}
