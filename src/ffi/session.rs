@@ -604,11 +604,11 @@ pub unsafe extern "C" fn brainsam_session_slice_range(
         let (low, high) = roi_slice_range(&*lock(&session)?)?;
         if !first.is_null() {
             // SAFETY: non-null, writable per the contract.
-            unsafe { *first = low as u64 };
+            unsafe { *first = low };
         }
         if !last.is_null() {
             // SAFETY: as above.
-            unsafe { *last = high as u64 };
+            unsafe { *last = high };
         }
         Ok(())
     })
