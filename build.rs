@@ -20,7 +20,13 @@ fn main() {
     generate_c_header(&manifest_dir, &out_dir);
     build_cxx_bridge(&manifest_dir, &out_dir);
 
-    for path in ["build.rs", "cbindgen.toml", "src/ffi", "src/cxx_bridge.rs"] {
+    for path in [
+        "build.rs",
+        "cbindgen.toml",
+        "src/ffi",
+        "src/cxx_bridge.rs",
+        "include/brainsam/progress.h",
+    ] {
         println!("cargo:rerun-if-changed={path}");
     }
     println!("cargo:rerun-if-env-changed=CI");
@@ -87,7 +93,10 @@ fn generate_c_header(manifest_dir: &Path, out_dir: &Path) {
 /// generated header and glue source into `include/brainsam/`, with cxx's own support
 /// files, so that C++ consumers compile the glue against the shared library.
 fn build_cxx_bridge(manifest_dir: &Path, out_dir: &Path) {
+    // include/ holds the C++ headers the bridge includes (brainsam/progress.h); consumers
+    // have it on their include path too.
     cxx_build::bridge("src/cxx_bridge.rs")
+        .include(manifest_dir.join("include"))
         .std("c++17")
         .compile("brainsam_cxx");
     let generated = out_dir.join("cxxbridge");

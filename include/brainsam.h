@@ -21,6 +21,9 @@
 // an incompatible way; additions keep it.
 #define BRAINSAM_ABI_VERSION 1
 
+// Number of classes in a label volume: 0 background and the structures 1..=12.
+#define BRAINSAM_NUM_CLASSES 13
+
 // Major version of the library.
 #define BRAINSAM_VERSION_MAJOR 0
 
@@ -29,16 +32,6 @@
 
 // Patch version of the library.
 #define BRAINSAM_VERSION_PATCH 0
-
-// Number of classes including background.
-#define NUM_CLASSES 13
-
-// Largest voxel size accepted, in millimetres: anything coarser is not a
-// structural brain MRI and almost always a header error.
-#define MAX_SPACING_MM 20.0
-
-// The adapter format version this build writes and the newest it reads.
-#define ADAPTER_FORMAT_VERSION 1
 
 // Result of every fallible C function. The numbers are part of the ABI and never change.
 enum brainsam_status
@@ -68,6 +61,9 @@ enum brainsam_status
   BRAINSAM_STATUS_TORCH_ERROR = 9,
   // A caller-provided buffer is too small; the message says the size needed.
   BRAINSAM_STATUS_BUFFER_TOO_SMALL = 10,
+  // A handle argument is not a live handle: it was freed already, or did not come from
+  // BrainSAM. Nothing was touched.
+  BRAINSAM_STATUS_INVALID_HANDLE = 11,
   // A bug inside BrainSAM (a caught panic); the message has details.
   BRAINSAM_STATUS_INTERNAL_ERROR = 99,
 };
@@ -76,6 +72,77 @@ enum brainsam_status
 typedef enum brainsam_status brainsam_status;
 #else
 typedef uint32_t brainsam_status;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Where a model runs (values of `brainsam_model_options.device`).
+enum brainsam_device
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // CUDA when available, else CPU.
+  BRAINSAM_DEVICE_AUTO = 0,
+  // CPU.
+  BRAINSAM_DEVICE_CPU = 1,
+  // CUDA device 0 (an error without CUDA).
+  BRAINSAM_DEVICE_CUDA = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum brainsam_device brainsam_device;
+#else
+typedef uint32_t brainsam_device;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Voxel types accepted by `brainsam_session_set_volume`.
+enum brainsam_dtype
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // uint8_t
+  BRAINSAM_DTYPE_UINT8 = 0,
+  // int8_t
+  BRAINSAM_DTYPE_INT8 = 1,
+  // uint16_t
+  BRAINSAM_DTYPE_UINT16 = 2,
+  // int16_t
+  BRAINSAM_DTYPE_INT16 = 3,
+  // uint32_t
+  BRAINSAM_DTYPE_UINT32 = 4,
+  // int32_t
+  BRAINSAM_DTYPE_INT32 = 5,
+  // float
+  BRAINSAM_DTYPE_FLOAT32 = 6,
+  // double
+  BRAINSAM_DTYPE_FLOAT64 = 7,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum brainsam_dtype brainsam_dtype;
+#else
+typedef uint32_t brainsam_dtype;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// The physical coordinate system of a volume's origin and direction.
+enum brainsam_coordinates
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Left-posterior-superior, as ITK and DICOM.
+  BRAINSAM_COORDINATES_LPS = 0,
+  // Right-anterior-superior, as NIfTI and 3D Slicer.
+  BRAINSAM_COORDINATES_RAS = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum brainsam_coordinates brainsam_coordinates;
+#else
+typedef uint32_t brainsam_coordinates;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -166,9 +233,11 @@ const char *brainsam_status_name(uint32_t status);
 
 // Sends the library's log messages (info and more severe) to
 // `callback(user_data, level, message)`; a NULL callback stops forwarding. The
-// callback may be called from any thread that runs BrainSAM work. Fails with
-// `BRAINSAM_STATUS_UNSUPPORTED` when the process already installed another Rust
-// logger.
+// callback may be called from any thread that runs BrainSAM work, one message at a
+// time; it is never called after this function returned with another callback. Fails
+// with `BRAINSAM_STATUS_UNSUPPORTED` when the process already installed another Rust
+// logger, and with `BRAINSAM_STATUS_INVALID_STATE` when called from inside the
+// callback.
 //
 // # Safety
 // `callback`, if not NULL, must stay callable with `user_data` from any thread until
@@ -199,24 +268,22 @@ brainsam_status brainsam_runtime_info(struct brainsam_runtime *info);
 brainsam_status brainsam_model_load(const struct brainsam_model_options *options,
                                     struct brainsam_model **out_model);
 
-// Frees a model handle (NULL is ignored). Sessions created from it keep working.
-//
-// # Safety
-// `model` must be null or a handle from `brainsam_model_load` not freed before.
+// Frees a model handle. Sessions created from it keep working (they hold their own
+// reference). NULL, an already freed handle and a foreign pointer are ignored (the
+// latter two with a warning in the log).
 void brainsam_model_free(struct brainsam_model *model);
 
 // Creates a session on `model`. On success `*out_session` receives a handle to free
 // with `brainsam_session_free`.
 //
 // # Safety
-// `model` must be a live model handle; `out_session` a valid pointer.
+// `out_session` must be null or valid for writing a pointer.
 brainsam_status brainsam_session_create(const struct brainsam_model *model,
                                         struct brainsam_session **out_session);
 
-// Frees a session (NULL is ignored).
-//
-// # Safety
-// `session` must be null or a handle from `brainsam_session_create` not freed before.
+// Frees a session. NULL, an already freed handle and a foreign pointer are ignored
+// (the latter two with a warning in the log). When another thread is inside a call on
+// the session, the session is destroyed when that call returns.
 void brainsam_session_free(struct brainsam_session *session);
 
 // Sets the volume of a session (copied), replacing any earlier one with its prompts
@@ -286,6 +353,16 @@ brainsam_status brainsam_session_segment_structure(struct brainsam_session *sess
 // `session` must be a live session handle; `axis` a valid pointer.
 brainsam_status brainsam_session_slicing_axis(const struct brainsam_session *session,
                                               uint32_t *axis);
+
+// Writes the first and last slice (voxel indices along the slicing axis) of the region
+// of interest that `brainsam_session_segment_all` segments and prompts may use; every
+// slice in between belongs to it. Either output may be NULL.
+//
+// # Safety
+// Non-null outputs must be writable.
+brainsam_status brainsam_session_slice_range(const struct brainsam_session *session,
+                                             uint64_t *first,
+                                             uint64_t *last);
 
 // Copies the label volume (class ids 0..12, same voxel order as the input) into
 // `buffer` of `buffer_len` bytes (at least the voxel count).

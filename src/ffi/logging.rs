@@ -1,5 +1,6 @@
 //! Forwarding the library's log messages to a C callback.
 
+use std::cell::Cell;
 use std::ffi::{c_char, c_void, CString};
 use std::sync::Mutex;
 
@@ -17,6 +18,13 @@ struct Target {
 
 static TARGET: Mutex<Option<Target>> = Mutex::new(None);
 
+thread_local! {
+    /// Set while this thread runs the callback: messages logged from inside it (by
+    /// BrainSAM calls the callback makes) are dropped instead of re-entering it, and
+    /// `brainsam_set_log_callback` is refused instead of deadlocking.
+    static IN_CALLBACK: Cell<bool> = const { Cell::new(false) };
+}
+
 struct CallbackLogger;
 
 static LOGGER: CallbackLogger = CallbackLogger;
@@ -27,6 +35,11 @@ impl log::Log for CallbackLogger {
     }
 
     fn log(&self, record: &log::Record<'_>) {
+        if IN_CALLBACK.with(Cell::get) {
+            return;
+        }
+        // The lock is held during the call so that a callback being replaced is never
+        // called after `brainsam_set_log_callback` returned.
         let Ok(target) = TARGET.lock() else { return };
         let Some(target) = target.as_ref() else {
             return;
@@ -37,6 +50,7 @@ impl log::Log for CallbackLogger {
         };
         // SAFETY: the callback and user data were registered together by the caller,
         // who guarantees the callback may be called with them from any thread.
+        IN_CALLBACK.with(|flag| flag.set(true));
         unsafe {
             (target.callback)(
                 target.user_data as *mut c_void,
@@ -44,6 +58,7 @@ impl log::Log for CallbackLogger {
                 message.as_ptr(),
             )
         };
+        IN_CALLBACK.with(|flag| flag.set(false));
     }
 
     fn flush(&self) {}
@@ -51,9 +66,11 @@ impl log::Log for CallbackLogger {
 
 /// Sends the library's log messages (info and more severe) to
 /// `callback(user_data, level, message)`; a NULL callback stops forwarding. The
-/// callback may be called from any thread that runs BrainSAM work. Fails with
-/// `BRAINSAM_STATUS_UNSUPPORTED` when the process already installed another Rust
-/// logger.
+/// callback may be called from any thread that runs BrainSAM work, one message at a
+/// time; it is never called after this function returned with another callback. Fails
+/// with `BRAINSAM_STATUS_UNSUPPORTED` when the process already installed another Rust
+/// logger, and with `BRAINSAM_STATUS_INVALID_STATE` when called from inside the
+/// callback.
 ///
 /// # Safety
 /// `callback`, if not NULL, must stay callable with `user_data` from any thread until
@@ -64,6 +81,12 @@ pub unsafe extern "C" fn brainsam_set_log_callback(
     user_data: *mut c_void,
 ) -> brainsam_status {
     guard("brainsam_set_log_callback", || {
+        if IN_CALLBACK.with(Cell::get) {
+            return Err(crate::error::Error::InvalidState(
+                "brainsam_set_log_callback cannot be called from inside the log callback".into(),
+            )
+            .into());
+        }
         // Installing fails if this process already has a logger; that is fine when it
         // is ours (an earlier call), and an error otherwise.
         if log::set_logger(&LOGGER).is_err() && !std::ptr::addr_eq(log::logger(), &LOGGER) {

@@ -13,6 +13,7 @@
 
 #![allow(non_camel_case_types)]
 
+mod handles;
 mod logging;
 mod runtime;
 mod session;
@@ -20,6 +21,7 @@ mod session;
 pub use logging::*;
 pub use runtime::*;
 pub use session::*;
+pub(crate) use session::{roi_slice_range, VolumeGeometry};
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CString};
@@ -30,6 +32,10 @@ use crate::error::Error;
 /// Version of the C ABI. Bumped only when an existing function or struct changes in
 /// an incompatible way; additions keep it.
 pub const BRAINSAM_ABI_VERSION: u32 = 1;
+
+/// Number of classes in a label volume: 0 background and the structures 1..=12.
+pub const BRAINSAM_NUM_CLASSES: u32 = 13;
+const _: () = assert!(BRAINSAM_NUM_CLASSES as usize == crate::labels::NUM_CLASSES);
 
 /// Result of every fallible C function. The numbers are part of the ABI and never change.
 #[repr(u32)]
@@ -57,6 +63,9 @@ pub enum brainsam_status {
     BRAINSAM_STATUS_TORCH_ERROR = 9,
     /// A caller-provided buffer is too small; the message says the size needed.
     BRAINSAM_STATUS_BUFFER_TOO_SMALL = 10,
+    /// A handle argument is not a live handle: it was freed already, or did not come from
+    /// BrainSAM. Nothing was touched.
+    BRAINSAM_STATUS_INVALID_HANDLE = 11,
     /// A bug inside BrainSAM (a caught panic); the message has details.
     BRAINSAM_STATUS_INTERNAL_ERROR = 99,
 }
@@ -88,6 +97,8 @@ pub(crate) enum FfiError {
     NullPointer(&'static str),
     /// A caller buffer too small.
     BufferTooSmall(String),
+    /// A handle that is not live (freed, or foreign).
+    InvalidHandle(String),
 }
 
 impl From<Error> for FfiError {
@@ -108,6 +119,9 @@ impl FfiError {
                 brainsam_status::BRAINSAM_STATUS_BUFFER_TOO_SMALL,
                 msg.clone(),
             ),
+            FfiError::InvalidHandle(msg) => {
+                (brainsam_status::BRAINSAM_STATUS_INVALID_HANDLE, msg.clone())
+            }
         }
     }
 }
@@ -186,6 +200,7 @@ pub extern "C" fn brainsam_status_name(status: u32) -> *const c_char {
         8 => c"BRAINSAM_STATUS_CANCELLED",
         9 => c"BRAINSAM_STATUS_TORCH_ERROR",
         10 => c"BRAINSAM_STATUS_BUFFER_TOO_SMALL",
+        11 => c"BRAINSAM_STATUS_INVALID_HANDLE",
         99 => c"BRAINSAM_STATUS_INTERNAL_ERROR",
         _ => c"BRAINSAM_STATUS_UNKNOWN",
     };
@@ -234,6 +249,7 @@ mod tests {
             brainsam_status::BRAINSAM_STATUS_OK,
             brainsam_status::BRAINSAM_STATUS_NULL_POINTER,
             brainsam_status::BRAINSAM_STATUS_BUFFER_TOO_SMALL,
+            brainsam_status::BRAINSAM_STATUS_INVALID_HANDLE,
             brainsam_status::BRAINSAM_STATUS_INTERNAL_ERROR,
         ] {
             let name = unsafe { CStr::from_ptr(brainsam_status_name(status as u32)) };

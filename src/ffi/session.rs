@@ -1,18 +1,21 @@
 //! Models and sessions in the C ABI: thin wrappers over [`crate::session`].
 //!
-//! Handles are opaque heap objects. A session holds a reference to its model, so
-//! `brainsam_model_free` while sessions exist only drops the caller's reference: the
-//! model lives until its last session is freed (safe by design).
+//! Handles are opaque, reference-counted and registered (see [`super::handles`]): a
+//! freed or foreign handle gives `BRAINSAM_STATUS_INVALID_HANDLE`, a double free is
+//! ignored. A session holds a reference to its model, so `brainsam_model_free` while
+//! sessions exist only drops the caller's reference: the model lives until its last
+//! session is freed.
 //!
-//! Thread safety: a model may be shared by sessions on any threads; one session must
-//! not be used by two threads at the same time (a concurrent call returns
-//! `BRAINSAM_STATUS_INVALID_STATE` instead of racing); different sessions run
-//! concurrently.
+//! Thread safety: every function may be called from any thread. A model may be shared
+//! by sessions on any threads; different sessions run concurrently. One session serves
+//! one call at a time: a call on a session that another thread is using returns
+//! `BRAINSAM_STATUS_INVALID_STATE` at once instead of racing or blocking.
 
 use std::ffi::{c_char, c_void, CStr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, TryLockError};
 
+use super::handles::HandleRegistry;
 use super::{brainsam_status, guard, require_non_null, FfiError};
 use crate::error::Error;
 use crate::session::{DeviceChoice, Model, ModelOptions, Session, SessionOptions};
@@ -112,6 +115,9 @@ pub struct brainsam_session {
     session: Mutex<Session>,
 }
 
+static MODELS: HandleRegistry<brainsam_model> = HandleRegistry::new("brainsam_model");
+static SESSIONS: HandleRegistry<brainsam_session> = HandleRegistry::new("brainsam_session");
+
 /// Progress callback: return non-zero to cancel the operation.
 pub type brainsam_progress_fn =
     Option<unsafe extern "C" fn(user_data: *mut c_void, done: u64, total: u64) -> i32>;
@@ -200,42 +206,36 @@ pub unsafe extern "C" fn brainsam_model_load(
             device,
         };
         let model = Model::load(&model_options)?;
-        let handle = Box::into_raw(Box::new(brainsam_model { model }));
+        let handle = MODELS.register(Arc::new(brainsam_model { model }));
         // SAFETY: non-null checked above.
         unsafe { *out_model = handle };
         Ok(())
     })
 }
 
-/// Frees a model handle (NULL is ignored). Sessions created from it keep working.
-///
-/// # Safety
-/// `model` must be null or a handle from `brainsam_model_load` not freed before.
+/// Frees a model handle. Sessions created from it keep working (they hold their own
+/// reference). NULL, an already freed handle and a foreign pointer are ignored (the
+/// latter two with a warning in the log).
 #[no_mangle]
-pub unsafe extern "C" fn brainsam_model_free(model: *mut brainsam_model) {
-    if !model.is_null() {
-        // SAFETY: per the contract, an owned handle from Box::into_raw.
-        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(model) }));
-    }
+pub extern "C" fn brainsam_model_free(model: *mut brainsam_model) {
+    let _ = std::panic::catch_unwind(|| MODELS.release(model));
 }
 
 /// Creates a session on `model`. On success `*out_session` receives a handle to free
 /// with `brainsam_session_free`.
 ///
 /// # Safety
-/// `model` must be a live model handle; `out_session` a valid pointer.
+/// `out_session` must be null or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn brainsam_session_create(
     model: *const brainsam_model,
     out_session: *mut *mut brainsam_session,
 ) -> brainsam_status {
     guard("brainsam_session_create", || {
-        require_non_null(model, "model")?;
+        let model = MODELS.get(model, "model")?;
         require_non_null(out_session, "out_session")?;
-        // SAFETY: non-null live handle per the contract.
-        let model = unsafe { &*model };
         let session = Session::new(Arc::clone(&model.model), SessionOptions::default())?;
-        let handle = Box::into_raw(Box::new(brainsam_session {
+        let handle = SESSIONS.register(Arc::new(brainsam_session {
             session: Mutex::new(session),
         }));
         // SAFETY: non-null checked above.
@@ -244,27 +244,39 @@ pub unsafe extern "C" fn brainsam_session_create(
     })
 }
 
-/// Frees a session (NULL is ignored).
-///
-/// # Safety
-/// `session` must be null or a handle from `brainsam_session_create` not freed before.
+/// Frees a session. NULL, an already freed handle and a foreign pointer are ignored
+/// (the latter two with a warning in the log). When another thread is inside a call on
+/// the session, the session is destroyed when that call returns.
 #[no_mangle]
-pub unsafe extern "C" fn brainsam_session_free(session: *mut brainsam_session) {
-    if !session.is_null() {
-        // SAFETY: per the contract, an owned handle from Box::into_raw.
-        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(session) }));
-    }
+pub extern "C" fn brainsam_session_free(session: *mut brainsam_session) {
+    let _ = std::panic::catch_unwind(|| SESSIONS.release(session));
+}
+
+fn voxel_dtype(value: u32) -> Result<brainsam_dtype, FfiError> {
+    use brainsam_dtype::*;
+    Ok(match value {
+        0 => BRAINSAM_DTYPE_UINT8,
+        1 => BRAINSAM_DTYPE_INT8,
+        2 => BRAINSAM_DTYPE_UINT16,
+        3 => BRAINSAM_DTYPE_INT16,
+        4 => BRAINSAM_DTYPE_UINT32,
+        5 => BRAINSAM_DTYPE_INT32,
+        6 => BRAINSAM_DTYPE_FLOAT32,
+        7 => BRAINSAM_DTYPE_FLOAT64,
+        other => {
+            return Err(Error::invalid_argument(format!(
+                "volume->dtype {other} is not a brainsam_dtype (0..=7)"
+            ))
+            .into())
+        }
+    })
 }
 
 /// Converts a caller buffer of `dtype` to f32 voxels.
 ///
 /// # Safety
 /// `data` must point to `count` readable values of `dtype`.
-unsafe fn voxels_as_f32(
-    data: *const c_void,
-    dtype: u32,
-    count: usize,
-) -> Result<Vec<f32>, FfiError> {
+unsafe fn voxels_as_f32(data: *const c_void, dtype: brainsam_dtype, count: usize) -> Vec<f32> {
     macro_rules! convert {
         ($t:ty) => {{
             // SAFETY: per the function contract.
@@ -272,22 +284,99 @@ unsafe fn voxels_as_f32(
             values.iter().map(|&v| v as f32).collect()
         }};
     }
-    Ok(match dtype {
-        0 => convert!(u8),
-        1 => convert!(i8),
-        2 => convert!(u16),
-        3 => convert!(i16),
-        4 => convert!(u32),
-        5 => convert!(i32),
-        6 => convert!(f32),
-        7 => convert!(f64),
-        other => {
+    use brainsam_dtype::*;
+    match dtype {
+        BRAINSAM_DTYPE_UINT8 => convert!(u8),
+        BRAINSAM_DTYPE_INT8 => convert!(i8),
+        BRAINSAM_DTYPE_UINT16 => convert!(u16),
+        BRAINSAM_DTYPE_INT16 => convert!(i16),
+        BRAINSAM_DTYPE_UINT32 => convert!(u32),
+        BRAINSAM_DTYPE_INT32 => convert!(i32),
+        BRAINSAM_DTYPE_FLOAT32 => convert!(f32),
+        BRAINSAM_DTYPE_FLOAT64 => convert!(f64),
+    }
+}
+
+/// Most voxels a volume may have (2^31): far above any MRI, and low enough that no
+/// byte count derived from it overflows.
+const MAX_VOXELS: u64 = 1 << 31;
+
+/// The geometry part of a volume as the C and C++ APIs receive it (both build their
+/// grid here, so they accept and refuse exactly the same inputs).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct VolumeGeometry {
+    pub dims: [u64; 3],
+    pub spacing: [f64; 3],
+    pub origin: [f64; 3],
+    /// Row-major; column c is the direction of voxel axis c.
+    pub direction: [f64; 9],
+    /// A `brainsam_coordinates` value.
+    pub coordinates: u32,
+}
+
+impl VolumeGeometry {
+    /// The validated grid: every dimension at least 1, at most [`MAX_VOXELS`] voxels,
+    /// finite positive spacing, finite origin, finite non-singular direction.
+    pub(crate) fn grid(&self) -> Result<Grid, Error> {
+        let dims_text = || format!("{:?}", self.dims);
+        if self.dims.contains(&0) {
             return Err(Error::invalid_argument(format!(
-                "dtype {other} is not a brainsam_dtype (0..=7)"
-            ))
-            .into())
+                "volume dims {}: every dimension must be at least 1",
+                dims_text()
+            )));
         }
-    })
+        let count = self
+            .dims
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(d))
+            .filter(|&n| n <= MAX_VOXELS);
+        if count.is_none() {
+            return Err(Error::invalid_argument(format!(
+                "volume dims {} hold too many voxels (at most 2^31)",
+                dims_text()
+            )));
+        }
+        // Each dim is <= 2^31 here, so the conversion cannot fail on 64-bit targets.
+        let mut dims = [0usize; 3];
+        for (dim, &given) in dims.iter_mut().zip(&self.dims) {
+            *dim = usize::try_from(given).map_err(|_| {
+                Error::invalid_argument(format!("volume dims {} too large", dims_text()))
+            })?;
+        }
+        for (what, values) in [
+            ("spacing", &self.spacing[..]),
+            ("origin", &self.origin[..]),
+            ("direction", &self.direction[..]),
+        ] {
+            if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+                return Err(Error::invalid_argument(format!(
+                    "volume {what}[{index}] is {}: {what} must be finite",
+                    values[index]
+                )));
+            }
+        }
+        let d = self.direction;
+        let mut direction = [[d[0], d[1], d[2]], [d[3], d[4], d[5]], [d[6], d[7], d[8]]];
+        let mut origin = self.origin;
+        match self.coordinates {
+            0 => {}
+            1 => {
+                // RAS → LPS flips the first two world axes.
+                for row in 0..2 {
+                    origin[row] = -origin[row];
+                    for value in direction[row].iter_mut() {
+                        *value = -*value;
+                    }
+                }
+            }
+            other => {
+                return Err(Error::invalid_argument(format!(
+                    "volume coordinates {other} is not a brainsam_coordinates (0 LPS, 1 RAS)"
+                )))
+            }
+        }
+        Grid::from_lps(dims, self.spacing, origin, direction)
+    }
 }
 
 /// Sets the volume of a session (copied), replacing any earlier one with its prompts
@@ -302,65 +391,29 @@ pub unsafe extern "C" fn brainsam_session_set_volume(
     volume: *const brainsam_volume_desc,
 ) -> brainsam_status {
     guard("brainsam_session_set_volume", || {
-        require_non_null(session, "session")?;
+        let session = SESSIONS.get(session, "session")?;
         require_non_null(volume, "volume")?;
-        // SAFETY: non-null per the contract.
-        let (session, desc) = unsafe { (&*session, &*volume) };
+        // SAFETY: non-null; a readable descriptor per the contract.
+        let desc = unsafe { &*volume };
         checked_struct_size(
             desc.struct_size,
             std::mem::size_of::<brainsam_volume_desc>(),
             "brainsam_volume_desc",
         )?;
+        let dtype = voxel_dtype(desc.dtype)?;
         require_non_null(desc.data, "volume->data")?;
-        let mut dims = [0usize; 3];
-        for (dim, &given) in dims.iter_mut().zip(&desc.dims) {
-            *dim = usize::try_from(given)
-                .ok()
-                .filter(|&d| d > 0)
-                .ok_or_else(|| {
-                    Error::invalid_argument(format!(
-                        "volume dims {:?}: every dimension must be at least 1",
-                        desc.dims
-                    ))
-                })?;
-        }
-        let count = dims
-            .iter()
-            .try_fold(1usize, |n, &d| n.checked_mul(d))
-            .filter(|&n| n <= (1usize << 31))
-            .ok_or_else(|| {
-                Error::invalid_argument(format!(
-                    "volume dims {:?} hold too many voxels (at most 2^31)",
-                    desc.dims
-                ))
-            })?;
-        let d = desc.direction;
-        let mut direction = [[d[0], d[1], d[2]], [d[3], d[4], d[5]], [d[6], d[7], d[8]]];
-        let (origin, direction) = match desc.coordinates {
-            0 => (desc.origin, direction),
-            1 => {
-                // RAS → LPS flips the first two world axes.
-                let mut origin = desc.origin;
-                for row in 0..2 {
-                    origin[row] = -origin[row];
-                    for value in direction[row].iter_mut() {
-                        *value = -*value;
-                    }
-                }
-                (origin, direction)
-            }
-            other => {
-                return Err(Error::invalid_argument(format!(
-                    "coordinates {other} is not a brainsam_coordinates (0 LPS, 1 RAS)"
-                ))
-                .into())
-            }
+        let geometry = VolumeGeometry {
+            dims: desc.dims,
+            spacing: desc.spacing,
+            origin: desc.origin,
+            direction: desc.direction,
+            coordinates: desc.coordinates,
         };
-        let grid = Grid::from_lps(dims, desc.spacing, origin, direction)?;
-        // SAFETY: the caller guarantees `count` values of `dtype` at `data`.
-        let voxels = unsafe { voxels_as_f32(desc.data, desc.dtype, count) }?;
+        let grid = geometry.grid()?;
+        // SAFETY: the caller guarantees `dims` product values of `dtype` at `data`.
+        let voxels = unsafe { voxels_as_f32(desc.data, dtype, grid.len()) };
         let volume = Volume::new(grid, voxels)?;
-        lock(session)?.set_volume(volume)?;
+        lock(&session)?.set_volume(volume)?;
         Ok(())
     })
 }
@@ -379,15 +432,13 @@ pub unsafe extern "C" fn brainsam_session_segment_all(
     user_data: *mut c_void,
 ) -> brainsam_status {
     guard("brainsam_session_segment_all", || {
-        require_non_null(session, "session")?;
-        // SAFETY: live handle per the contract.
-        let session = unsafe { &*session };
+        let session = SESSIONS.get(session, "session")?;
         let mut report = |done: usize, total: usize| match progress {
             // SAFETY: per the contract.
             Some(callback) => unsafe { callback(user_data, done as u64, total as u64) == 0 },
             None => true,
         };
-        lock(session)?.segment_all(&mut report)?;
+        lock(&session)?.segment_all(&mut report)?;
         Ok(())
     })
 }
@@ -400,6 +451,13 @@ unsafe fn read_ijk(ijk: *const f64, name: &'static str) -> Result<[f64; 3], FfiE
     require_non_null(ijk, name)?;
     // SAFETY: non-null, three values per the contract.
     let values = unsafe { std::slice::from_raw_parts(ijk, 3) };
+    if let Some(axis) = values.iter().position(|v| !v.is_finite()) {
+        return Err(Error::invalid_argument(format!(
+            "{name}[{axis}] is {}: voxel coordinates must be finite",
+            values[axis]
+        ))
+        .into());
+    }
     Ok([values[0], values[1], values[2]])
 }
 
@@ -425,10 +483,10 @@ pub unsafe extern "C" fn brainsam_session_add_point(
     positive: i32,
 ) -> brainsam_status {
     guard("brainsam_session_add_point", || {
-        require_non_null(session, "session")?;
+        let session = SESSIONS.get(session, "session")?;
         // SAFETY: per the contract.
-        let (session, point) = unsafe { (&*session, read_ijk(ijk, "ijk")?) };
-        lock(session)?.add_point(structure_id(structure)?, point, positive != 0)?;
+        let point = unsafe { read_ijk(ijk, "ijk")? };
+        lock(&session)?.add_point(structure_id(structure)?, point, positive != 0)?;
         Ok(())
     })
 }
@@ -447,16 +505,10 @@ pub unsafe extern "C" fn brainsam_session_add_box(
     ijk_b: *const f64,
 ) -> brainsam_status {
     guard("brainsam_session_add_box", || {
-        require_non_null(session, "session")?;
+        let session = SESSIONS.get(session, "session")?;
         // SAFETY: per the contract.
-        let (session, a, b) = unsafe {
-            (
-                &*session,
-                read_ijk(ijk_a, "ijk_a")?,
-                read_ijk(ijk_b, "ijk_b")?,
-            )
-        };
-        lock(session)?.add_box(structure_id(structure)?, a, b)?;
+        let (a, b) = unsafe { (read_ijk(ijk_a, "ijk_a")?, read_ijk(ijk_b, "ijk_b")?) };
+        lock(&session)?.add_box(structure_id(structure)?, a, b)?;
         Ok(())
     })
 }
@@ -477,10 +529,8 @@ pub unsafe extern "C" fn brainsam_session_clear_prompts(
     slice: i64,
 ) -> brainsam_status {
     guard("brainsam_session_clear_prompts", || {
-        require_non_null(session, "session")?;
-        // SAFETY: per the contract.
-        let session = unsafe { &*session };
-        lock(session)?.clear_prompts(structure_id(structure)?, optional_slice(slice))?;
+        let session = SESSIONS.get(session, "session")?;
+        lock(&session)?.clear_prompts(structure_id(structure)?, optional_slice(slice))?;
         Ok(())
     })
 }
@@ -498,12 +548,10 @@ pub unsafe extern "C" fn brainsam_session_segment_structure(
     slice: i64,
 ) -> brainsam_status {
     guard("brainsam_session_segment_structure", || {
-        require_non_null(session, "session")?;
-        // SAFETY: per the contract.
-        let session = unsafe { &*session };
+        let session = SESSIONS.get(session, "session")?;
         let plane = optional_slice(slice)
             .ok_or_else(|| Error::invalid_argument(format!("slice {slice} is negative")))?;
-        lock(session)?.segment_structure(structure_id(structure)?, plane)?;
+        lock(&session)?.segment_structure(structure_id(structure)?, plane)?;
         Ok(())
     })
 }
@@ -518,13 +566,50 @@ pub unsafe extern "C" fn brainsam_session_slicing_axis(
     axis: *mut u32,
 ) -> brainsam_status {
     guard("brainsam_session_slicing_axis", || {
-        require_non_null(session, "session")?;
+        let session = SESSIONS.get(session, "session")?;
         require_non_null(axis, "axis")?;
-        // SAFETY: per the contract.
-        let session = unsafe { &*session };
-        let value = lock(session)?.slicing_axis()?;
+        let value = lock(&session)?.slicing_axis()?;
         // SAFETY: non-null checked above.
         unsafe { *axis = value as u32 };
+        Ok(())
+    })
+}
+
+/// First and last slice of the session's region of interest (shared with the C++ API).
+pub(crate) fn roi_slice_range(session: &Session) -> Result<(u64, u64), Error> {
+    let geometry = session
+        .geometry()
+        .ok_or_else(|| Error::InvalidState("no volume set: call set_volume first".into()))?;
+    let planes = geometry.slice_voxel_indices();
+    match (planes.iter().min(), planes.iter().max()) {
+        (Some(&low), Some(&high)) => Ok((low as u64, high as u64)),
+        _ => Err(Error::Internal("the slice stack is empty".into())),
+    }
+}
+
+/// Writes the first and last slice (voxel indices along the slicing axis) of the region
+/// of interest that `brainsam_session_segment_all` segments and prompts may use; every
+/// slice in between belongs to it. Either output may be NULL.
+///
+/// # Safety
+/// Non-null outputs must be writable.
+#[no_mangle]
+pub unsafe extern "C" fn brainsam_session_slice_range(
+    session: *const brainsam_session,
+    first: *mut u64,
+    last: *mut u64,
+) -> brainsam_status {
+    guard("brainsam_session_slice_range", || {
+        let session = SESSIONS.get(session, "session")?;
+        let (low, high) = roi_slice_range(&*lock(&session)?)?;
+        if !first.is_null() {
+            // SAFETY: non-null, writable per the contract.
+            unsafe { *first = low };
+        }
+        if !last.is_null() {
+            // SAFETY: as above.
+            unsafe { *last = high };
+        }
         Ok(())
     })
 }
@@ -541,11 +626,9 @@ pub unsafe extern "C" fn brainsam_session_copy_labels(
     buffer_len: usize,
 ) -> brainsam_status {
     guard("brainsam_session_copy_labels", || {
-        require_non_null(session, "session")?;
+        let session = SESSIONS.get(session, "session")?;
         require_non_null(buffer, "buffer")?;
-        // SAFETY: per the contract.
-        let session = unsafe { &*session };
-        let session = lock(session)?;
+        let session = lock(&session)?;
         let labels = session.labels()?.data();
         if buffer_len < labels.len() {
             return Err(FfiError::BufferTooSmall(format!(
@@ -573,10 +656,8 @@ pub unsafe extern "C" fn brainsam_session_structure_stats(
     confidence: *mut f64,
 ) -> brainsam_status {
     guard("brainsam_session_structure_stats", || {
-        require_non_null(session, "session")?;
-        // SAFETY: per the contract.
-        let session = unsafe { &*session };
-        let stats = lock(session)?.structure_stats(structure_id(structure)?)?;
+        let session = SESSIONS.get(session, "session")?;
+        let stats = lock(&session)?.structure_stats(structure_id(structure)?)?;
         if !volume_mm3.is_null() {
             // SAFETY: non-null, writable per the contract.
             unsafe { *volume_mm3 = stats.volume_mm3 };
