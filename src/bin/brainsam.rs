@@ -14,6 +14,8 @@ struct Cli {
 enum Command {
     /// Print versions and the compute runtime (libtorch, CUDA, threads).
     Info,
+    /// Fine-tune a model on labelled volumes (TOML configuration, flags override it).
+    FineTune(brainsam::train::cli::FineTuneArgs),
 }
 
 fn main() {
@@ -24,6 +26,7 @@ fn main() {
             println!("{}", brainsam::runtime::RuntimeInfo::current());
             Ok(())
         }
+        Command::FineTune(args) => brainsam::train::cli::run_fine_tune(&args),
     };
     if let Err(error) = result {
         eprintln!("error: {error}");
