@@ -83,7 +83,8 @@ impl AdamW {
         })
     }
 
-    /// One AdamW step at learning rate `lr`; parameters without a gradient are skipped.
+    /// One AdamW step at learning rate `lr` over every parameter (a missing gradient
+    /// counts as zero: moments decay and weight decay applies).
     pub fn step(&mut self, lr: f64) {
         self.step += 1;
         let t = self.step as f64;
@@ -91,11 +92,15 @@ impl AdamW {
         let bias2 = 1.0 - self.beta2.powf(t);
         tch::no_grad(|| {
             for (index, (_, parameter)) in self.parameters.iter_mut().enumerate() {
+                // A parameter unused so far has no gradient tensor yet; treating it as a
+                // zero gradient (as after any later zero_grad) keeps a resumed run, whose
+                // parameters start without gradients, identical to an uninterrupted one.
                 let grad = parameter.grad();
-                if !grad.defined() {
-                    continue;
-                }
-                let grad = grad.to_kind(Kind::Float);
+                let grad = if grad.defined() {
+                    grad.to_kind(Kind::Float)
+                } else {
+                    parameter.zeros_like().to_kind(Kind::Float)
+                };
                 let m = &mut self.first_moments[index];
                 let v = &mut self.second_moments[index];
                 let _ = m.g_mul_scalar_(self.beta1);
