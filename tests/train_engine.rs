@@ -10,7 +10,8 @@ use brainsam::labels::LabelScheme;
 use brainsam::metrics::evaluate;
 use brainsam::session::{DeviceChoice, Model, ModelOptions, Session, SessionOptions};
 use brainsam::train::{
-    prompted_dice, Dataset, DatasetOptions, EvalPrompt, LrDecay, Subject, TrainConfig, TrainOptions, Trainer,
+    prompted_dice, Dataset, DatasetOptions, EvalPrompt, LrDecay, Subject, TrainConfig,
+    TrainOptions, Trainer,
 };
 use brainsam::volume::{Affine, Grid, Volume};
 use brainsam::Error;
@@ -50,8 +51,12 @@ fn phantom(seed: u64, contrast: f32) -> (Volume, Volume) {
             rng.gen_range(-5.0..5.0),
             rng.gen_range(-5.0..5.0),
         ];
-        let c = [centre[0] + jitter[0], centre[1] + jitter[1], centre[2] + jitter[2]];
-        (code, c, rng.gen_range(9.0..13.0), sign * 40.0 * contrast)
+        let c = [
+            centre[0] + jitter[0],
+            centre[1] + jitter[1],
+            centre[2] + jitter[2],
+        ];
+        (code, c, rng.gen_range(13.0..17.0), sign * 40.0 * contrast)
     })
     .collect();
     let mut image = vec![0.0f32; grid.len()];
@@ -103,6 +108,8 @@ fn tiny_config(output: &Path, iterations: u64) -> TrainConfig {
     let mut config = TrainConfig::default();
     config.model.config = "tiny".into();
     config.model.mode = "full".into();
+    // 128 input: low-res logits of 32 px (4 mm) resolve the phantom blobs.
+    config.model.input_size = Some(128);
     config.run.output_dir = output.to_path_buf();
     config.run.iterations = iterations;
     config.run.batch_size = 8;
@@ -111,7 +118,7 @@ fn tiny_config(output: &Path, iterations: u64) -> TrainConfig {
     config.run.validate_every = 0;
     config.run.checkpoint_every = 0;
     config.run.log_every = 5;
-    config.optim.lr = 0.002;
+    config.optim.lr = 0.003;
     config.optim.warmup = 20;
     config.optim.weight_decay = 0.01;
     config
@@ -124,9 +131,9 @@ fn read_weights(path: &Path) -> Vec<(String, tch::Tensor)> {
 #[test]
 fn tiny_model_learns_phantoms_and_its_output_loads_for_inference() {
     let dir = common::scratch_dir("train_learns");
-    let mut config = tiny_config(&dir, 240);
+    let mut config = tiny_config(&dir, 400);
     config.validation = vec!["val".into()];
-    config.run.validate_every = 120;
+    config.run.validate_every = 200;
     config.prompts.probability = 0.3;
     let subjects = vec![
         subject("a", 1, 1.0),
@@ -145,11 +152,11 @@ fn tiny_model_learns_phantoms_and_its_output_loads_for_inference() {
         })
         .unwrap();
     println!(
-        "240 iterations in {:.1} s ({:.1} slices/s)",
+        "400 iterations in {:.1} s ({:.1} slices/s)",
         started.elapsed().as_secs_f64(),
         report.slices_per_second
     );
-    assert_eq!(calls, 240);
+    assert_eq!(calls, 400);
     let validation = report.last_validation.clone().expect("validated");
     println!("validation: {validation:?}");
     let losses = &trainer.state().losses;
@@ -161,7 +168,7 @@ fn tiny_model_learns_phantoms_and_its_output_loads_for_inference() {
     );
     assert!(
         validation.mean_dice > 0.5,
-        "validation mean Dice {:.3} after 240 iterations",
+        "validation mean Dice {:.3} after 400 iterations",
         validation.mean_dice
     );
     // Outputs: curves, best model, final model loadable by Model::load.
@@ -225,8 +232,16 @@ fn runs_are_deterministic_and_resume_is_exact() {
         config.synth.image_subject_probability = 0.3;
         config
     };
-    let first = run_to_end(configure("first"), resume_subjects(), TrainOptions::default());
-    let second = run_to_end(configure("second"), resume_subjects(), TrainOptions::default());
+    let first = run_to_end(
+        configure("first"),
+        resume_subjects(),
+        TrainOptions::default(),
+    );
+    let second = run_to_end(
+        configure("second"),
+        resume_subjects(),
+        TrainOptions::default(),
+    );
     // Interrupted after 6 iterations (2 past the last periodic checkpoint), resumed.
     let mut interrupted = Trainer::with_subjects(
         configure("resumed"),
@@ -273,17 +288,20 @@ fn cancelling_writes_a_checkpoint_and_returns_cancelled() {
             .unwrap();
     let error = trainer.run(&mut |p| p.iteration < 3).unwrap_err();
     assert!(matches!(error, Error::Cancelled), "{error}");
-    let (_, metadata) = brainsam::weights::read_safetensors(&dir.join("checkpoint.safetensors")).unwrap();
+    let (_, metadata) =
+        brainsam::weights::read_safetensors(&dir.join("checkpoint.safetensors")).unwrap();
     assert!(metadata["brainsam_training_state"].contains("\"iteration\":3"));
 }
 
 #[test]
 fn prompt_aware_training_makes_prompts_improve_the_result() {
     let dir = common::scratch_dir("train_prompts");
-    let mut config = tiny_config(&dir, 200);
+    let mut config = tiny_config(&dir, 300);
     config.prompts.probability = 0.7;
     config.prompts.box_probability = 0.6;
-    let subjects: Vec<Subject> = (0..4).map(|i| subject(&format!("s{i}"), 20 + i, 0.35)).collect();
+    let subjects: Vec<Subject> = (0..4)
+        .map(|i| subject(&format!("s{i}"), 20 + i, 0.35))
+        .collect();
     let mut trainer = Trainer::with_subjects(config, subjects, TrainOptions::default()).unwrap();
     trainer.run(&mut |_| true).unwrap();
     let held_out = Dataset::prepare(
@@ -301,16 +319,15 @@ fn prompt_aware_training_makes_prompts_improve_the_result() {
         },
     )
     .unwrap();
-    let stacks: Vec<_> = held_out
-        .validation
-        .iter()
-        .map(|v| &v.slices)
-        .collect();
+    let stacks: Vec<_> = held_out.validation.iter().map(|v| &v.slices).collect();
     let synth = Default::default();
     let without = prompted_dice(trainer.sam(), &stacks, EvalPrompt::None, &synth).unwrap();
     let with_box = prompted_dice(trainer.sam(), &stacks, EvalPrompt::Box, &synth).unwrap();
-    let with_point = prompted_dice(trainer.sam(), &stacks, EvalPrompt::CentrePoint, &synth).unwrap();
-    println!("held-out Dice: no prompt {without:.3}, box {with_box:.3}, centre point {with_point:.3}");
+    let with_point =
+        prompted_dice(trainer.sam(), &stacks, EvalPrompt::CentrePoint, &synth).unwrap();
+    println!(
+        "held-out Dice: no prompt {without:.3}, box {with_box:.3}, centre point {with_point:.3}"
+    );
     assert!(
         with_box > without + 0.02,
         "box prompts do not help: {with_box:.3} vs {without:.3}"
@@ -326,7 +343,9 @@ fn write_pair(dir: &Path, name: &str, image: &Volume, labels: &Volume) -> (PathB
 }
 
 fn config_with(dir: &Path, pairs: &[(PathBuf, PathBuf)]) -> TrainConfig {
-    let mut text = String::from("[model]\nconfig = \"tiny\"\nmode = \"full\"\n[run]\ndevice = \"cpu\"\niterations = 1\n");
+    let mut text = String::from(
+        "[model]\nconfig = \"tiny\"\nmode = \"full\"\n[run]\ndevice = \"cpu\"\niterations = 1\n",
+    );
     text.push_str(&format!("output_dir = {:?}\n", dir.join("out")));
     for (image, label) in pairs {
         text.push_str(&format!(
@@ -361,9 +380,20 @@ fn bad_input_is_reported_before_training() {
     let mismatched = write_pair(&dir, "mismatched", &image, &shifted);
     expect_invalid(config_with(&dir, &[good.clone(), mismatched]), "mismatched");
     // A label map with none of the 12 structures.
-    let nothing = Volume::new(grid(), labels.data().iter().map(|&v| if v == 2.0 { 2.0 } else { 0.0 }).collect()).unwrap();
+    let nothing = Volume::new(
+        grid(),
+        labels
+            .data()
+            .iter()
+            .map(|&v| if v == 2.0 { 2.0 } else { 0.0 })
+            .collect(),
+    )
+    .unwrap();
     let empty_labels = write_pair(&dir, "nolabels", &image, &nothing);
-    expect_invalid(config_with(&dir, &[empty_labels]), "none of the 12 structures");
+    expect_invalid(
+        config_with(&dir, &[empty_labels]),
+        "none of the 12 structures",
+    );
     // No subject at all.
     expect_invalid(config_with(&dir, &[]), "empty");
     // Output folder below a regular file.

@@ -49,11 +49,7 @@ fn gaussian_blur(image: &Tensor, sigma: f64) -> Result<Tensor> {
 /// Synthesises images `[B, 1, S, S]` from compact label codes `[B, S, S]` (uint8):
 /// a random mean and spread per label, blur, a bias field and noise, then a robust
 /// rescaling to [0, 1] like the inference normalisation.
-pub fn synthesize(
-    codes: &Tensor,
-    rng: &mut impl Rng,
-    settings: &SynthSection,
-) -> Result<Tensor> {
+pub fn synthesize(codes: &Tensor, rng: &mut impl Rng, settings: &SynthSection) -> Result<Tensor> {
     let size = codes.size();
     let (batch, side) = (size[0], size[1]);
     let device = codes.device();
@@ -72,9 +68,16 @@ pub fn synthesize(
         let flat = sample.flatten(0, -1);
         let mean_map = means.index_select(0, &flat).view([1, 1, side, side]);
         let spread_map = spreads.index_select(0, &flat).view([1, 1, side, side]);
-        let mut image = mean_map + spread_map * Tensor::f_randn_like(&sample.to_kind(Kind::Float).view([1, 1, side, side]))?;
+        let mut image = mean_map
+            + spread_map
+                * Tensor::f_randn_like(&sample.to_kind(Kind::Float).view([1, 1, side, side]))?;
         image = gaussian_blur(&image, rng.gen_range(0.0..=settings.blur_sigma.max(0.0)))?;
-        let bias = smooth_field(side, 4, rng.gen_range(0.0..=settings.bias_field.max(0.0)), device)?;
+        let bias = smooth_field(
+            side,
+            4,
+            rng.gen_range(0.0..=settings.bias_field.max(0.0)),
+            device,
+        )?;
         image = image * bias.exp();
         let noise = rng.gen_range(0.0..=settings.noise_std.max(0.0));
         image = &image + image.randn_like() * noise;
@@ -117,7 +120,9 @@ pub fn spatial(
             );
             // theta maps output to input coordinates; dividing by scale enlarges.
             let (c, s) = (angle.cos() / scale, angle.sin() / scale);
-            theta = [c as f32, -s as f32, tx as f32, s as f32, c as f32, ty as f32];
+            theta = [
+                c as f32, -s as f32, tx as f32, s as f32, c as f32, ty as f32,
+            ];
         }
         thetas.extend_from_slice(&theta);
         let magnitude = if rng.gen_bool(settings.elastic_probability) {
@@ -213,8 +218,14 @@ mod tests {
         let inside = images.narrow(2, 12, 8).narrow(3, 12, 8).mean(Kind::Float);
         let outside = images.narrow(2, 0, 4).narrow(3, 0, 4).mean(Kind::Float);
         let difference = (inside - outside).abs().double_value(&[]);
-        assert!(difference > 0.02, "labels barely change the intensity: {difference}");
-        let (min, max) = (images.min().double_value(&[]), images.max().double_value(&[]));
+        assert!(
+            difference > 0.02,
+            "labels barely change the intensity: {difference}"
+        );
+        let (min, max) = (
+            images.min().double_value(&[]),
+            images.max().double_value(&[]),
+        );
         assert!(min > -0.5 && max < 1.5, "{min} {max}");
     }
 
@@ -236,7 +247,10 @@ mod tests {
         // Where the warped label is 5 the warped image is bright, and vice versa.
         let bright = warped.squeeze_dim(1).gt(0.5);
         let labelled = warped_labels.eq(5);
-        let agreement = bright.eq_tensor(&labelled).to_kind(Kind::Float).mean(Kind::Float);
+        let agreement = bright
+            .eq_tensor(&labelled)
+            .to_kind(Kind::Float)
+            .mean(Kind::Float);
         assert!(agreement.double_value(&[]) > 0.97);
     }
 }

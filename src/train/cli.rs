@@ -160,13 +160,22 @@ pub fn run_fine_tune(args: &FineTuneArgs) -> Result<()> {
         if let Some(v) = &p.validation {
             best = Some(v.mean_dice);
             if args.quiet {
-                log::info!("iteration {}: validation mean Dice {:.4}", p.iteration, v.mean_dice);
+                log::info!(
+                    "iteration {}: validation mean Dice {:.4}",
+                    p.iteration,
+                    v.mean_dice
+                );
             }
         }
         let dice = best.map_or(String::new(), |d| format!(" val Dice {d:.4}"));
         bar.set_message(format!("loss {:.4} lr {:.2e}{dice}", p.loss, p.lr));
         if args.quiet && p.iteration % 50 == 0 {
-            log::info!("iteration {} / {}: loss {:.4}", p.iteration, p.total, p.loss);
+            log::info!(
+                "iteration {} / {}: loss {:.4}",
+                p.iteration,
+                p.total,
+                p.loss
+            );
         }
         true
     })?;

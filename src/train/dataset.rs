@@ -215,12 +215,21 @@ fn slice_subject(
             .grid()
             .ensure_same_grid(grid, "the image", "the label map")
             .map_err(|e| {
-                Error::invalid_argument(format!("subject {} ({}): {e}", subject.name, subject.source))
+                Error::invalid_argument(format!(
+                    "subject {} ({}): {e}",
+                    subject.name, subject.source
+                ))
             })?;
     }
-    let classes = subject.scheme.to_classes(&subject.label_codes).map_err(|e| {
-        Error::invalid_argument(format!("subject {} ({}): {e}", subject.name, subject.source))
-    })?;
+    let classes = subject
+        .scheme
+        .to_classes(&subject.label_codes)
+        .map_err(|e| {
+            Error::invalid_argument(format!(
+                "subject {} ({}): {e}",
+                subject.name, subject.source
+            ))
+        })?;
     if !classes.data().iter().any(|&c| c != 0) {
         return Err(Error::invalid_argument(format!(
             "subject {} ({}): the label map contains none of the 12 structures under the \
@@ -270,7 +279,10 @@ fn slice_subject(
         }
     };
     let context = |e: Error| {
-        Error::invalid_argument(format!("subject {} ({}): {e}", subject.name, subject.source))
+        Error::invalid_argument(format!(
+            "subject {} ({}): {e}",
+            subject.name, subject.source
+        ))
     };
     let roi = find_roi(&roi_image, &RoiConfig::default()).map_err(context)?;
     let geometry =
@@ -405,7 +417,9 @@ pub(crate) fn present_structures(classes: &[u8]) -> Vec<u8> {
             seen[c as usize] = true;
         }
     }
-    (1..NUM_CLASSES as u8).filter(|&c| seen[c as usize]).collect()
+    (1..NUM_CLASSES as u8)
+        .filter(|&c| seen[c as usize])
+        .collect()
 }
 
 /// Stacks selected slices of a `[n, S, S]` tensor into `[B, S, S]`.

@@ -67,7 +67,8 @@ pub fn segmentation_loss(
         )));
     }
     let logits = logits.to_kind(Kind::Float);
-    let ce = logits.f_cross_entropy_loss::<Tensor>(target, None, tch::Reduction::Mean, -100, 0.0)?;
+    let ce =
+        logits.f_cross_entropy_loss::<Tensor>(target, None, tch::Reduction::Mean, -100, 0.0)?;
     let dice = dice_loss(&logits, target)?;
     let total = &ce * weights.ce_weight + &dice * weights.dice_weight;
     Ok(LossValue {

@@ -128,13 +128,18 @@ pub fn plot_panels(png_path: &Path, legend_path: &Path, panels: &[Vec<Series<'_>
             .flat_map(|s| s.points.iter().map(|p| p.1))
             .filter(|v| v.is_finite())
             .collect();
-        let y_min = values.iter().copied().fold(f64::INFINITY, f64::min).min(0.0);
+        let y_min = values
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min)
+            .min(0.0);
         let y_max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let y_span = if y_max > y_min { y_max - y_min } else { 1.0 };
         let to_pixel = |(x, y): (f64, f64)| {
             (
                 margin + (x - x_min) / x_span * (width as f64 - 2.0 * margin),
-                top + panel_height as f64 - margin
+                top + panel_height as f64
+                    - margin
                     - (y - y_min) / y_span * (panel_height as f64 - 2.0 * margin),
             )
         };
@@ -164,7 +169,9 @@ pub fn plot_panels(png_path: &Path, legend_path: &Path, panels: &[Vec<Series<'_>
         }
     }
     let png = canvas.png()?;
-    atomic_write(png_path, |w| w.write_all(&png).map_err(|e| Error::io(png_path, e)))?;
+    atomic_write(png_path, |w| {
+        w.write_all(&png).map_err(|e| Error::io(png_path, e))
+    })?;
     atomic_write(legend_path, |w| {
         w.write_all(legend.as_bytes())
             .map_err(|e| Error::io(legend_path, e))

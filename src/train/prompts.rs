@@ -78,7 +78,12 @@ pub fn sample_prompt(
             (tight[2] + jitter(w)).clamp(0.0, limit),
             (tight[3] + jitter(h)).clamp(0.0, limit),
         ];
-        bounding_box = Some([b[0].min(b[2]), b[1].min(b[3]), b[0].max(b[2]), b[1].max(b[3])]);
+        bounding_box = Some([
+            b[0].min(b[2]),
+            b[1].min(b[3]),
+            b[0].max(b[2]),
+            b[1].max(b[3]),
+        ]);
     }
     let mut points = Vec::new();
     if with_points {
@@ -194,7 +199,11 @@ pub fn decode_with_prompts(
                         .expect("grouped as boxed")
                 })
                 .collect();
-            model_prompts.boxes = Some(Tensor::from_slice(&boxes).view([count, 4]).to_device(device));
+            model_prompts.boxes = Some(
+                Tensor::from_slice(&boxes)
+                    .view([count, 4])
+                    .to_device(device),
+            );
         }
         let output = sam.decode(&selected, &model_prompts)?;
         outputs.push((index, output.low_res_logits));
@@ -205,7 +214,9 @@ pub fn decode_with_prompts(
     let order: Vec<i64> = outputs.iter().flat_map(|(i, _)| i.clone()).collect();
     let logits = Tensor::cat(&outputs.iter().map(|(_, l)| l).collect::<Vec<_>>(), 0);
     // Row r of `logits` belongs to sample order[r]; invert the permutation.
-    let inverse = Tensor::from_slice(&order).argsort(0, false).to_device(device);
+    let inverse = Tensor::from_slice(&order)
+        .argsort(0, false)
+        .to_device(device);
     Ok(logits.index_select(0, &inverse.to_kind(Kind::Int64)))
 }
 

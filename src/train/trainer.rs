@@ -24,7 +24,9 @@ use super::prompts::{decode_with_prompts, sample_prompt, SamplePrompt};
 use super::validate::{model_input, validate, ValidationRecord};
 use crate::error::{Error, Result};
 use crate::labels::STRUCTURES;
-use crate::model::{adapt_state_dict, apply_training_mode, trainable_parameters, Sam, SamConfig, TrainingMode};
+use crate::model::{
+    adapt_state_dict, apply_training_mode, trainable_parameters, Sam, SamConfig, TrainingMode,
+};
 use crate::session::{DeviceChoice, CONFIG_METADATA_KEY};
 use crate::weights::{self, AdapterMetadata, LoadOptions};
 
@@ -189,9 +191,11 @@ fn check_output_dir(dir: &Path) -> Result<()> {
 
 /// The seed of torch's generator for an iteration (SplitMix64 of seed and iteration).
 fn iteration_seed(seed: u64, iteration: u64) -> i64 {
-    let mut z = seed
-        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        .wrapping_add(iteration.wrapping_add(1).wrapping_mul(0xbf58_476d_1ce4_e5b9));
+    let mut z = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(
+        iteration
+            .wrapping_add(1)
+            .wrapping_mul(0xbf58_476d_1ce4_e5b9),
+    );
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     (z ^ (z >> 31)) as i64 & i64::MAX
@@ -231,7 +235,7 @@ impl Trainer {
             subjects,
             &DatasetOptions::from_config(&config, model_config.input_size),
         )?;
-        tch::manual_seed(iteration_seed(config.run.seed, u64::MAX) );
+        tch::manual_seed(iteration_seed(config.run.seed, u64::MAX));
         let var_store = VarStore::new(device);
         let sam = Sam::new(&var_store.root(), &model_config)?;
         if let (Some(base), Some(tensors)) = (&base, base_tensors) {
@@ -392,7 +396,12 @@ impl Trainer {
         let prompts: Vec<Option<SamplePrompt>> = (0..picks.len())
             .map(|b| -> Result<Option<SamplePrompt>> {
                 let classes: Vec<u8> = Vec::try_from(&cpu_labels.get(b as i64).flatten(0, -1))?;
-                Ok(sample_prompt(&classes, side, &self.config.prompts, &mut rng))
+                Ok(sample_prompt(
+                    &classes,
+                    side,
+                    &self.config.prompts,
+                    &mut rng,
+                ))
             })
             .collect::<Result<_>>()?;
         let lr = learning_rate(&self.config.optim, iteration, self.config.run.iterations);
@@ -472,7 +481,12 @@ impl Trainer {
                 .stop_after
                 .is_some_and(|n| iteration - start_iteration >= n);
             let every = self.config.run.checkpoint_every;
-            if (every > 0 && iteration % every == 0) || iteration == total || stop_here || cancelled || !keep_going {
+            if (every > 0 && iteration % every == 0)
+                || iteration == total
+                || stop_here
+                || cancelled
+                || !keep_going
+            {
                 self.save_checkpoint()?;
                 self.write_curves()?;
             }
@@ -485,7 +499,8 @@ impl Trainer {
             }
         }
         let elapsed = started.elapsed().as_secs_f64();
-        let slices = (self.state.iteration - start_iteration) as f64 * self.config.run.batch_size as f64;
+        let slices =
+            (self.state.iteration - start_iteration) as f64 * self.config.run.batch_size as f64;
         let outputs = self.outputs();
         if !stopped_early {
             self.save_model(&outputs.model, outputs.adapter.as_deref())?;
@@ -502,7 +517,9 @@ impl Trainer {
     }
 
     fn outputs(&self) -> TrainOutputs {
-        let adapter = self.adapter_allowed().then(|| self.output_dir.join(ADAPTER_FILE));
+        let adapter = self
+            .adapter_allowed()
+            .then(|| self.output_dir.join(ADAPTER_FILE));
         TrainOutputs {
             checkpoint: self.checkpoint_path(),
             model: self.output_dir.join(MODEL_FILE),
@@ -528,7 +545,11 @@ impl Trainer {
             self.state.iteration,
         )?;
         self.state.validations.push(record.clone());
-        if self.state.best_dice.is_none_or(|best| record.mean_dice > best) {
+        if self
+            .state
+            .best_dice
+            .is_none_or(|best| record.mean_dice > best)
+        {
             self.state.best_dice = Some(record.mean_dice);
             self.state.best_iteration = Some(record.iteration);
             let best = self.output_dir.join(BEST_MODEL_FILE);
@@ -578,11 +599,9 @@ impl Trainer {
                 .insert("training_mode".to_string(), self.mode.to_string());
             let tensors: Vec<(String, Tensor)> = trainable_parameters(&self.var_store)
                 .into_iter()
-                .chain(
-                    self.named_variables()
-                        .into_iter()
-                        .filter(|(n, _)| crate::model::is_lora(n) && self.mode == TrainingMode::Decoder),
-                )
+                .chain(self.named_variables().into_iter().filter(|(n, _)| {
+                    crate::model::is_lora(n) && self.mode == TrainingMode::Decoder
+                }))
                 .collect();
             weights::save_adapter(path, &meta, &tensors)?;
         }
@@ -621,8 +640,7 @@ impl Trainer {
             .ok_or_else(|| invalid("no model configuration in the checkpoint".into()))?;
         if SamConfig::from_json(saved_config)? != *self.sam.config() {
             return Err(invalid(
-                "the checkpoint was made for another model configuration than this run's"
-                    .into(),
+                "the checkpoint was made for another model configuration than this run's".into(),
             ));
         }
         if metadata.get("brainsam_training_mode") != Some(&self.mode.to_string()) {
@@ -643,12 +661,19 @@ impl Trainer {
             .ok_or_else(|| invalid("no optimiser step in the checkpoint".into()))?;
         let model: Vec<(String, Tensor)> = tensors
             .iter()
-            .filter_map(|(n, t)| n.strip_prefix("model.").map(|n| (n.to_string(), t.shallow_clone())))
+            .filter_map(|(n, t)| {
+                n.strip_prefix("model.")
+                    .map(|n| (n.to_string(), t.shallow_clone()))
+            })
             .collect();
         weights::load_into_var_store(&self.var_store, &model, &LoadOptions::strict())
             .map_err(|e| invalid(e.to_string()))?;
         self.optimiser.load_state(&tensors, step)?;
-        log::info!("resumed {} at iteration {}", path.display(), state.iteration);
+        log::info!(
+            "resumed {} at iteration {}",
+            path.display(),
+            state.iteration
+        );
         self.state = state;
         Ok(())
     }
@@ -680,7 +705,8 @@ impl Trainer {
         for (name, text) in [("loss.csv", loss_csv), ("validation.csv", validation_csv)] {
             let path = self.output_dir.join(name);
             weights::atomic_write(&path, |w| {
-                w.write_all(text.as_bytes()).map_err(|e| Error::io(&path, e))
+                w.write_all(text.as_bytes())
+                    .map_err(|e| Error::io(&path, e))
             })?;
         }
         let loss_points: Vec<(f64, f64)> = self

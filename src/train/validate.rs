@@ -103,7 +103,11 @@ fn predict_stack(
         let input = model_input(sam, &images.narrow(0, start as i64, count))?;
         let logits = tch::no_grad(|| -> Result<Tensor> {
             let embeddings = sam.encode_images(&input)?;
-            Ok(decode_with_prompts(sam, &embeddings, &vec![None; count as usize])?)
+            Ok(decode_with_prompts(
+                sam,
+                &embeddings,
+                &vec![None; count as usize],
+            )?)
         })?;
         predictions.push(logits.argmax(1, false).to_device(tch::Device::Cpu));
     }
@@ -167,7 +171,13 @@ pub fn validate(
                 evaluation
                     .structures
                     .iter()
-                    .map(|s| if s.reference_voxels > 0 { s.dice.or(Some(0.0)) } else { None })
+                    .map(|s| {
+                        if s.reference_voxels > 0 {
+                            s.dice.or(Some(0.0))
+                        } else {
+                            None
+                        }
+                    })
                     .collect()
             }
             _ => tch::no_grad(|| slice_stack_dice(sam, &subject.slices, synth))?,
@@ -231,18 +241,13 @@ pub fn prompted_dice(
                     }),
                 })
                 .collect();
-            let embeddings = embedding.expand(
-                [present.len() as i64, -1, -1, -1],
-                false,
-            );
+            let embeddings = embedding.expand([present.len() as i64, -1, -1, -1], false);
             let logits =
                 tch::no_grad(|| decode_with_prompts(sam, &embeddings.contiguous(), &prompts))?;
             let predicted = logits.argmax(1, false).to_device(tch::Device::Cpu);
-            let reference = super::loss::downsample_labels(
-                &classes_tensor.unsqueeze(0),
-                predicted.size()[1],
-            )?
-            .squeeze_dim(0);
+            let reference =
+                super::loss::downsample_labels(&classes_tensor.unsqueeze(0), predicted.size()[1])?
+                    .squeeze_dim(0);
             for (row, &structure) in present.iter().enumerate() {
                 let p = predicted.get(row as i64).eq(i64::from(structure));
                 let r = reference.eq(i64::from(structure));
