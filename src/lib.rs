@@ -11,6 +11,7 @@ pub mod error;
 pub mod ffi;
 pub mod runtime;
 pub mod session;
+pub mod train;
 
 mod cxx_bridge;
 pub mod labels;

@@ -38,6 +38,8 @@ enum Command {
     Info(InfoArgs),
     /// Create a model file with freshly initialised weights (to train from scratch).
     InitModel(InitModelArgs),
+    /// Fine-tune a model on labelled volumes (TOML configuration, flags override it).
+    FineTune(brainsam::train::cli::FineTuneArgs),
 }
 
 #[derive(clap::Args)]
@@ -132,6 +134,7 @@ fn main() {
         Command::Evaluate(args) => evaluate_command(&args),
         Command::Info(args) => info(&args),
         Command::InitModel(args) => init_model_command(&args),
+        Command::FineTune(args) => brainsam::train::cli::run_fine_tune(&args),
     };
     if let Err(error) = result {
         eprintln!("error: {error}");

@@ -1,0 +1,263 @@
+//! Prompt sampling from the ground truth (points inside/outside a structure, jittered
+//! boxes) and decoding a batch whose samples carry different prompts.
+//!
+//! Coordinates follow the session's convention: model-input pixels, the centre of
+//! pixel `(x, y)` at `(x + 0.5, y + 0.5)`; a box spans the centres of the structure's
+//! extreme pixels.
+
+use rand::seq::SliceRandom;
+use rand::Rng;
+use tch::{Kind, Tensor};
+
+use super::config::PromptSection;
+use super::dataset::present_structures;
+use crate::error::Result;
+use crate::model::{Prompts, Sam};
+
+/// The prompts of one training sample (for one structure).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplePrompt {
+    /// The structure (class id) prompted.
+    pub structure: u8,
+    /// Points (x, y, positive).
+    pub points: Vec<(f32, f32, bool)>,
+    /// Box (x0, y0, x1, y1).
+    pub bounding_box: Option<[f32; 4]>,
+}
+
+/// Bounding box (x0, y0, x1, y1) of class `class` on a `side × side` class map, in
+/// pixel-centre coordinates; None if absent.
+pub fn structure_box(classes: &[u8], side: usize, class: u8) -> Option<[f32; 4]> {
+    let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
+    for (index, &c) in classes.iter().enumerate() {
+        if c == class {
+            let (x, y) = (index % side, index / side);
+            x0 = x0.min(x);
+            y0 = y0.min(y);
+            x1 = x1.max(x);
+            y1 = y1.max(y);
+        }
+    }
+    (x0 != usize::MAX).then_some({
+        [
+            x0 as f32 + 0.5,
+            y0 as f32 + 0.5,
+            x1 as f32 + 0.5,
+            y1 as f32 + 0.5,
+        ]
+    })
+}
+
+/// Samples prompts for one sample's class map (`side × side`, flattened), or None
+/// (no prompt: with probability `1 - probability`, or no structure present).
+pub fn sample_prompt(
+    classes: &[u8],
+    side: usize,
+    settings: &PromptSection,
+    rng: &mut impl Rng,
+) -> Option<SamplePrompt> {
+    if !rng.gen_bool(settings.probability) {
+        return None;
+    }
+    let present = present_structures(classes);
+    let &structure = present.choose(rng)?;
+    let tight = structure_box(classes, side, structure)?;
+    let with_box = rng.gen_bool(settings.box_probability);
+    let with_points = !with_box || rng.gen_bool(settings.box_with_points_probability);
+    let mut bounding_box = None;
+    if with_box {
+        let (w, h) = (tight[2] - tight[0] + 1.0, tight[3] - tight[1] + 1.0);
+        let mut jitter = |extent: f32| {
+            let amplitude = settings.box_jitter as f32 * extent + 2.0;
+            rng.gen_range(-amplitude..=amplitude)
+        };
+        let limit = side as f32;
+        let b = [
+            (tight[0] + jitter(w)).clamp(0.0, limit),
+            (tight[1] + jitter(h)).clamp(0.0, limit),
+            (tight[2] + jitter(w)).clamp(0.0, limit),
+            (tight[3] + jitter(h)).clamp(0.0, limit),
+        ];
+        bounding_box = Some([
+            b[0].min(b[2]),
+            b[1].min(b[3]),
+            b[0].max(b[2]),
+            b[1].max(b[3]),
+        ]);
+    }
+    let mut points = Vec::new();
+    if with_points {
+        let inside: Vec<usize> = (0..classes.len())
+            .filter(|&i| classes[i] == structure)
+            .collect();
+        // Negatives near the structure are the informative ones: sample outside the
+        // mask within the box grown by half its size, else anywhere outside.
+        let (w, h) = (tight[2] - tight[0], tight[3] - tight[1]);
+        let near = |i: usize| {
+            let (x, y) = ((i % side) as f32 + 0.5, (i / side) as f32 + 0.5);
+            x >= tight[0] - w / 2.0 - 3.0
+                && x <= tight[2] + w / 2.0 + 3.0
+                && y >= tight[1] - h / 2.0 - 3.0
+                && y <= tight[3] + h / 2.0 + 3.0
+        };
+        let mut outside: Vec<usize> = (0..classes.len())
+            .filter(|&i| classes[i] != structure && near(i))
+            .collect();
+        if outside.is_empty() {
+            outside = (0..classes.len())
+                .filter(|&i| classes[i] != structure)
+                .collect();
+        }
+        let positives = rng.gen_range(1..=settings.max_positive.max(1));
+        let negatives = if outside.is_empty() {
+            0
+        } else {
+            rng.gen_range(0..=settings.max_negative)
+        };
+        let centre = |i: usize| ((i % side) as f32 + 0.5, (i / side) as f32 + 0.5);
+        for _ in 0..positives {
+            let (x, y) = centre(*inside.choose(rng)?);
+            points.push((x, y, true));
+        }
+        for _ in 0..negatives {
+            let (x, y) = centre(*outside.choose(rng)?);
+            points.push((x, y, false));
+        }
+    }
+    Some(SamplePrompt {
+        structure,
+        points,
+        bounding_box,
+    })
+}
+
+/// Decodes image embeddings `[B, C, h, w]` with per-sample prompts (None: no prompt):
+/// samples with the same kind of prompt are decoded together (points padded with
+/// label -1). Returns low-res logits `[B, classes, m, m]` in sample order.
+pub fn decode_with_prompts(
+    sam: &Sam,
+    embeddings: &Tensor,
+    prompts: &[Option<SamplePrompt>],
+) -> Result<Tensor> {
+    let device = embeddings.device();
+    // Groups: 0 none, 1 points only, 2 box only, 3 box + points.
+    let kind_of = |p: &Option<SamplePrompt>| match p {
+        None => 0,
+        Some(p) => usize::from(!p.points.is_empty()) + 2 * usize::from(p.bounding_box.is_some()),
+    };
+    let mut outputs: Vec<(Vec<i64>, Tensor)> = Vec::new();
+    for group in 0..4 {
+        let members: Vec<usize> = (0..prompts.len())
+            .filter(|&i| kind_of(&prompts[i]) == group)
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        let index: Vec<i64> = members.iter().map(|&i| i as i64).collect();
+        let selected = embeddings.index_select(0, &Tensor::from_slice(&index).to_device(device));
+        let mut model_prompts = Prompts::none();
+        let count = members.len() as i64;
+        if group & 1 == 1 {
+            let n = members
+                .iter()
+                .map(|&i| prompts[i].as_ref().map_or(0, |p| p.points.len()))
+                .max()
+                .unwrap_or(0);
+            let mut coords = Vec::with_capacity(members.len() * n * 2);
+            let mut labels = Vec::with_capacity(members.len() * n);
+            for &i in &members {
+                let points = &prompts[i].as_ref().expect("grouped as prompted").points;
+                for k in 0..n {
+                    match points.get(k) {
+                        Some(&(x, y, positive)) => {
+                            coords.extend_from_slice(&[x, y]);
+                            labels.push(if positive { 1.0f32 } else { 0.0 });
+                        }
+                        None => {
+                            coords.extend_from_slice(&[0.0, 0.0]);
+                            labels.push(-1.0);
+                        }
+                    }
+                }
+            }
+            model_prompts = Prompts::from_points(
+                Tensor::from_slice(&coords)
+                    .view([count, n as i64, 2])
+                    .to_device(device),
+                Tensor::from_slice(&labels)
+                    .view([count, n as i64])
+                    .to_device(device),
+            );
+        }
+        if group & 2 == 2 {
+            let boxes: Vec<f32> = members
+                .iter()
+                .flat_map(|&i| {
+                    prompts[i]
+                        .as_ref()
+                        .and_then(|p| p.bounding_box)
+                        .expect("grouped as boxed")
+                })
+                .collect();
+            model_prompts.boxes = Some(
+                Tensor::from_slice(&boxes)
+                    .view([count, 4])
+                    .to_device(device),
+            );
+        }
+        let output = sam.decode(&selected, &model_prompts)?;
+        outputs.push((index, output.low_res_logits));
+    }
+    if outputs.len() == 1 {
+        return Ok(outputs.pop().expect("one group").1);
+    }
+    let order: Vec<i64> = outputs.iter().flat_map(|(i, _)| i.clone()).collect();
+    let logits = Tensor::cat(&outputs.iter().map(|(_, l)| l).collect::<Vec<_>>(), 0);
+    // Row r of `logits` belongs to sample order[r]; invert the permutation.
+    let inverse = Tensor::from_slice(&order)
+        .argsort(0, false)
+        .to_device(device);
+    Ok(logits.index_select(0, &inverse.to_kind(Kind::Int64)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn prompts_come_from_the_structure() {
+        let side = 16;
+        let mut classes = vec![0u8; side * side];
+        for y in 4..8 {
+            for x in 6..10 {
+                classes[y * side + x] = 3;
+            }
+        }
+        let settings = PromptSection {
+            probability: 1.0,
+            box_probability: 0.5,
+            ..PromptSection::default()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let (mut boxes, mut pointed) = (0, 0);
+        for _ in 0..50 {
+            let prompt = sample_prompt(&classes, side, &settings, &mut rng).expect("prompted");
+            assert_eq!(prompt.structure, 3);
+            for &(x, y, positive) in &prompt.points {
+                let class = classes[y as usize * side + x as usize];
+                assert_eq!(class == 3, positive, "point ({x}, {y}) positive={positive}");
+            }
+            if let Some(b) = prompt.bounding_box {
+                boxes += 1;
+                assert!(b[0] <= 6.5 + 2.5 && b[2] >= 9.5 - 2.5, "{b:?}");
+            }
+            pointed += usize::from(!prompt.points.is_empty());
+        }
+        assert!(boxes > 10 && pointed > 10);
+        assert_eq!(structure_box(&classes, side, 3), Some([6.5, 4.5, 9.5, 7.5]));
+        let empty = vec![0u8; side * side];
+        assert!(sample_prompt(&empty, side, &settings, &mut rng).is_none());
+    }
+}
