@@ -34,7 +34,14 @@ fn grid() -> Grid {
 /// A phantom head: scalp, brain and four blobs (FreeSurfer codes of L/R thalamus and
 /// L/R putamen) whose positions and sizes vary with `seed`; `contrast` scales how
 /// much the blobs differ from the brain.
-fn phantom(seed: u64, contrast: f32) -> (Volume, Volume) {
+/// A phantom head with four labelled blobs whose positions vary by up to `jitter` mm
+/// per axis and whose intensity differs from the tissue around them by `40 × contrast`.
+fn phantom(seed: u64, contrast: f32, jitter: f64) -> (Volume, Volume) {
+    phantom_with_blobs(seed, contrast, jitter, 4)
+}
+
+/// [`phantom`] with only the first `count` of its blobs.
+fn phantom_with_blobs(seed: u64, contrast: f32, jitter: f64, count: usize) -> (Volume, Volume) {
     let grid = grid();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     // (code, centre R, A, S, radius, intensity offset)
@@ -45,11 +52,12 @@ fn phantom(seed: u64, contrast: f32) -> (Volume, Volume) {
         (51.0, [28.0, 16.0, -14.0], -1.0),
     ]
     .into_iter()
+    .take(count)
     .map(|(code, centre, sign)| {
         let jitter = [
-            rng.gen_range(-5.0..5.0),
-            rng.gen_range(-5.0..5.0),
-            rng.gen_range(-5.0..5.0),
+            rng.gen_range(-jitter..jitter),
+            rng.gen_range(-jitter..jitter),
+            rng.gen_range(-jitter..jitter),
         ];
         let c = [
             centre[0] + jitter[0],
@@ -94,7 +102,14 @@ fn phantom(seed: u64, contrast: f32) -> (Volume, Volume) {
 }
 
 fn subject(name: &str, seed: u64, contrast: f32) -> Subject {
-    let (image, labels) = phantom(seed, contrast);
+    subject_with_jitter(name, seed, contrast, 5.0)
+}
+
+fn subject_with_jitter(name: &str, seed: u64, contrast: f32, jitter: f64) -> Subject {
+    subject_from(name, seed, phantom(seed, contrast, jitter))
+}
+
+fn subject_from(name: &str, seed: u64, (image, labels): (Volume, Volume)) -> Subject {
     Subject {
         name: name.to_string(),
         source: format!("phantom {seed}"),
@@ -184,7 +199,7 @@ fn tiny_model_learns_phantoms_and_its_output_loads_for_inference() {
         ..ModelOptions::default()
     })
     .unwrap();
-    let (image, labels) = phantom(4, 1.0);
+    let (image, labels) = phantom(4, 1.0, 5.0);
     let mut session = Session::new(model, SessionOptions::default()).unwrap();
     session.set_volume(image).unwrap();
     let predicted = session.segment_all(&mut |_, _| true).unwrap();
@@ -205,7 +220,7 @@ fn run_to_end(config: TrainConfig, subjects: Vec<Subject>, options: TrainOptions
 }
 
 fn resume_subjects() -> Vec<Subject> {
-    let (_, labels) = phantom(9, 1.0);
+    let (_, labels) = phantom(9, 1.0, 5.0);
     vec![
         subject("a", 1, 1.0),
         subject("b", 2, 1.0),
@@ -293,25 +308,25 @@ fn cancelling_writes_a_checkpoint_and_returns_cancelled() {
     assert!(metadata["brainsam_training_state"].contains("\"iteration\":3"));
 }
 
+/// The one structure (left thalamus) is invisible in these images (no contrast) and
+/// wanders by up to ±25 mm, so without a prompt the model can only guess where it is; a
+/// model trained with prompts must learn to take the location from them.
 #[test]
-#[ignore = "not yet passing: after 500 iterations the tiny model ignores prompts (held-out Dice 0.827 without, 0.826 with a box); needs a harder phantom task or more training"]
 fn prompt_aware_training_makes_prompts_improve_the_result() {
     let dir = common::scratch_dir("train_prompts");
     let mut config = tiny_config(&dir, 500);
     config.prompts.probability = 0.8;
     config.prompts.box_probability = 0.8;
     config.prompts.box_jitter = 0.05;
+    let invisible =
+        |name: &str, seed: u64| subject_from(name, seed, phantom_with_blobs(seed, 0.0, 25.0, 1));
     let subjects: Vec<Subject> = (0..4)
-        .map(|i| subject(&format!("s{i}"), 20 + i, 0.25))
+        .map(|i| invisible(&format!("s{i}"), 20 + i))
         .collect();
     let mut trainer = Trainer::with_subjects(config, subjects, TrainOptions::default()).unwrap();
     trainer.run(&mut |_| true).unwrap();
     let held_out = Dataset::prepare(
-        vec![
-            subject("t", 30, 0.25),
-            subject("h1", 31, 0.25),
-            subject("h2", 32, 0.25),
-        ],
+        vec![invisible("t", 30), invisible("h1", 31), invisible("h2", 32)],
         &DatasetOptions {
             input_size: trainer.sam().config().input_size,
             validation: vec!["h1".into(), "h2".into()],
@@ -331,8 +346,12 @@ fn prompt_aware_training_makes_prompts_improve_the_result() {
         "held-out Dice: no prompt {without:.3}, box {with_box:.3}, centre point {with_point:.3}"
     );
     assert!(
-        with_box > without + 0.02,
+        with_box > without + 0.1,
         "box prompts do not help: {with_box:.3} vs {without:.3}"
+    );
+    assert!(
+        with_point > without,
+        "point prompts do not help: {with_point:.3} vs {without:.3}"
     );
 }
 
@@ -369,7 +388,7 @@ fn expect_invalid(config: TrainConfig, needle: &str) {
 #[test]
 fn bad_input_is_reported_before_training() {
     let dir = common::scratch_dir("train_bad_input");
-    let (image, labels) = phantom(1, 1.0);
+    let (image, labels) = phantom(1, 1.0, 5.0);
     let good = write_pair(&dir, "good", &image, &labels);
     // Label grid differs from the image grid.
     let mut affine = *grid().voxel_to_ras();
