@@ -21,6 +21,15 @@ use rand_chacha::ChaCha8Rng;
 const SPACING: f64 = 4.0;
 const DIM: usize = 44;
 
+/// libtorch's random generator is process-wide and the trainer re-seeds it every
+/// iteration, so two trainings in one process at the same time would draw from each
+/// other's sequence: the tests that train take turns.
+static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn training_turn() -> std::sync::MutexGuard<'static, ()> {
+    TRAINING.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn grid() -> Grid {
     let mut affine: Affine = [[0.0; 4]; 4];
     for (axis, row) in affine.iter_mut().take(3).enumerate() {
@@ -145,6 +154,7 @@ fn read_weights(path: &Path) -> Vec<(String, tch::Tensor)> {
 
 #[test]
 fn tiny_model_learns_phantoms_and_its_output_loads_for_inference() {
+    let _turn = training_turn();
     let dir = common::scratch_dir("train_learns");
     let mut config = tiny_config(&dir, 400);
     config.validation = vec!["val".into()];
@@ -236,6 +246,7 @@ fn resume_subjects() -> Vec<Subject> {
 
 #[test]
 fn runs_are_deterministic_and_resume_is_exact() {
+    let _turn = training_turn();
     let root = common::scratch_dir("train_resume");
     let configure = |name: &str| {
         let mut config = tiny_config(&root.join(name), 12);
@@ -296,6 +307,7 @@ fn runs_are_deterministic_and_resume_is_exact() {
 
 #[test]
 fn cancelling_writes_a_checkpoint_and_returns_cancelled() {
+    let _turn = training_turn();
     let dir = common::scratch_dir("train_cancel");
     let config = tiny_config(&dir, 50);
     let mut trainer =
@@ -313,6 +325,7 @@ fn cancelling_writes_a_checkpoint_and_returns_cancelled() {
 /// model trained with prompts must learn to take the location from them.
 #[test]
 fn prompt_aware_training_makes_prompts_improve_the_result() {
+    let _turn = training_turn();
     let dir = common::scratch_dir("train_prompts");
     let mut config = tiny_config(&dir, 500);
     config.prompts.probability = 0.8;

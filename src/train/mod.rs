@@ -17,7 +17,8 @@
 //! Runs are deterministic on the CPU for a given seed: every iteration draws its
 //! samples, augmentation and prompts from an RNG seeded by (seed, iteration) and
 //! re-seeds torch's generator likewise, so a resumed run repeats exactly what the
-//! uninterrupted one would have done.
+//! uninterrupted one would have done. Torch's generator is process-wide: two trainings
+//! running at the same time in one process are each valid but not reproducible.
 
 pub mod augment;
 pub mod cli;
