@@ -18,6 +18,7 @@ pub mod labels;
 pub mod metrics;
 pub mod model;
 pub mod overlay;
+mod render;
 pub mod volume;
 pub mod weights;
 

@@ -7,6 +7,7 @@ use image::{Rgb, RgbImage};
 
 use crate::error::{Error, Result};
 use crate::labels::STRUCTURES;
+use crate::render::{draw_text, save_png, text_height, text_width};
 use crate::volume::slicing::CoronalFrame;
 use crate::volume::{LabelVolume, Volume};
 
@@ -98,12 +99,7 @@ pub fn write_overlay_png(image: &Volume, labels: &LabelVolume, path: &Path) -> R
         image::imageops::overlay(&mut canvas, panel, i64::from(x), i64::from(margin));
         x += panel.width() + margin;
     }
-    canvas
-        .save_with_format(path, image::ImageFormat::Png)
-        .map_err(|e| match e {
-            image::ImageError::IoError(io) => Error::io(path, io),
-            other => Error::invalid_file(path, other.to_string()),
-        })
+    save_png(&canvas, path)
 }
 
 /// The voxel at the centre of the labelled voxels' bounding box (the volume centre
@@ -193,13 +189,13 @@ fn render_view(
 }
 
 fn render_legend() -> RgbImage {
-    let line = 8 * FONT_SCALE + 6;
+    let line = text_height(FONT_SCALE) + 6;
     let longest = STRUCTURES
         .iter()
-        .map(|s| s.long_name.len())
+        .map(|s| text_width(s.long_name, FONT_SCALE))
         .max()
-        .unwrap_or(0) as u32;
-    let width = line + 6 + longest * 8 * FONT_SCALE;
+        .unwrap_or(0);
+    let width = line + 6 + longest;
     let mut out = RgbImage::from_pixel(width, line * STRUCTURES.len() as u32, Rgb([0, 0, 0]));
     for (index, structure) in STRUCTURES.iter().enumerate() {
         let top = index as u32 * line;
@@ -208,35 +204,14 @@ fn render_legend() -> RgbImage {
                 out.put_pixel(x, y, Rgb(structure.colour));
             }
         }
-        draw_text(&mut out, line + 2, top + 3, structure.long_name);
+        draw_text(
+            &mut out,
+            i64::from(line + 2),
+            i64::from(top + 3),
+            structure.long_name,
+            [255, 255, 255],
+            FONT_SCALE,
+        );
     }
     out
-}
-
-fn draw_text(image: &mut RgbImage, left: u32, top: u32, text: &str) {
-    use font8x8::UnicodeFonts;
-    for (index, character) in text.chars().enumerate() {
-        let Some(glyph) = font8x8::BASIC_FONTS.get(character) else {
-            continue;
-        };
-        let x0 = left + index as u32 * 8 * FONT_SCALE;
-        for (row, bits) in glyph.iter().enumerate() {
-            for column in 0..8u32 {
-                if bits & (1 << column) == 0 {
-                    continue;
-                }
-                for dy in 0..FONT_SCALE {
-                    for dx in 0..FONT_SCALE {
-                        let (x, y) = (
-                            x0 + column * FONT_SCALE + dx,
-                            top + row as u32 * FONT_SCALE + dy,
-                        );
-                        if x < image.width() && y < image.height() {
-                            image.put_pixel(x, y, Rgb([255, 255, 255]));
-                        }
-                    }
-                }
-            }
-        }
-    }
 }

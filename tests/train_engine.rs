@@ -27,7 +27,9 @@ const DIM: usize = 44;
 static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn training_turn() -> std::sync::MutexGuard<'static, ()> {
-    TRAINING.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    TRAINING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn grid() -> Grid {
