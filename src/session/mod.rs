@@ -22,11 +22,32 @@ use tch::{Kind, Tensor};
 use crate::cleanup::{clean_labels, CleanupOptions};
 use crate::error::{Error, Result};
 use crate::labels::NUM_CLASSES;
-use crate::model::Prompts;
+use crate::model::{Prompts, Sam};
 use crate::volume::normalize::{normalize, NormalizeConfig};
 use crate::volume::roi::{find_roi, RoiConfig};
 use crate::volume::slicing::SliceGeometry;
 use crate::volume::{LabelVolume, Volume};
+
+/// The model input `[B, 3, S, S]` for grey slice images `[B, 1, S, S]` in [0, 1]: the
+/// grey level repeated on the three channels, in the value range the model's pixel
+/// statistics expect, normalised and padded. Inference and training both use this.
+pub fn model_input(sam: &Sam, images: &Tensor) -> Result<Tensor> {
+    let size = images.size();
+    if size.len() != 4 || size[1] != 1 {
+        return Err(Error::invalid_argument(format!(
+            "slice images must be [B, 1, S, S], got {size:?}"
+        )));
+    }
+    // Our models are trained on [0, 1] images with mean 0 / std 1 (as SAMed);
+    // official SAM statistics are in 0..255 units.
+    let scale = if sam.config().pixel_std.iter().any(|&s| s > 1.0) {
+        255.0
+    } else {
+        1.0
+    };
+    let rgb = (images * scale).expand([size[0], 3, size[2], size[3]], false);
+    sam.preprocess(&rgb)
+}
 
 /// Settings of a session.
 #[derive(Debug, Clone)]
@@ -193,19 +214,10 @@ impl Session {
         for &index in indices {
             values.extend(state.images.index_axis(ndarray::Axis(0), index).iter());
         }
-        let grey = Tensor::from_slice(&values).view([indices.len() as i64, 1, size, size]);
-        // Our models are trained on [0, 1] images with mean 0 / std 1 (as SAMed);
-        // official SAM statistics are in 0..255 units.
-        let config = self.model.config();
-        let scale = if config.pixel_std.iter().any(|&s| s > 1.0) {
-            255.0
-        } else {
-            1.0
-        };
-        let rgb = (grey * scale)
-            .expand([indices.len() as i64, 3, size, size], false)
+        let grey = Tensor::from_slice(&values)
+            .view([indices.len() as i64, 1, size, size])
             .to_device(self.model.device());
-        self.model.sam().preprocess(&rgb)
+        model_input(self.model.sam(), &grey)
     }
 
     /// Encodes the slices that have no cached embedding yet, in batches.

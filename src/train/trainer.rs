@@ -21,12 +21,13 @@ use super::loss::{downsample_labels, segmentation_loss};
 use super::optim::{learning_rate, AdamW};
 use super::plot::{plot_panels, Series};
 use super::prompts::{decode_with_prompts, sample_prompt, SamplePrompt};
-use super::validate::{model_input, validate, ValidationRecord};
+use super::validate::{validate, ValidationRecord};
 use crate::error::{Error, Result};
 use crate::labels::STRUCTURES;
 use crate::model::{
     adapt_state_dict, apply_training_mode, trainable_parameters, Sam, SamConfig, TrainingMode,
 };
+use crate::session::model_input;
 use crate::session::{DeviceChoice, CONFIG_METADATA_KEY};
 use crate::weights::{self, AdapterMetadata, LoadOptions};
 

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::labels::NUM_CLASSES;
 use crate::metrics::evaluate;
 use crate::model::Sam;
-use crate::session::{Model, Session, SessionOptions};
+use crate::session::{model_input, Model, Session, SessionOptions};
 
 const STRUCTURES: usize = NUM_CLASSES - 1;
 
@@ -31,19 +31,6 @@ pub struct ValidationRecord {
     pub mean_dice: f64,
     /// Dice per structure 1..=12 averaged over subjects (None: absent everywhere).
     pub structure_dice: Vec<Option<f64>>,
-}
-
-/// The model input `[B, 3, S, S]` for images `[B, 1, S, S]` in [0, 1], exactly as the
-/// session builds it (scaled to 0..255 for models with SAM's pixel statistics).
-pub fn model_input(sam: &Sam, images: &Tensor) -> Result<Tensor> {
-    let size = images.size();
-    let scale = if sam.config().pixel_std.iter().any(|&s| s > 1.0) {
-        255.0
-    } else {
-        1.0
-    };
-    let rgb = (images * scale).expand([size[0], 3, size[2], size[3]], false);
-    sam.preprocess(&rgb)
 }
 
 /// A copy of the training model wrapped for inference (shares nothing with it).
