@@ -3,10 +3,12 @@
 //! The C header stays the stable contract; this layer is a convenience for C++ callers and
 //! calls the same core functions ([`crate::session`]) and the same input validation as the
 //! C API. Errors become C++ exceptions (`rust::Error`, whose `what()` is the message the C
-//! API would return). `Model` and `Session` are owned through `rust::Box` (RAII).
+//! API would return). `Model`, `Session` and `FineTune` are owned through `rust::Box`
+//! (RAII; dropping a `FineTune` cancels its run and waits for the training thread).
 //!
 //! Thread safety as in the C API: a `Model` may be shared by sessions on any threads
-//! (through `const Model&`); a `Session` is used by one thread at a time.
+//! (through `const Model&`); a `Session` is used by one thread at a time; a `FineTune`
+//! may be polled and cancelled from any threads at once.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -214,8 +216,10 @@ mod bridge {
         type FineTune;
         /// Reads and checks the TOML configuration, then trains on a new thread (as
         /// `brainsam_fine_tune_start`).
-        fn start_fine_tune(config_toml_path: &str, options: &FineTuneOptions)
-            -> Result<Box<FineTune>>;
+        fn start_fine_tune(
+            config_toml_path: &str,
+            options: &FineTuneOptions,
+        ) -> Result<Box<FineTune>>;
         /// The run's progress and state; never blocks on training.
         fn progress(self: &FineTune) -> FineTuneStatus;
         /// Asks the run to stop after its current iteration (a checkpoint is written).
@@ -400,7 +404,9 @@ fn start_fine_tune(
     options: &bridge::FineTuneOptions,
 ) -> Result<Box<FineTune>> {
     if config_toml_path.is_empty() {
-        return Err(Error::invalid_argument("config_toml_path is an empty string"));
+        return Err(Error::invalid_argument(
+            "config_toml_path is an empty string",
+        ));
     }
     let run = FineTuneRun::start(Path::new(config_toml_path), options.resume, None)?;
     Ok(Box::new(FineTune { run }))
@@ -443,7 +449,9 @@ impl FineTune {
 
     fn save(&self, output: bridge::FineTuneOutput, path: &str) -> Result<()> {
         let output = match output {
-            bridge::FineTuneOutput::Model => brainsam_fine_tune_output::BRAINSAM_FINE_TUNE_OUTPUT_MODEL,
+            bridge::FineTuneOutput::Model => {
+                brainsam_fine_tune_output::BRAINSAM_FINE_TUNE_OUTPUT_MODEL
+            }
             bridge::FineTuneOutput::Adapter => {
                 brainsam_fine_tune_output::BRAINSAM_FINE_TUNE_OUTPUT_ADAPTER
             }

@@ -165,16 +165,22 @@ fn fine_tune_config(iterations: u64, output_dir: &str, image: &str) -> String {
 fn fine_tuning_from_c_runs_cancels_fails_and_saves_a_loadable_model() {
     let dir = scratch_dir("c_fine_tune");
     let (image, labels) = fine_tune_phantom();
-    image.write(&dir.join("a_T1.nii.gz")).unwrap();
-    labels.write(&dir.join("a_aseg.nii.gz")).unwrap();
+    image.write(dir.join("a_T1.nii.gz")).unwrap();
+    labels.write(dir.join("a_aseg.nii.gz")).unwrap();
     let configs = [
         ("good.toml", fine_tune_config(20, "good-out", "a_T1.nii.gz")),
-        ("long.toml", fine_tune_config(100_000, "long-out", "a_T1.nii.gz")),
+        (
+            "long.toml",
+            fine_tune_config(100_000, "long-out", "a_T1.nii.gz"),
+        ),
         (
             "failing.toml",
             fine_tune_config(20, "failing-out", "nowhere_T1.nii.gz"),
         ),
-        ("invalid.toml", fine_tune_config(0, "invalid-out", "a_T1.nii.gz")),
+        (
+            "invalid.toml",
+            fine_tune_config(0, "invalid-out", "a_T1.nii.gz"),
+        ),
         ("malformed.toml", "[run]\nbogus = 1\n".to_string()),
     ];
     for (name, text) in configs {
@@ -184,7 +190,10 @@ fn fine_tuning_from_c_runs_cancels_fails_and_saves_a_loadable_model() {
     compile_c_with_asan(&["fine_tune.c"], &exe);
     let started = std::time::Instant::now();
     let stdout = run_sanitized(&exe, &[&dir]);
-    println!("{stdout}C fine-tuning test: {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "{stdout}C fine-tuning test: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     assert!(stdout.contains("fine_tune: ok"), "{stdout}");
     // The saved model is the run's final model, byte for byte.
     assert_eq!(

@@ -22,8 +22,8 @@ mod train;
 pub use logging::*;
 pub use runtime::*;
 pub use session::*;
-pub use train::*;
 pub(crate) use session::{roi_slice_range, VolumeGeometry};
+pub use train::*;
 pub(crate) use train::{FineTuneOutcome, FineTuneRun};
 
 use std::cell::RefCell;

@@ -114,8 +114,7 @@ pub struct brainsam_fine_tune {
     run: FineTuneRun,
 }
 
-static FINE_TUNES: HandleRegistry<brainsam_fine_tune> =
-    HandleRegistry::new("brainsam_fine_tune");
+static FINE_TUNES: HandleRegistry<brainsam_fine_tune> = HandleRegistry::new("brainsam_fine_tune");
 
 /// How a run ended.
 #[derive(Debug, Clone)]
@@ -174,7 +173,9 @@ pub(crate) struct FineTuneRun {
 
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every update is a plain field write, so the data is consistent even after a panic.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -195,10 +196,9 @@ impl FineTuneRun {
     ) -> Result<Self> {
         let config = TrainConfig::read(config_path)?;
         config.validate().map_err(|e| match e {
-            Error::InvalidArgument(message) => Error::invalid_argument(format!(
-                "{}: {message}",
-                config_path.display()
-            )),
+            Error::InvalidArgument(message) => {
+                Error::invalid_argument(format!("{}: {message}", config_path.display()))
+            }
             other => other,
         })?;
         let snapshot = Arc::new(Mutex::new(FineTuneSnapshot {
@@ -233,7 +233,10 @@ impl FineTuneRun {
                     ),
                     Err(payload) => FineTuneOutcome::Failed(
                         brainsam_status::BRAINSAM_STATUS_INTERNAL_ERROR,
-                        format!("internal error (please report): {}", panic_message(&*payload)),
+                        format!(
+                            "internal error (please report): {}",
+                            panic_message(&*payload)
+                        ),
                     ),
                 };
                 if let FineTuneOutcome::Failed(_, message) = &outcome {
@@ -374,8 +377,9 @@ fn train(
             shared.lr = progress.lr;
             if let Some(record) = &progress.validation {
                 shared.last_validation_dice = record.mean_dice;
-                // NaN compares false, so the first validation always becomes the best.
-                if !(shared.best_validation_dice >= record.mean_dice) {
+                if shared.best_validation_dice.is_nan()
+                    || record.mean_dice > shared.best_validation_dice
+                {
                     shared.best_validation_dice = record.mean_dice;
                 }
             }
@@ -406,7 +410,11 @@ fn copy_atomically(source: &Path, destination: &Path) -> Result<()> {
     };
     if let Err(e) = copy() {
         let _ = std::fs::remove_file(&temporary);
-        let culprit = if source.is_file() { destination } else { source };
+        let culprit = if source.is_file() {
+            destination
+        } else {
+            source
+        };
         return Err(Error::io(culprit, e));
     }
     std::fs::rename(&temporary, destination).map_err(|e| {
@@ -469,9 +477,8 @@ pub unsafe extern "C" fn brainsam_fine_tune_start(
         require_non_null(config_toml_path, "config_toml_path")?;
         require_non_null(out, "out")?;
         // SAFETY: non-null and NUL-terminated per the contract.
-        let path = unsafe { optional_path(config_toml_path, "config_toml_path") }?.ok_or_else(
-            || Error::invalid_argument("config_toml_path is an empty string"),
-        )?;
+        let path = unsafe { optional_path(config_toml_path, "config_toml_path") }?
+            .ok_or_else(|| Error::invalid_argument("config_toml_path is an empty string"))?;
         let (resume, hook) = if options.is_null() {
             (false, None)
         } else {
@@ -562,7 +569,9 @@ fn write_truncated(text: &str, buffer: &mut [c_char]) {
 /// output folder and ends in the CANCELLED state. Returns at once (use
 /// `brainsam_fine_tune_wait` to join). No effect on a run that has ended.
 #[no_mangle]
-pub extern "C" fn brainsam_fine_tune_cancel(fine_tune: *const brainsam_fine_tune) -> brainsam_status {
+pub extern "C" fn brainsam_fine_tune_cancel(
+    fine_tune: *const brainsam_fine_tune,
+) -> brainsam_status {
     guard("brainsam_fine_tune_cancel", || {
         FINE_TUNES.get(fine_tune, "fine_tune")?.run.cancel();
         Ok(())
