@@ -169,6 +169,15 @@ static void cancel_mid_way(void) {
   brainsam_fine_tune_free(run);
   EXPECT(brainsam_fine_tune_cancel(run), BRAINSAM_STATUS_INVALID_HANDLE, "freed already");
   brainsam_fine_tune_free(run); /* double free: ignored */
+
+  /* Resuming from that checkpoint, then freeing the running run: free cancels it and
+   * waits for its thread. */
+  brainsam_fine_tune_options resume = {sizeof resume, 1, NULL, NULL};
+  run = NULL;
+  CHECK(brainsam_fine_tune_start(path_in_dir("long.toml"), &resume, &run) ==
+        BRAINSAM_STATUS_OK);
+  brainsam_fine_tune_free(run);
+  CHECK(file_exists(path_in_dir("long-out/checkpoint.safetensors")));
 }
 
 /* Data errors show up in the run, not in start. */

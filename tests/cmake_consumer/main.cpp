@@ -1,8 +1,10 @@
 // C++ consumer: uses both the stable C API and the cxx-generated C++ API.
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <thread>
 
 #include "brainsam.hpp"
 
@@ -14,6 +16,7 @@ static bool fine_tune(const std::string& config_path, const std::string& model_p
   rust::Box<brainsam::FineTune> run = brainsam::start_fine_tune(config_path, options);
   brainsam::FineTuneStatus status = run->progress();
   while (status.state == brainsam::FineTuneState::Running) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
     status = run->progress();
   }
   if (run->wait() != brainsam::FineTuneState::Finished || !std::isfinite(status.loss)) {
