@@ -65,6 +65,11 @@ fn compile_c_with_asan(sources: &[&str], exe: &Path) {
 /// Runs a sanitized program; any ASan or UBSan report fails it (exit code 1 and the
 /// report on stderr, which `run` shows).
 fn run_sanitized(exe: &Path, args: &[&Path]) -> String {
+    run_sanitized_with_threads(exe, args, 2)
+}
+
+/// [`run_sanitized`] with libtorch limited to `threads` OpenMP threads.
+fn run_sanitized_with_threads(exe: &Path, args: &[&Path], threads: u32) -> String {
     run(Command::new(exe)
         .args(args)
         // Leak checking would report libtorch's intentional process-lifetime
@@ -76,7 +81,7 @@ fn run_sanitized(exe: &Path, args: &[&Path]) -> String {
         )
         .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
         // Keep the two-core CI machine responsive when two sessions run at once.
-        .env("OMP_NUM_THREADS", "2"))
+        .env("OMP_NUM_THREADS", threads.to_string()))
 }
 
 #[test]
@@ -189,7 +194,9 @@ fn fine_tuning_from_c_runs_cancels_fails_and_saves_a_loadable_model() {
     let exe = dir.join("fine_tune");
     compile_c_with_asan(&["fine_tune.c"], &exe);
     let started = std::time::Instant::now();
-    let stdout = run_sanitized(&exe, &[&dir]);
+    // One OpenMP thread: training's many small parallel regions spin in OpenMP barriers,
+    // which on a busy two-core machine made this test 50 times slower with two.
+    let stdout = run_sanitized_with_threads(&exe, &[&dir], 1);
     println!(
         "{stdout}C fine-tuning test: {:.1} s",
         started.elapsed().as_secs_f64()
