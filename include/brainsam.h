@@ -33,6 +33,9 @@
 // Patch version of the library.
 #define BRAINSAM_VERSION_PATCH 0
 
+// Bytes of `brainsam_fine_tune_status.error_message`, its terminating NUL included.
+#define BRAINSAM_FINE_TUNE_MESSAGE_SIZE 512
+
 // Result of every fallible C function. The numbers are part of the ABI and never change.
 enum brainsam_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -146,6 +149,55 @@ typedef uint32_t brainsam_coordinates;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// State of a fine-tuning run (`brainsam_fine_tune_status.state`).
+enum brainsam_fine_tune_state
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Preparing the data or training.
+  BRAINSAM_FINE_TUNE_RUNNING = 0,
+  // Trained to the last iteration; the outputs are written.
+  BRAINSAM_FINE_TUNE_FINISHED = 1,
+  // Stopped by an error; `error_status` and `error_message` say which.
+  BRAINSAM_FINE_TUNE_FAILED = 2,
+  // Stopped by `brainsam_fine_tune_cancel` (or the progress callback) after writing a
+  // checkpoint to the output folder; start again with `resume` to continue.
+  BRAINSAM_FINE_TUNE_CANCELLED = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum brainsam_fine_tune_state brainsam_fine_tune_state;
+#else
+typedef uint32_t brainsam_fine_tune_state;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Which output `brainsam_fine_tune_save` copies (its `output` argument).
+enum brainsam_fine_tune_output
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // The final full weights (load with `brainsam_model_options.checkpoint_path`).
+  BRAINSAM_FINE_TUNE_OUTPUT_MODEL = 0,
+  // The final LoRA adapter (load with `adapter_path` on the base checkpoint); only
+  // runs in an adapter mode write one.
+  BRAINSAM_FINE_TUNE_OUTPUT_ADAPTER = 1,
+  // The full weights with the best validation Dice; only runs that validated.
+  BRAINSAM_FINE_TUNE_OUTPUT_BEST_MODEL = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum brainsam_fine_tune_output brainsam_fine_tune_output;
+#else
+typedef uint32_t brainsam_fine_tune_output;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// A fine-tuning run on a background thread (opaque).
+typedef struct brainsam_fine_tune brainsam_fine_tune;
+
 // A loaded model (opaque).
 typedef struct brainsam_model brainsam_model;
 
@@ -211,6 +263,54 @@ typedef struct brainsam_volume_desc {
 
 // Progress callback: return non-zero to cancel the operation.
 typedef int32_t (*brainsam_progress_fn)(void *user_data, uint64_t done, uint64_t total);
+
+// Called on the training thread after every iteration with the iteration done, the
+// run's total, the iteration's loss, its learning rate and the mean validation Dice of
+// a validation run after this iteration (NaN when none ran). Return non-zero to cancel
+// the run (it writes a checkpoint first).
+typedef int32_t (*brainsam_fine_tune_progress_fn)(void *user_data,
+                                                  uint64_t iteration,
+                                                  uint64_t total,
+                                                  double loss,
+                                                  double lr,
+                                                  double validation_dice);
+
+// Options of `brainsam_fine_tune_start`.
+typedef struct brainsam_fine_tune_options {
+  // Set to `sizeof(brainsam_fine_tune_options)`.
+  uint32_t struct_size;
+  // Non-zero: continue from the checkpoint in the run's output folder, if any.
+  uint32_t resume;
+  // Progress callback (may be NULL); see `brainsam_fine_tune_progress_fn`.
+  brainsam_fine_tune_progress_fn progress;
+  // Passed to `progress`, on the training thread.
+  void *user_data;
+} brainsam_fine_tune_options;
+
+// A snapshot of a run, filled by `brainsam_fine_tune_progress`.
+typedef struct brainsam_fine_tune_status {
+  // Set to `sizeof(brainsam_fine_tune_status)` before the call.
+  uint32_t struct_size;
+  // Where the run is: a `brainsam_fine_tune_state` value.
+  uint32_t state;
+  // Iterations done (resumed ones included).
+  uint64_t iteration;
+  // Iterations of the whole run.
+  uint64_t total;
+  // Loss of the last iteration (NaN before the first).
+  double loss;
+  // Learning rate of the last iteration (NaN before the first).
+  double lr;
+  // Mean Dice of the last validation (NaN when none ran yet).
+  double last_validation_dice;
+  // Best mean validation Dice so far (NaN when none ran yet).
+  double best_validation_dice;
+  // When `state` is FAILED, the `brainsam_status` of the error; else OK (0).
+  uint32_t error_status;
+  // When `state` is FAILED, the error message (UTF-8, NUL-terminated, cut to fit);
+  // else empty.
+  char error_message[BRAINSAM_FINE_TUNE_MESSAGE_SIZE];
+} brainsam_fine_tune_status;
 
 // Pixel mean of the published SAM models (ImageNet statistics in 0..255).
 #define SAM_PIXEL_MEAN { 123.675, 116.28, 103.53, }
@@ -382,6 +482,60 @@ brainsam_status brainsam_session_structure_stats(const struct brainsam_session *
                                                  uint32_t structure,
                                                  double *volume_mm3,
                                                  double *confidence);
+
+// Starts fine-tuning as configured by the TOML file `config_toml_path` (the format of
+// `brainsam train`; relative paths in it are taken relative to its folder). The file is
+// read and its values checked before this returns (IO_ERROR, INVALID_FILE,
+// INVALID_ARGUMENT); the data is then prepared and the model trained on a new thread:
+// poll with `brainsam_fine_tune_progress`, stop with `brainsam_fine_tune_cancel`, join
+// with `brainsam_fine_tune_wait`. Errors of the data or of training end the run in the
+// FAILED state. `options` may be NULL (no resume, no callback). On success `*out`
+// receives a handle to free with `brainsam_fine_tune_free`.
+//
+// # Safety
+// `config_toml_path` must be null or NUL-terminated; `options` null or a valid struct;
+// `out` null or writable. `options->progress` and `options->user_data` must be safe to
+// use from the training thread until the run ends.
+brainsam_status brainsam_fine_tune_start(const char *config_toml_path,
+                                         const struct brainsam_fine_tune_options *options,
+                                         struct brainsam_fine_tune **out);
+
+// Fills `*out` with the run's progress and state (and the error when it failed).
+// Never blocks on training.
+//
+// # Safety
+// `out` must be null or point to a writable `brainsam_fine_tune_status` whose
+// `struct_size` is set.
+brainsam_status brainsam_fine_tune_progress(const struct brainsam_fine_tune *fine_tune,
+                                            struct brainsam_fine_tune_status *out);
+
+// Asks the run to stop after its current iteration; it writes a checkpoint to its
+// output folder and ends in the CANCELLED state. Returns at once (use
+// `brainsam_fine_tune_wait` to join). No effect on a run that has ended.
+brainsam_status brainsam_fine_tune_cancel(const struct brainsam_fine_tune *fine_tune);
+
+// Blocks until the run has ended. Returns OK when it finished,
+// `BRAINSAM_STATUS_CANCELLED` when it was cancelled, and the error's status (with its
+// message) when it failed. `BRAINSAM_STATUS_INVALID_STATE` when called from the run's
+// own progress callback.
+brainsam_status brainsam_fine_tune_wait(const struct brainsam_fine_tune *fine_tune);
+
+// Copies an output (a `brainsam_fine_tune_output` value) of a finished run to `path`
+// (UTF-8), atomically: `path` is either left as it was or replaced by the complete file.
+// `BRAINSAM_STATUS_INVALID_STATE` while running, after a cancel or a failure, and for
+// an output the run did not write.
+//
+// # Safety
+// `path` must be null or NUL-terminated.
+brainsam_status brainsam_fine_tune_save(const struct brainsam_fine_tune *fine_tune,
+                                        uint32_t output,
+                                        const char *path);
+
+// Frees a run: cancels it if still running and waits for its thread (a checkpoint is
+// written first). NULL, an already freed handle and a foreign pointer are ignored (the
+// latter two with a warning in the log). When another thread is inside a call on the
+// handle (e.g. waiting), the run is freed when that call returns.
+void brainsam_fine_tune_free(struct brainsam_fine_tune *fine_tune);
 
 #ifdef __cplusplus
 }  // extern "C"

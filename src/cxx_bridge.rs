@@ -3,16 +3,20 @@
 //! The C header stays the stable contract; this layer is a convenience for C++ callers and
 //! calls the same core functions ([`crate::session`]) and the same input validation as the
 //! C API. Errors become C++ exceptions (`rust::Error`, whose `what()` is the message the C
-//! API would return). `Model` and `Session` are owned through `rust::Box` (RAII).
+//! API would return). `Model`, `Session` and `FineTune` are owned through `rust::Box`
+//! (RAII; dropping a `FineTune` cancels its run and waits for the training thread).
 //!
 //! Thread safety as in the C API: a `Model` may be shared by sessions on any threads
-//! (through `const Model&`); a `Session` is used by one thread at a time.
+//! (through `const Model&`); a `Session` is used by one thread at a time; a `FineTune`
+//! may be polled and cancelled from any threads at once.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::ffi::{roi_slice_range, VolumeGeometry};
+use crate::ffi::{
+    brainsam_fine_tune_output, roi_slice_range, FineTuneOutcome, FineTuneRun, VolumeGeometry,
+};
 use crate::runtime::RuntimeInfo;
 use crate::session::{DeviceChoice, ModelOptions as CoreModelOptions, SessionOptions};
 use crate::volume::Volume;
@@ -98,6 +102,56 @@ mod bridge {
         last: u64,
     }
 
+    /// Where a fine-tuning run is (as `brainsam_fine_tune_state`).
+    #[repr(u32)]
+    enum FineTuneState {
+        /// Preparing the data or training.
+        Running = 0,
+        /// Trained to the end; the outputs are written.
+        Finished = 1,
+        /// Stopped by an error (`FineTuneStatus::error_message`).
+        Failed = 2,
+        /// Stopped by `cancel` after writing a checkpoint.
+        Cancelled = 3,
+    }
+
+    /// Which output `FineTune::save` copies (as `brainsam_fine_tune_output`).
+    #[repr(u32)]
+    enum FineTuneOutput {
+        /// The final full weights.
+        Model = 0,
+        /// The final LoRA adapter (adapter training modes only).
+        Adapter = 1,
+        /// The full weights with the best validation Dice (runs that validated only).
+        BestModel = 2,
+    }
+
+    /// Options of `start_fine_tune`.
+    struct FineTuneOptions {
+        /// Continue from the checkpoint in the run's output folder, if any.
+        resume: bool,
+    }
+
+    /// A snapshot of a fine-tuning run (as `brainsam_fine_tune_status`).
+    struct FineTuneStatus {
+        /// Where the run is.
+        state: FineTuneState,
+        /// Iterations done (resumed ones included).
+        iteration: u64,
+        /// Iterations of the whole run.
+        total: u64,
+        /// Loss of the last iteration (NaN before the first).
+        loss: f64,
+        /// Learning rate of the last iteration (NaN before the first).
+        lr: f64,
+        /// Mean Dice of the last validation (NaN when none ran yet).
+        last_validation_dice: f64,
+        /// Best mean validation Dice so far (NaN when none ran yet).
+        best_validation_dice: f64,
+        /// The error when `state` is `Failed`; else empty.
+        error_message: String,
+    }
+
     unsafe extern "C++" {
         include!("brainsam/progress.h");
         /// A C++ progress function (see brainsam/progress.h).
@@ -156,6 +210,25 @@ mod bridge {
         fn copy_labels(self: &Session, buffer: &mut [u8]) -> Result<()>;
         /// Volume and confidence of a structure.
         fn structure_stats(self: &Session, structure: u32) -> Result<StructureStats>;
+
+        /// A fine-tuning run on a background thread; dropping it cancels the run and
+        /// waits for its thread.
+        type FineTune;
+        /// Reads and checks the TOML configuration, then trains on a new thread (as
+        /// `brainsam_fine_tune_start`).
+        fn start_fine_tune(
+            config_toml_path: &str,
+            options: &FineTuneOptions,
+        ) -> Result<Box<FineTune>>;
+        /// The run's progress and state; never blocks on training.
+        fn progress(self: &FineTune) -> FineTuneStatus;
+        /// Asks the run to stop after its current iteration (a checkpoint is written).
+        fn cancel(self: &FineTune);
+        /// Blocks until the run has ended: `Finished` or `Cancelled`; throws when it
+        /// failed.
+        fn wait(self: &FineTune) -> Result<FineTuneState>;
+        /// Copies an output of a finished run to `path` atomically.
+        fn save(self: &FineTune, output: FineTuneOutput, path: &str) -> Result<()>;
     }
 }
 
@@ -318,5 +391,84 @@ impl Session {
             volume_mm3: stats.volume_mm3,
             confidence: stats.confidence,
         })
+    }
+}
+
+/// A fine-tuning run, as C++ sees it.
+pub struct FineTune {
+    run: FineTuneRun,
+}
+
+fn start_fine_tune(
+    config_toml_path: &str,
+    options: &bridge::FineTuneOptions,
+) -> Result<Box<FineTune>> {
+    if config_toml_path.is_empty() {
+        return Err(Error::invalid_argument(
+            "config_toml_path is an empty string",
+        ));
+    }
+    let run = FineTuneRun::start(Path::new(config_toml_path), options.resume, None)?;
+    Ok(Box::new(FineTune { run }))
+}
+
+impl FineTune {
+    fn progress(&self) -> bridge::FineTuneStatus {
+        let snapshot = self.run.snapshot();
+        let (state, error_message) = match &snapshot.outcome {
+            None => (bridge::FineTuneState::Running, String::new()),
+            Some(FineTuneOutcome::Finished(_)) => (bridge::FineTuneState::Finished, String::new()),
+            Some(FineTuneOutcome::Cancelled) => (bridge::FineTuneState::Cancelled, String::new()),
+            Some(FineTuneOutcome::Failed(_, message)) => {
+                (bridge::FineTuneState::Failed, message.clone())
+            }
+        };
+        bridge::FineTuneStatus {
+            state,
+            iteration: snapshot.iteration,
+            total: snapshot.total,
+            loss: snapshot.loss,
+            lr: snapshot.lr,
+            last_validation_dice: snapshot.last_validation_dice,
+            best_validation_dice: snapshot.best_validation_dice,
+            error_message,
+        }
+    }
+
+    fn cancel(&self) {
+        self.run.cancel();
+    }
+
+    fn wait(&self) -> std::result::Result<bridge::FineTuneState, String> {
+        match self.run.wait().map_err(|e| e.to_string())? {
+            FineTuneOutcome::Finished(_) => Ok(bridge::FineTuneState::Finished),
+            FineTuneOutcome::Cancelled => Ok(bridge::FineTuneState::Cancelled),
+            FineTuneOutcome::Failed(_, message) => Err(message),
+        }
+    }
+
+    fn save(&self, output: bridge::FineTuneOutput, path: &str) -> Result<()> {
+        let output = match output {
+            bridge::FineTuneOutput::Model => {
+                brainsam_fine_tune_output::BRAINSAM_FINE_TUNE_OUTPUT_MODEL
+            }
+            bridge::FineTuneOutput::Adapter => {
+                brainsam_fine_tune_output::BRAINSAM_FINE_TUNE_OUTPUT_ADAPTER
+            }
+            bridge::FineTuneOutput::BestModel => {
+                brainsam_fine_tune_output::BRAINSAM_FINE_TUNE_OUTPUT_BEST_MODEL
+            }
+            other => {
+                return Err(Error::invalid_argument(format!(
+                    "output {} is not a brainsam::FineTuneOutput (0 model, 1 adapter, 2 best \
+                     model)",
+                    other.repr
+                )))
+            }
+        };
+        if path.is_empty() {
+            return Err(Error::invalid_argument("path is an empty string"));
+        }
+        self.run.save(output, Path::new(path))
     }
 }

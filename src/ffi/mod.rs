@@ -17,11 +17,14 @@ mod handles;
 mod logging;
 mod runtime;
 mod session;
+mod train;
 
 pub use logging::*;
 pub use runtime::*;
 pub use session::*;
 pub(crate) use session::{roi_slice_range, VolumeGeometry};
+pub use train::*;
+pub(crate) use train::{FineTuneOutcome, FineTuneRun};
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CString};
@@ -99,6 +102,8 @@ pub(crate) enum FfiError {
     BufferTooSmall(String),
     /// A handle that is not live (freed, or foreign).
     InvalidHandle(String),
+    /// A status and message recorded earlier (e.g. by a background run).
+    Status(brainsam_status, String),
 }
 
 impl From<Error> for FfiError {
@@ -122,6 +127,7 @@ impl FfiError {
             FfiError::InvalidHandle(msg) => {
                 (brainsam_status::BRAINSAM_STATUS_INVALID_HANDLE, msg.clone())
             }
+            FfiError::Status(status, msg) => (*status, msg.clone()),
         }
     }
 }

@@ -122,7 +122,11 @@ static SESSIONS: HandleRegistry<brainsam_session> = HandleRegistry::new("brainsa
 pub type brainsam_progress_fn =
     Option<unsafe extern "C" fn(user_data: *mut c_void, done: u64, total: u64) -> i32>;
 
-fn checked_struct_size(declared: u32, needed: usize, name: &str) -> Result<(), FfiError> {
+pub(crate) fn checked_struct_size(
+    declared: u32,
+    needed: usize,
+    name: &str,
+) -> Result<(), FfiError> {
     if (declared as usize) < needed {
         return Err(FfiError::BufferTooSmall(format!(
             "{name}.struct_size is {declared}, this library needs at least {needed}: set it to \
@@ -136,7 +140,10 @@ fn checked_struct_size(declared: u32, needed: usize, name: &str) -> Result<(), F
 ///
 /// # Safety
 /// `text` must be null or a NUL-terminated string.
-unsafe fn optional_path(text: *const c_char, what: &str) -> Result<Option<PathBuf>, FfiError> {
+pub(crate) unsafe fn optional_path(
+    text: *const c_char,
+    what: &str,
+) -> Result<Option<PathBuf>, FfiError> {
     if text.is_null() {
         return Ok(None);
     }

@@ -1052,9 +1052,14 @@ namespace brainsam {
   struct VolumeGeometry;
   struct StructureStats;
   struct SliceRange;
+  enum class FineTuneState : ::std::uint32_t;
+  enum class FineTuneOutput : ::std::uint32_t;
+  struct FineTuneOptions;
+  struct FineTuneStatus;
   using ProgressCallback = ::brainsam::ProgressCallback;
   struct Model;
   struct Session;
+  struct FineTune;
 }
 
 namespace brainsam {
@@ -1166,6 +1171,70 @@ struct SliceRange final {
 };
 #endif // CXXBRIDGE1_STRUCT_brainsam$SliceRange
 
+#ifndef CXXBRIDGE1_ENUM_brainsam$FineTuneState
+#define CXXBRIDGE1_ENUM_brainsam$FineTuneState
+// Where a fine-tuning run is (as `brainsam_fine_tune_state`).
+enum class FineTuneState : ::std::uint32_t {
+  // Preparing the data or training.
+  Running = 0,
+  // Trained to the end; the outputs are written.
+  Finished = 1,
+  // Stopped by an error (`FineTuneStatus::error_message`).
+  Failed = 2,
+  // Stopped by `cancel` after writing a checkpoint.
+  Cancelled = 3,
+};
+#endif // CXXBRIDGE1_ENUM_brainsam$FineTuneState
+
+#ifndef CXXBRIDGE1_ENUM_brainsam$FineTuneOutput
+#define CXXBRIDGE1_ENUM_brainsam$FineTuneOutput
+// Which output `FineTune::save` copies (as `brainsam_fine_tune_output`).
+enum class FineTuneOutput : ::std::uint32_t {
+  // The final full weights.
+  Model = 0,
+  // The final LoRA adapter (adapter training modes only).
+  Adapter = 1,
+  // The full weights with the best validation Dice (runs that validated only).
+  BestModel = 2,
+};
+#endif // CXXBRIDGE1_ENUM_brainsam$FineTuneOutput
+
+#ifndef CXXBRIDGE1_STRUCT_brainsam$FineTuneOptions
+#define CXXBRIDGE1_STRUCT_brainsam$FineTuneOptions
+// Options of `start_fine_tune`.
+struct FineTuneOptions final {
+  // Continue from the checkpoint in the run's output folder, if any.
+  bool resume CXX_DEFAULT_VALUE(false);
+
+  using IsRelocatable = ::std::true_type;
+};
+#endif // CXXBRIDGE1_STRUCT_brainsam$FineTuneOptions
+
+#ifndef CXXBRIDGE1_STRUCT_brainsam$FineTuneStatus
+#define CXXBRIDGE1_STRUCT_brainsam$FineTuneStatus
+// A snapshot of a fine-tuning run (as `brainsam_fine_tune_status`).
+struct FineTuneStatus final {
+  // Where the run is.
+  ::brainsam::FineTuneState state;
+  // Iterations done (resumed ones included).
+  ::std::uint64_t iteration CXX_DEFAULT_VALUE(0);
+  // Iterations of the whole run.
+  ::std::uint64_t total CXX_DEFAULT_VALUE(0);
+  // Loss of the last iteration (NaN before the first).
+  double loss CXX_DEFAULT_VALUE(0);
+  // Learning rate of the last iteration (NaN before the first).
+  double lr CXX_DEFAULT_VALUE(0);
+  // Mean Dice of the last validation (NaN when none ran yet).
+  double last_validation_dice CXX_DEFAULT_VALUE(0);
+  // Best mean validation Dice so far (NaN when none ran yet).
+  double best_validation_dice CXX_DEFAULT_VALUE(0);
+  // The error when `state` is `Failed`; else empty.
+  ::rust::String error_message;
+
+  using IsRelocatable = ::std::true_type;
+};
+#endif // CXXBRIDGE1_STRUCT_brainsam$FineTuneStatus
+
 #ifndef CXXBRIDGE1_STRUCT_brainsam$Model
 #define CXXBRIDGE1_STRUCT_brainsam$Model
 // A loaded model; share it between sessions with `create_session`.
@@ -1232,6 +1301,35 @@ private:
 };
 #endif // CXXBRIDGE1_STRUCT_brainsam$Session
 
+#ifndef CXXBRIDGE1_STRUCT_brainsam$FineTune
+#define CXXBRIDGE1_STRUCT_brainsam$FineTune
+// A fine-tuning run on a background thread; dropping it cancels the run and
+// waits for its thread.
+struct FineTune final : public ::rust::Opaque {
+  // The run's progress and state; never blocks on training.
+  ::brainsam::FineTuneStatus progress() const noexcept;
+
+  // Asks the run to stop after its current iteration (a checkpoint is written).
+  void cancel() const noexcept;
+
+  // Blocks until the run has ended: `Finished` or `Cancelled`; throws when it
+  // failed.
+  ::brainsam::FineTuneState wait() const;
+
+  // Copies an output of a finished run to `path` atomically.
+  void save(::brainsam::FineTuneOutput output, ::rust::Str path) const;
+
+  ~FineTune() = delete;
+
+private:
+  friend ::rust::layout;
+  struct layout {
+    static ::std::size_t size() noexcept;
+    static ::std::size_t align() noexcept;
+  };
+};
+#endif // CXXBRIDGE1_STRUCT_brainsam$FineTune
+
 extern "C" {
 bool brainsam$cxxbridge1$205$ProgressCallback$report(::brainsam::ProgressCallback const &self, ::std::uint64_t done, ::std::uint64_t total) noexcept {
   bool (::brainsam::ProgressCallback::*report$)(::std::uint64_t, ::std::uint64_t) const = &::brainsam::ProgressCallback::report;
@@ -1273,6 +1371,18 @@ void brainsam$cxxbridge1$205$runtime_info(::brainsam::RuntimeInfo *return$) noex
 ::rust::repr::PtrLen brainsam$cxxbridge1$205$Session$copy_labels(::brainsam::Session const &self, ::rust::Slice<::std::uint8_t > buffer) noexcept;
 
 ::rust::repr::PtrLen brainsam$cxxbridge1$205$Session$structure_stats(::brainsam::Session const &self, ::std::uint32_t structure, ::brainsam::StructureStats *return$) noexcept;
+::std::size_t brainsam$cxxbridge1$205$FineTune$operator$sizeof() noexcept;
+::std::size_t brainsam$cxxbridge1$205$FineTune$operator$alignof() noexcept;
+
+::rust::repr::PtrLen brainsam$cxxbridge1$205$start_fine_tune(::rust::Str config_toml_path, ::brainsam::FineTuneOptions const &options, ::rust::Box<::brainsam::FineTune> *return$) noexcept;
+
+void brainsam$cxxbridge1$205$FineTune$progress(::brainsam::FineTune const &self, ::brainsam::FineTuneStatus *return$) noexcept;
+
+void brainsam$cxxbridge1$205$FineTune$cancel(::brainsam::FineTune const &self) noexcept;
+
+::rust::repr::PtrLen brainsam$cxxbridge1$205$FineTune$wait(::brainsam::FineTune const &self, ::brainsam::FineTuneState *return$) noexcept;
+
+::rust::repr::PtrLen brainsam$cxxbridge1$205$FineTune$save(::brainsam::FineTune const &self, ::brainsam::FineTuneOutput output, ::rust::Str path) noexcept;
 } // extern "C"
 
 // The library version, e.g. "0.1.0".
@@ -1420,6 +1530,51 @@ void Session::copy_labels(::rust::Slice<::std::uint8_t > buffer) const {
   }
   return ::std::move(return$.value);
 }
+
+::std::size_t FineTune::layout::size() noexcept {
+  return brainsam$cxxbridge1$205$FineTune$operator$sizeof();
+}
+
+::std::size_t FineTune::layout::align() noexcept {
+  return brainsam$cxxbridge1$205$FineTune$operator$alignof();
+}
+
+// Reads and checks the TOML configuration, then trains on a new thread (as
+// `brainsam_fine_tune_start`).
+::rust::Box<::brainsam::FineTune> start_fine_tune(::rust::Str config_toml_path, ::brainsam::FineTuneOptions const &options) {
+  ::rust::MaybeUninit<::rust::Box<::brainsam::FineTune>> return$;
+  ::rust::repr::PtrLen error$ = brainsam$cxxbridge1$205$start_fine_tune(config_toml_path, options, &return$.value);
+  if (error$.ptr) {
+    throw ::rust::impl<::rust::Error>::error(error$);
+  }
+  return ::std::move(return$.value);
+}
+
+::brainsam::FineTuneStatus FineTune::progress() const noexcept {
+  ::rust::MaybeUninit<::brainsam::FineTuneStatus> return$;
+  brainsam$cxxbridge1$205$FineTune$progress(*this, &return$.value);
+  return ::std::move(return$.value);
+}
+
+void FineTune::cancel() const noexcept {
+  brainsam$cxxbridge1$205$FineTune$cancel(*this);
+}
+
+::brainsam::FineTuneState FineTune::wait() const {
+  ::rust::MaybeUninit<::brainsam::FineTuneState> return$;
+  ::rust::repr::PtrLen error$ = brainsam$cxxbridge1$205$FineTune$wait(*this, &return$.value);
+  if (error$.ptr) {
+    throw ::rust::impl<::rust::Error>::error(error$);
+  }
+  return ::std::move(return$.value);
+}
+
+void FineTune::save(::brainsam::FineTuneOutput output, ::rust::Str path) const {
+  ::rust::repr::PtrLen error$ = brainsam$cxxbridge1$205$FineTune$save(*this, output, path);
+  if (error$.ptr) {
+    throw ::rust::impl<::rust::Error>::error(error$);
+  }
+}
 } // namespace brainsam
 
 extern "C" {
@@ -1430,6 +1585,10 @@ void cxxbridge1$box$brainsam$Model$drop(::rust::Box<::brainsam::Model> *ptr) noe
 ::brainsam::Session *cxxbridge1$box$brainsam$Session$alloc() noexcept;
 void cxxbridge1$box$brainsam$Session$dealloc(::brainsam::Session *) noexcept;
 void cxxbridge1$box$brainsam$Session$drop(::rust::Box<::brainsam::Session> *ptr) noexcept;
+
+::brainsam::FineTune *cxxbridge1$box$brainsam$FineTune$alloc() noexcept;
+void cxxbridge1$box$brainsam$FineTune$dealloc(::brainsam::FineTune *) noexcept;
+void cxxbridge1$box$brainsam$FineTune$drop(::rust::Box<::brainsam::FineTune> *ptr) noexcept;
 } // extern "C"
 
 namespace rust {
@@ -1457,6 +1616,18 @@ void Box<::brainsam::Session>::allocation::dealloc(::brainsam::Session *ptr) noe
 template <>
 void Box<::brainsam::Session>::drop() noexcept {
   cxxbridge1$box$brainsam$Session$drop(this);
+}
+template <>
+::brainsam::FineTune *Box<::brainsam::FineTune>::allocation::alloc() noexcept {
+  return cxxbridge1$box$brainsam$FineTune$alloc();
+}
+template <>
+void Box<::brainsam::FineTune>::allocation::dealloc(::brainsam::FineTune *ptr) noexcept {
+  cxxbridge1$box$brainsam$FineTune$dealloc(ptr);
+}
+template <>
+void Box<::brainsam::FineTune>::drop() noexcept {
+  cxxbridge1$box$brainsam$FineTune$drop(this);
 }
 } // namespace cxxbridge1
 } // namespace rust

@@ -966,9 +966,14 @@ namespace brainsam {
   struct VolumeGeometry;
   struct StructureStats;
   struct SliceRange;
+  enum class FineTuneState : ::std::uint32_t;
+  enum class FineTuneOutput : ::std::uint32_t;
+  struct FineTuneOptions;
+  struct FineTuneStatus;
   using ProgressCallback = ::brainsam::ProgressCallback;
   struct Model;
   struct Session;
+  struct FineTune;
 }
 
 namespace brainsam {
@@ -1080,6 +1085,70 @@ struct SliceRange final {
 };
 #endif // CXXBRIDGE1_STRUCT_brainsam$SliceRange
 
+#ifndef CXXBRIDGE1_ENUM_brainsam$FineTuneState
+#define CXXBRIDGE1_ENUM_brainsam$FineTuneState
+// Where a fine-tuning run is (as `brainsam_fine_tune_state`).
+enum class FineTuneState : ::std::uint32_t {
+  // Preparing the data or training.
+  Running = 0,
+  // Trained to the end; the outputs are written.
+  Finished = 1,
+  // Stopped by an error (`FineTuneStatus::error_message`).
+  Failed = 2,
+  // Stopped by `cancel` after writing a checkpoint.
+  Cancelled = 3,
+};
+#endif // CXXBRIDGE1_ENUM_brainsam$FineTuneState
+
+#ifndef CXXBRIDGE1_ENUM_brainsam$FineTuneOutput
+#define CXXBRIDGE1_ENUM_brainsam$FineTuneOutput
+// Which output `FineTune::save` copies (as `brainsam_fine_tune_output`).
+enum class FineTuneOutput : ::std::uint32_t {
+  // The final full weights.
+  Model = 0,
+  // The final LoRA adapter (adapter training modes only).
+  Adapter = 1,
+  // The full weights with the best validation Dice (runs that validated only).
+  BestModel = 2,
+};
+#endif // CXXBRIDGE1_ENUM_brainsam$FineTuneOutput
+
+#ifndef CXXBRIDGE1_STRUCT_brainsam$FineTuneOptions
+#define CXXBRIDGE1_STRUCT_brainsam$FineTuneOptions
+// Options of `start_fine_tune`.
+struct FineTuneOptions final {
+  // Continue from the checkpoint in the run's output folder, if any.
+  bool resume CXX_DEFAULT_VALUE(false);
+
+  using IsRelocatable = ::std::true_type;
+};
+#endif // CXXBRIDGE1_STRUCT_brainsam$FineTuneOptions
+
+#ifndef CXXBRIDGE1_STRUCT_brainsam$FineTuneStatus
+#define CXXBRIDGE1_STRUCT_brainsam$FineTuneStatus
+// A snapshot of a fine-tuning run (as `brainsam_fine_tune_status`).
+struct FineTuneStatus final {
+  // Where the run is.
+  ::brainsam::FineTuneState state;
+  // Iterations done (resumed ones included).
+  ::std::uint64_t iteration CXX_DEFAULT_VALUE(0);
+  // Iterations of the whole run.
+  ::std::uint64_t total CXX_DEFAULT_VALUE(0);
+  // Loss of the last iteration (NaN before the first).
+  double loss CXX_DEFAULT_VALUE(0);
+  // Learning rate of the last iteration (NaN before the first).
+  double lr CXX_DEFAULT_VALUE(0);
+  // Mean Dice of the last validation (NaN when none ran yet).
+  double last_validation_dice CXX_DEFAULT_VALUE(0);
+  // Best mean validation Dice so far (NaN when none ran yet).
+  double best_validation_dice CXX_DEFAULT_VALUE(0);
+  // The error when `state` is `Failed`; else empty.
+  ::rust::String error_message;
+
+  using IsRelocatable = ::std::true_type;
+};
+#endif // CXXBRIDGE1_STRUCT_brainsam$FineTuneStatus
+
 #ifndef CXXBRIDGE1_STRUCT_brainsam$Model
 #define CXXBRIDGE1_STRUCT_brainsam$Model
 // A loaded model; share it between sessions with `create_session`.
@@ -1146,6 +1215,35 @@ private:
 };
 #endif // CXXBRIDGE1_STRUCT_brainsam$Session
 
+#ifndef CXXBRIDGE1_STRUCT_brainsam$FineTune
+#define CXXBRIDGE1_STRUCT_brainsam$FineTune
+// A fine-tuning run on a background thread; dropping it cancels the run and
+// waits for its thread.
+struct FineTune final : public ::rust::Opaque {
+  // The run's progress and state; never blocks on training.
+  ::brainsam::FineTuneStatus progress() const noexcept;
+
+  // Asks the run to stop after its current iteration (a checkpoint is written).
+  void cancel() const noexcept;
+
+  // Blocks until the run has ended: `Finished` or `Cancelled`; throws when it
+  // failed.
+  ::brainsam::FineTuneState wait() const;
+
+  // Copies an output of a finished run to `path` atomically.
+  void save(::brainsam::FineTuneOutput output, ::rust::Str path) const;
+
+  ~FineTune() = delete;
+
+private:
+  friend ::rust::layout;
+  struct layout {
+    static ::std::size_t size() noexcept;
+    static ::std::size_t align() noexcept;
+  };
+};
+#endif // CXXBRIDGE1_STRUCT_brainsam$FineTune
+
 // The library version, e.g. "0.1.0".
 ::rust::Str version() noexcept;
 
@@ -1157,6 +1255,10 @@ private:
 
 // Loads a model (as `brainsam_model_load`).
 ::rust::Box<::brainsam::Model> load_model(::brainsam::ModelOptions const &options);
+
+// Reads and checks the TOML configuration, then trains on a new thread (as
+// `brainsam_fine_tune_start`).
+::rust::Box<::brainsam::FineTune> start_fine_tune(::rust::Str config_toml_path, ::brainsam::FineTuneOptions const &options);
 } // namespace brainsam
 
 #ifdef __clang__

@@ -102,6 +102,52 @@ class _VolumeDesc(ctypes.Structure):
     ]
 
 
+#: int32_t (*brainsam_fine_tune_progress_fn)(void *user_data, uint64_t iteration,
+#: uint64_t total, double loss, double lr, double validation_dice)
+_FINE_TUNE_PROGRESS_FN = ctypes.CFUNCTYPE(
+    ctypes.c_int32,
+    ctypes.c_void_p,
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.c_double,
+    ctypes.c_double,
+    ctypes.c_double,
+)
+
+
+class _FineTuneOptions(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("resume", ctypes.c_uint32),
+        ("progress", _FINE_TUNE_PROGRESS_FN),
+        ("user_data", ctypes.c_void_p),
+    ]
+
+
+#: BRAINSAM_FINE_TUNE_MESSAGE_SIZE in brainsam.h.
+_FINE_TUNE_MESSAGE_SIZE = 512
+
+
+class _FineTuneStatus(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("state", ctypes.c_uint32),
+        ("iteration", ctypes.c_uint64),
+        ("total", ctypes.c_uint64),
+        ("loss", ctypes.c_double),
+        ("lr", ctypes.c_double),
+        ("last_validation_dice", ctypes.c_double),
+        ("best_validation_dice", ctypes.c_double),
+        ("error_status", ctypes.c_uint32),
+        ("error_message", ctypes.c_char * _FINE_TUNE_MESSAGE_SIZE),
+    ]
+
+
+#: brainsam_fine_tune_state values.
+FINE_TUNE_STATES = {0: "running", 1: "finished", 2: "failed", 3: "cancelled"}
+#: brainsam_fine_tune_output values by name.
+FINE_TUNE_OUTPUTS = {"model": 0, "adapter": 1, "best_model": 2}
+
 #: int32_t (*brainsam_progress_fn)(void *user_data, uint64_t done, uint64_t total)
 _PROGRESS_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64)
 #: void (*brainsam_log_fn)(void *user_data, uint32_t level, const char *message)
@@ -206,6 +252,16 @@ class Library:
             "brainsam_session_copy_labels": [p, ctypes.POINTER(ctypes.c_uint8), ctypes.c_size_t],
             "brainsam_session_structure_stats": [p, u32, ctypes.POINTER(f64), ctypes.POINTER(f64)],
             "brainsam_set_log_callback": [_LOG_FN, p],
+            "brainsam_fine_tune_start": [
+                ctypes.c_char_p,
+                ctypes.POINTER(_FineTuneOptions),
+                ctypes.POINTER(p),
+            ],
+            "brainsam_fine_tune_progress": [p, ctypes.POINTER(_FineTuneStatus)],
+            "brainsam_fine_tune_cancel": [p],
+            "brainsam_fine_tune_wait": [p],
+            "brainsam_fine_tune_save": [p, u32, ctypes.c_char_p],
+            "brainsam_fine_tune_free": [p],
         }
         for name, argtypes in prototypes.items():
             if hasattr(lib, name):
@@ -583,6 +639,109 @@ class Session:
             ctypes.byref(confidence),
         )
         return float(volume.value), float(confidence.value)
+
+
+class FineTune:
+    """A fine-tuning run (brainsam_fine_tune) configured by a `brainsam train` TOML file,
+    training on a library thread: poll progress() (e.g. from a Qt timer), cancel(),
+    wait(), then save(). The configuration is read and checked by the constructor, which
+    raises BrainSAMError naming the problem; errors in the data end the run as "failed".
+    close() (or leaving a `with` block) cancels a running run and waits for its thread."""
+
+    def __init__(
+        self,
+        config_path: str | os.PathLike,
+        resume: bool = False,
+        library: Library | None = None,
+    ):
+        self.library = library if library is not None else load_library()
+        options = _FineTuneOptions()
+        options.struct_size = ctypes.sizeof(_FineTuneOptions)
+        options.resume = 1 if resume else 0
+        handle = ctypes.c_void_p()
+        self._handle = None
+        self.library._call(
+            "brainsam_fine_tune_start",
+            os.fsencode(config_path),
+            ctypes.byref(options),
+            ctypes.byref(handle),
+        )
+        self._handle = handle
+        self.config_path = config_path
+
+    def _live(self) -> ctypes.c_void_p:
+        if self._handle is None:
+            raise BrainSAMError(6, "the fine-tuning run is closed")
+        return self._handle
+
+    def progress(self) -> dict:
+        """state ("running", "finished", "failed", "cancelled"), iteration, total, loss, lr,
+        last_validation_dice, best_validation_dice (NaN: none yet), error_status and
+        error_message (set when failed)."""
+        status = _FineTuneStatus()
+        status.struct_size = ctypes.sizeof(_FineTuneStatus)
+        self.library._call("brainsam_fine_tune_progress", self._live(), ctypes.byref(status))
+        return {
+            "state": FINE_TUNE_STATES.get(status.state, f"unknown {status.state}"),
+            "iteration": int(status.iteration),
+            "total": int(status.total),
+            "loss": float(status.loss),
+            "lr": float(status.lr),
+            "last_validation_dice": float(status.last_validation_dice),
+            "best_validation_dice": float(status.best_validation_dice),
+            "error_status": int(status.error_status),
+            "error_message": status.error_message.decode("utf-8", "replace"),
+        }
+
+    def cancel(self) -> None:
+        """Ask the run to stop after its current iteration (it writes a checkpoint)."""
+        self.library._call("brainsam_fine_tune_cancel", self._live())
+
+    def wait(self) -> str:
+        """Block until the run ends; "finished" or "cancelled", BrainSAMError if it failed.
+        (ctypes releases the GIL meanwhile.)"""
+        status = self.library._function("brainsam_fine_tune_wait")(self._live())
+        if status == 8:  # CANCELLED
+            return "cancelled"
+        self.library._check(status)
+        return "finished"
+
+    def save(self, path: str | os.PathLike, output: str = "model") -> None:
+        """Copy an output ("model", "adapter" or "best_model") of the finished run to
+        `path` atomically."""
+        if output not in FINE_TUNE_OUTPUTS:
+            raise BrainSAMError(
+                1, f"output must be one of {', '.join(FINE_TUNE_OUTPUTS)}, got {output!r}"
+            )
+        self.library._call(
+            "brainsam_fine_tune_save",
+            self._live(),
+            ctypes.c_uint32(FINE_TUNE_OUTPUTS[output]),
+            os.fsencode(path),
+        )
+
+    @property
+    def closed(self) -> bool:
+        """Whether close() was called."""
+        return self._handle is None
+
+    def close(self) -> None:
+        """Cancel if running, wait for the thread and free the run (idempotent)."""
+        if self._handle is not None:
+            handle, self._handle = self._handle, None
+            self.library._function("brainsam_fine_tune_free")(handle)
+
+    def __enter__(self) -> "FineTune":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
 
 
 _default: Library | None = None

@@ -1,0 +1,662 @@
+//! Fine-tuning in the C ABI: a run of [`crate::train::Trainer`] on a background thread
+//! that the caller polls, cancels, waits for and whose outputs it copies out.
+//!
+//! [`FineTuneRun`] is the shared core; the C functions here and the C++ `FineTune`
+//! (src/cxx_bridge.rs) are thin layers over it, so both behave the same.
+//!
+//! Thread safety: every function may be called from any thread, on the same handle at
+//! the same time. The progress callback runs on the training thread; it must not call
+//! `brainsam_fine_tune_wait` or `brainsam_fine_tune_free` on its own run (the first
+//! returns `BRAINSAM_STATUS_INVALID_STATE`; the second does not wait for the thread).
+
+use std::ffi::{c_char, c_void};
+use std::fs::File;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{JoinHandle, ThreadId};
+
+use super::handles::HandleRegistry;
+use super::session::{checked_struct_size, optional_path};
+use super::{brainsam_status, guard, require_non_null, FfiError};
+use crate::error::{Error, Result};
+use crate::train::{TrainConfig, TrainOptions, TrainOutputs, TrainProgress, Trainer};
+
+/// State of a fine-tuning run (`brainsam_fine_tune_status.state`).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum brainsam_fine_tune_state {
+    /// Preparing the data or training.
+    BRAINSAM_FINE_TUNE_RUNNING = 0,
+    /// Trained to the last iteration; the outputs are written.
+    BRAINSAM_FINE_TUNE_FINISHED = 1,
+    /// Stopped by an error; `error_status` and `error_message` say which.
+    BRAINSAM_FINE_TUNE_FAILED = 2,
+    /// Stopped by `brainsam_fine_tune_cancel` (or the progress callback) after writing a
+    /// checkpoint to the output folder; start again with `resume` to continue.
+    BRAINSAM_FINE_TUNE_CANCELLED = 3,
+}
+
+/// Which output `brainsam_fine_tune_save` copies (its `output` argument).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum brainsam_fine_tune_output {
+    /// The final full weights (load with `brainsam_model_options.checkpoint_path`).
+    BRAINSAM_FINE_TUNE_OUTPUT_MODEL = 0,
+    /// The final LoRA adapter (load with `adapter_path` on the base checkpoint); only
+    /// runs in an adapter mode write one.
+    BRAINSAM_FINE_TUNE_OUTPUT_ADAPTER = 1,
+    /// The full weights with the best validation Dice; only runs that validated.
+    BRAINSAM_FINE_TUNE_OUTPUT_BEST_MODEL = 2,
+}
+
+/// Called on the training thread after every iteration with the iteration done, the
+/// run's total, the iteration's loss, its learning rate and the mean validation Dice of
+/// a validation run after this iteration (NaN when none ran). Return non-zero to cancel
+/// the run (it writes a checkpoint first).
+pub type brainsam_fine_tune_progress_fn = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        iteration: u64,
+        total: u64,
+        loss: f64,
+        lr: f64,
+        validation_dice: f64,
+    ) -> i32,
+>;
+
+/// Options of `brainsam_fine_tune_start`.
+#[repr(C)]
+pub struct brainsam_fine_tune_options {
+    /// Set to `sizeof(brainsam_fine_tune_options)`.
+    pub struct_size: u32,
+    /// Non-zero: continue from the checkpoint in the run's output folder, if any.
+    pub resume: u32,
+    /// Progress callback (may be NULL); see `brainsam_fine_tune_progress_fn`.
+    pub progress: brainsam_fine_tune_progress_fn,
+    /// Passed to `progress`, on the training thread.
+    pub user_data: *mut c_void,
+}
+
+/// Bytes of `brainsam_fine_tune_status.error_message`, its terminating NUL included.
+pub const BRAINSAM_FINE_TUNE_MESSAGE_SIZE: usize = 512;
+
+/// A snapshot of a run, filled by `brainsam_fine_tune_progress`.
+#[repr(C)]
+pub struct brainsam_fine_tune_status {
+    /// Set to `sizeof(brainsam_fine_tune_status)` before the call.
+    pub struct_size: u32,
+    /// Where the run is: a `brainsam_fine_tune_state` value.
+    pub state: u32,
+    /// Iterations done (resumed ones included).
+    pub iteration: u64,
+    /// Iterations of the whole run.
+    pub total: u64,
+    /// Loss of the last iteration (NaN before the first).
+    pub loss: f64,
+    /// Learning rate of the last iteration (NaN before the first).
+    pub lr: f64,
+    /// Mean Dice of the last validation (NaN when none ran yet).
+    pub last_validation_dice: f64,
+    /// Best mean validation Dice so far (NaN when none ran yet).
+    pub best_validation_dice: f64,
+    /// When `state` is FAILED, the `brainsam_status` of the error; else OK (0).
+    pub error_status: u32,
+    /// When `state` is FAILED, the error message (UTF-8, NUL-terminated, cut to fit);
+    /// else empty.
+    pub error_message: [c_char; BRAINSAM_FINE_TUNE_MESSAGE_SIZE],
+}
+
+/// A fine-tuning run on a background thread (opaque).
+pub struct brainsam_fine_tune {
+    run: FineTuneRun,
+}
+
+static FINE_TUNES: HandleRegistry<brainsam_fine_tune> = HandleRegistry::new("brainsam_fine_tune");
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub(crate) enum FineTuneOutcome {
+    /// Trained to the end; the written files.
+    Finished(TrainOutputs),
+    /// Cancelled after writing a checkpoint (or before training began).
+    Cancelled,
+    /// Failed with this status and message.
+    Failed(brainsam_status, String),
+}
+
+/// What a poll sees.
+#[derive(Debug, Clone)]
+pub(crate) struct FineTuneSnapshot {
+    /// Iterations done.
+    pub iteration: u64,
+    /// Iterations of the run.
+    pub total: u64,
+    /// Last loss (NaN before the first iteration).
+    pub loss: f64,
+    /// Last learning rate (NaN before the first iteration).
+    pub lr: f64,
+    /// Last validation mean Dice (NaN: none yet).
+    pub last_validation_dice: f64,
+    /// Best validation mean Dice (NaN: none yet).
+    pub best_validation_dice: f64,
+    /// None while running.
+    pub outcome: Option<FineTuneOutcome>,
+}
+
+impl FineTuneSnapshot {
+    /// The C state of this snapshot.
+    pub(crate) fn state(&self) -> brainsam_fine_tune_state {
+        use brainsam_fine_tune_state::*;
+        match self.outcome {
+            None => BRAINSAM_FINE_TUNE_RUNNING,
+            Some(FineTuneOutcome::Finished(_)) => BRAINSAM_FINE_TUNE_FINISHED,
+            Some(FineTuneOutcome::Cancelled) => BRAINSAM_FINE_TUNE_CANCELLED,
+            Some(FineTuneOutcome::Failed(..)) => BRAINSAM_FINE_TUNE_FAILED,
+        }
+    }
+}
+
+/// The per-iteration hook of a run besides the snapshot (the C callback).
+pub(crate) type IterationHook = Box<dyn FnMut(&TrainProgress) -> bool + Send>;
+
+/// A training run on its own thread, shared by the C and C++ APIs. Dropping it cancels
+/// the run and joins the thread.
+pub(crate) struct FineTuneRun {
+    snapshot: Arc<Mutex<FineTuneSnapshot>>,
+    cancel: Arc<AtomicBool>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    thread_id: ThreadId,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update is a plain field write, so the data is consistent even after a panic.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
+}
+
+impl FineTuneRun {
+    /// Reads and checks the configuration at `config_path` (errors are returned here),
+    /// then prepares the data and trains on a new thread.
+    pub(crate) fn start(
+        config_path: &Path,
+        resume: bool,
+        mut hook: Option<IterationHook>,
+    ) -> Result<Self> {
+        let config = TrainConfig::read(config_path)?;
+        config.validate().map_err(|e| match e {
+            Error::InvalidArgument(message) => {
+                Error::invalid_argument(format!("{}: {message}", config_path.display()))
+            }
+            other => other,
+        })?;
+        let snapshot = Arc::new(Mutex::new(FineTuneSnapshot {
+            iteration: 0,
+            total: config.run.iterations,
+            loss: f64::NAN,
+            lr: f64::NAN,
+            last_validation_dice: f64::NAN,
+            best_validation_dice: f64::NAN,
+            outcome: None,
+        }));
+        let cancel = Arc::new(AtomicBool::new(false));
+        let options = TrainOptions {
+            resume,
+            cancel: Some(Arc::clone(&cancel)),
+            stop_after: None,
+        };
+        let thread_snapshot = Arc::clone(&snapshot);
+        let thread_cancel = Arc::clone(&cancel);
+        let thread = std::thread::Builder::new()
+            .name("brainsam-fine-tune".into())
+            .spawn(move || {
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    train(config, options, &thread_snapshot, &thread_cancel, &mut hook)
+                }));
+                let outcome = match outcome {
+                    Ok(Ok(outputs)) => FineTuneOutcome::Finished(outputs),
+                    Ok(Err(Error::Cancelled)) => FineTuneOutcome::Cancelled,
+                    Ok(Err(error)) => FineTuneOutcome::Failed(
+                        brainsam_status::from_error(&error),
+                        error.to_string(),
+                    ),
+                    Err(payload) => FineTuneOutcome::Failed(
+                        brainsam_status::BRAINSAM_STATUS_INTERNAL_ERROR,
+                        format!(
+                            "internal error (please report): {}",
+                            panic_message(&*payload)
+                        ),
+                    ),
+                };
+                if let FineTuneOutcome::Failed(_, message) = &outcome {
+                    log::error!("fine-tuning failed: {message}");
+                }
+                locked(&thread_snapshot).outcome = Some(outcome);
+            })
+            .map_err(|e| Error::Internal(format!("cannot start the training thread: {e}")))?;
+        let thread_id = thread.thread().id();
+        Ok(FineTuneRun {
+            snapshot,
+            cancel,
+            thread: Mutex::new(Some(thread)),
+            thread_id,
+        })
+    }
+
+    /// The current progress.
+    pub(crate) fn snapshot(&self) -> FineTuneSnapshot {
+        locked(&self.snapshot).clone()
+    }
+
+    /// Asks the run to stop after its current iteration (it writes a checkpoint first).
+    /// No effect on a run that has ended.
+    pub(crate) fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// Blocks until the run has ended and returns how.
+    pub(crate) fn wait(&self) -> Result<FineTuneOutcome> {
+        if std::thread::current().id() == self.thread_id {
+            return Err(Error::InvalidState(
+                "cannot wait for a fine-tuning run from its own progress callback".into(),
+            ));
+        }
+        // Held while joining: a second waiter blocks here until the thread has ended.
+        let mut thread = locked(&self.thread);
+        if let Some(handle) = thread.take() {
+            // The thread catches panics itself, so join only fails on a bug.
+            handle
+                .join()
+                .map_err(|_| Error::Internal("the training thread panicked".into()))?;
+        }
+        drop(thread);
+        self.snapshot()
+            .outcome
+            .ok_or_else(|| Error::Internal("the training thread ended without an outcome".into()))
+    }
+
+    /// Copies an output of a finished run to `destination` atomically (a temporary file
+    /// beside it, renamed into place).
+    pub(crate) fn save(&self, output: brainsam_fine_tune_output, destination: &Path) -> Result<()> {
+        let outputs = match self.snapshot().outcome {
+            Some(FineTuneOutcome::Finished(outputs)) => outputs,
+            None => {
+                return Err(Error::InvalidState(
+                    "the fine-tuning run is still running: wait for it to finish before saving"
+                        .into(),
+                ))
+            }
+            Some(FineTuneOutcome::Cancelled) => {
+                return Err(Error::InvalidState(
+                    "the fine-tuning run was cancelled and wrote no final model (its \
+                     checkpoint is in the output folder: start again with resume)"
+                        .into(),
+                ))
+            }
+            Some(FineTuneOutcome::Failed(_, message)) => {
+                return Err(Error::InvalidState(format!(
+                    "the fine-tuning run failed and wrote no model: {message}"
+                )))
+            }
+        };
+        use brainsam_fine_tune_output::*;
+        let source = match output {
+            BRAINSAM_FINE_TUNE_OUTPUT_MODEL => outputs.model,
+            BRAINSAM_FINE_TUNE_OUTPUT_ADAPTER => outputs.adapter.ok_or_else(|| {
+                Error::InvalidState(
+                    "this run wrote no adapter: only adapter training modes (lora) write one"
+                        .into(),
+                )
+            })?,
+            BRAINSAM_FINE_TUNE_OUTPUT_BEST_MODEL => outputs.best_model.ok_or_else(|| {
+                Error::InvalidState(
+                    "this run wrote no best model: it ran no validation (set `validation` \
+                     subjects)"
+                        .into(),
+                )
+            })?,
+        };
+        copy_atomically(&source, destination)
+    }
+}
+
+impl Drop for FineTuneRun {
+    fn drop(&mut self) {
+        self.cancel();
+        // Dropped on the training thread itself (freed from the progress callback): the
+        // thread ends by itself once the callback returns.
+        if std::thread::current().id() == self.thread_id {
+            return;
+        }
+        if let Some(handle) = locked(&self.thread).take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// The body of the training thread.
+fn train(
+    config: TrainConfig,
+    options: TrainOptions,
+    snapshot: &Mutex<FineTuneSnapshot>,
+    cancel: &AtomicBool,
+    hook: &mut Option<IterationHook>,
+) -> Result<TrainOutputs> {
+    let mut trainer = Trainer::new(config, options)?;
+    {
+        let state = trainer.state();
+        let mut shared = locked(snapshot);
+        shared.iteration = state.iteration;
+        shared.best_validation_dice = state.best_dice.unwrap_or(f64::NAN);
+        shared.last_validation_dice = state
+            .validations
+            .last()
+            .map_or(f64::NAN, |record| record.mean_dice);
+    }
+    // Preparing the data may take a while; a cancel meanwhile stops before training.
+    if cancel.load(Ordering::Relaxed) {
+        return Err(Error::Cancelled);
+    }
+    let report = trainer.run(&mut |progress| {
+        {
+            let mut shared = locked(snapshot);
+            shared.iteration = progress.iteration;
+            shared.total = progress.total;
+            shared.loss = progress.loss;
+            shared.lr = progress.lr;
+            if let Some(record) = &progress.validation {
+                shared.last_validation_dice = record.mean_dice;
+                if shared.best_validation_dice.is_nan()
+                    || record.mean_dice > shared.best_validation_dice
+                {
+                    shared.best_validation_dice = record.mean_dice;
+                }
+            }
+        }
+        hook.as_mut().is_none_or(|hook| hook(progress))
+    })?;
+    Ok(report.outputs)
+}
+
+/// Copies `source` to `destination` through a temporary file in the destination's
+/// folder, so that `destination` is either the old file or the complete new one.
+fn copy_atomically(source: &Path, destination: &Path) -> Result<()> {
+    let file_name = destination.file_name().ok_or_else(|| {
+        Error::invalid_argument(format!(
+            "save path {} does not name a file",
+            destination.display()
+        ))
+    })?;
+    let mut temporary_name = std::ffi::OsString::from(".");
+    temporary_name.push(file_name);
+    temporary_name.push(format!(".{}.tmp", std::process::id()));
+    let temporary = destination.with_file_name(temporary_name);
+    let copy = || -> io::Result<()> {
+        let mut reader = File::open(source)?;
+        let mut writer = File::create(&temporary)?;
+        io::copy(&mut reader, &mut writer)?;
+        writer.sync_all()
+    };
+    if let Err(e) = copy() {
+        let _ = std::fs::remove_file(&temporary);
+        let culprit = if source.is_file() {
+            destination
+        } else {
+            source
+        };
+        return Err(Error::io(culprit, e));
+    }
+    std::fs::rename(&temporary, destination).map_err(|e| {
+        let _ = std::fs::remove_file(&temporary);
+        Error::io(destination, e)
+    })
+}
+
+/// The C callback and its user data, moved to the training thread.
+struct CProgress {
+    function: unsafe extern "C" fn(*mut c_void, u64, u64, f64, f64, f64) -> i32,
+    user_data: *mut c_void,
+}
+
+// SAFETY: the caller of brainsam_fine_tune_start promises (documented there) that the
+// callback and user_data may be used from the training thread.
+unsafe impl Send for CProgress {}
+
+impl CProgress {
+    fn call(&self, progress: &TrainProgress) -> bool {
+        let dice = progress
+            .validation
+            .as_ref()
+            .map_or(f64::NAN, |record| record.mean_dice);
+        // SAFETY: per the contract of brainsam_fine_tune_start.
+        let cancel = unsafe {
+            (self.function)(
+                self.user_data,
+                progress.iteration,
+                progress.total,
+                progress.loss,
+                progress.lr,
+                dice,
+            )
+        };
+        cancel == 0
+    }
+}
+
+/// Starts fine-tuning as configured by the TOML file `config_toml_path` (the format of
+/// `brainsam train`; relative paths in it are taken relative to its folder). The file is
+/// read and its values checked before this returns (IO_ERROR, INVALID_FILE,
+/// INVALID_ARGUMENT); the data is then prepared and the model trained on a new thread:
+/// poll with `brainsam_fine_tune_progress`, stop with `brainsam_fine_tune_cancel`, join
+/// with `brainsam_fine_tune_wait`. Errors of the data or of training end the run in the
+/// FAILED state. `options` may be NULL (no resume, no callback). On success `*out`
+/// receives a handle to free with `brainsam_fine_tune_free`.
+///
+/// # Safety
+/// `config_toml_path` must be null or NUL-terminated; `options` null or a valid struct;
+/// `out` null or writable. `options->progress` and `options->user_data` must be safe to
+/// use from the training thread until the run ends.
+#[no_mangle]
+pub unsafe extern "C" fn brainsam_fine_tune_start(
+    config_toml_path: *const c_char,
+    options: *const brainsam_fine_tune_options,
+    out: *mut *mut brainsam_fine_tune,
+) -> brainsam_status {
+    guard("brainsam_fine_tune_start", || {
+        require_non_null(config_toml_path, "config_toml_path")?;
+        require_non_null(out, "out")?;
+        // SAFETY: non-null and NUL-terminated per the contract.
+        let path = unsafe { optional_path(config_toml_path, "config_toml_path") }?
+            .ok_or_else(|| Error::invalid_argument("config_toml_path is an empty string"))?;
+        let (resume, hook) = if options.is_null() {
+            (false, None)
+        } else {
+            // SAFETY: non-null; the caller guarantees a readable struct of struct_size bytes.
+            let options = unsafe { &*options };
+            checked_struct_size(
+                options.struct_size,
+                std::mem::size_of::<brainsam_fine_tune_options>(),
+                "brainsam_fine_tune_options",
+            )?;
+            let hook = options.progress.map(|function| {
+                let progress = CProgress {
+                    function,
+                    user_data: options.user_data,
+                };
+                Box::new(move |p: &TrainProgress| progress.call(p)) as IterationHook
+            });
+            (options.resume != 0, hook)
+        };
+        let run = FineTuneRun::start(&path, resume, hook)?;
+        let handle = FINE_TUNES.register(Arc::new(brainsam_fine_tune { run }));
+        // SAFETY: non-null checked above.
+        unsafe { *out = handle };
+        Ok(())
+    })
+}
+
+/// Fills `*out` with the run's progress and state (and the error when it failed).
+/// Never blocks on training.
+///
+/// # Safety
+/// `out` must be null or point to a writable `brainsam_fine_tune_status` whose
+/// `struct_size` is set.
+#[no_mangle]
+pub unsafe extern "C" fn brainsam_fine_tune_progress(
+    fine_tune: *const brainsam_fine_tune,
+    out: *mut brainsam_fine_tune_status,
+) -> brainsam_status {
+    guard("brainsam_fine_tune_progress", || {
+        let fine_tune = FINE_TUNES.get(fine_tune, "fine_tune")?;
+        require_non_null(out, "out")?;
+        // SAFETY: non-null; the caller sets struct_size in a writable struct. Only
+        // struct_size is read: the rest may be uninitialised.
+        let declared = unsafe { std::ptr::addr_of!((*out).struct_size).read() };
+        checked_struct_size(
+            declared,
+            std::mem::size_of::<brainsam_fine_tune_status>(),
+            "brainsam_fine_tune_status",
+        )?;
+        let snapshot = fine_tune.run.snapshot();
+        let mut status = brainsam_fine_tune_status {
+            struct_size: declared,
+            state: snapshot.state() as u32,
+            iteration: snapshot.iteration,
+            total: snapshot.total,
+            loss: snapshot.loss,
+            lr: snapshot.lr,
+            last_validation_dice: snapshot.last_validation_dice,
+            best_validation_dice: snapshot.best_validation_dice,
+            error_status: brainsam_status::BRAINSAM_STATUS_OK as u32,
+            error_message: [0; BRAINSAM_FINE_TUNE_MESSAGE_SIZE],
+        };
+        if let Some(FineTuneOutcome::Failed(code, message)) = &snapshot.outcome {
+            status.error_status = *code as u32;
+            write_truncated(message, &mut status.error_message);
+        }
+        // SAFETY: non-null and writable per the contract.
+        unsafe { out.write(status) };
+        Ok(())
+    })
+}
+
+/// Copies `text` into `buffer`, NUL-terminated, cut at a character boundary to fit.
+fn write_truncated(text: &str, buffer: &mut [c_char]) {
+    let mut end = text.len().min(buffer.len().saturating_sub(1));
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    for (slot, &byte) in buffer.iter_mut().zip(&text.as_bytes()[..end]) {
+        *slot = byte as c_char;
+    }
+    if let Some(terminator) = buffer.get_mut(end) {
+        *terminator = 0;
+    }
+}
+
+/// Asks the run to stop after its current iteration; it writes a checkpoint to its
+/// output folder and ends in the CANCELLED state. Returns at once (use
+/// `brainsam_fine_tune_wait` to join). No effect on a run that has ended.
+#[no_mangle]
+pub extern "C" fn brainsam_fine_tune_cancel(
+    fine_tune: *const brainsam_fine_tune,
+) -> brainsam_status {
+    guard("brainsam_fine_tune_cancel", || {
+        FINE_TUNES.get(fine_tune, "fine_tune")?.run.cancel();
+        Ok(())
+    })
+}
+
+/// Blocks until the run has ended. Returns OK when it finished,
+/// `BRAINSAM_STATUS_CANCELLED` when it was cancelled, and the error's status (with its
+/// message) when it failed. `BRAINSAM_STATUS_INVALID_STATE` when called from the run's
+/// own progress callback.
+#[no_mangle]
+pub extern "C" fn brainsam_fine_tune_wait(fine_tune: *const brainsam_fine_tune) -> brainsam_status {
+    guard("brainsam_fine_tune_wait", || {
+        let fine_tune = FINE_TUNES.get(fine_tune, "fine_tune")?;
+        match fine_tune.run.wait()? {
+            FineTuneOutcome::Finished(_) => Ok(()),
+            FineTuneOutcome::Cancelled => Err(Error::Cancelled.into()),
+            FineTuneOutcome::Failed(status, message) => Err(FfiError::Status(status, message)),
+        }
+    })
+}
+
+/// Copies an output (a `brainsam_fine_tune_output` value) of a finished run to `path`
+/// (UTF-8), atomically: `path` is either left as it was or replaced by the complete file.
+/// `BRAINSAM_STATUS_INVALID_STATE` while running, after a cancel or a failure, and for
+/// an output the run did not write.
+///
+/// # Safety
+/// `path` must be null or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn brainsam_fine_tune_save(
+    fine_tune: *const brainsam_fine_tune,
+    output: u32,
+    path: *const c_char,
+) -> brainsam_status {
+    guard("brainsam_fine_tune_save", || {
+        let fine_tune = FINE_TUNES.get(fine_tune, "fine_tune")?;
+        require_non_null(path, "path")?;
+        use brainsam_fine_tune_output::*;
+        let output = match output {
+            0 => BRAINSAM_FINE_TUNE_OUTPUT_MODEL,
+            1 => BRAINSAM_FINE_TUNE_OUTPUT_ADAPTER,
+            2 => BRAINSAM_FINE_TUNE_OUTPUT_BEST_MODEL,
+            other => {
+                return Err(Error::invalid_argument(format!(
+                    "output {other} is not a brainsam_fine_tune_output (0 model, 1 adapter, \
+                     2 best model)"
+                ))
+                .into())
+            }
+        };
+        // SAFETY: non-null and NUL-terminated per the contract.
+        let path: PathBuf = unsafe { optional_path(path, "path") }?
+            .ok_or_else(|| Error::invalid_argument("path is an empty string"))?;
+        fine_tune.run.save(output, &path)?;
+        Ok(())
+    })
+}
+
+/// Frees a run: cancels it if still running and waits for its thread (a checkpoint is
+/// written first). NULL, an already freed handle and a foreign pointer are ignored (the
+/// latter two with a warning in the log). When another thread is inside a call on the
+/// handle (e.g. waiting), the run is freed when that call returns.
+#[no_mangle]
+pub extern "C" fn brainsam_fine_tune_free(fine_tune: *mut brainsam_fine_tune) {
+    let _ = catch_unwind(|| {
+        // Cancel first so that a call holding its own reference returns soon.
+        if let Ok(run) = FINE_TUNES.get(fine_tune, "fine_tune") {
+            run.run.cancel();
+        }
+        FINE_TUNES.release(fine_tune)
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_cut_at_character_boundaries() {
+        let mut buffer = [1 as c_char; 6];
+        write_truncated("abcdé", &mut buffer);
+        // "abcd" + 2-byte é needs 6 + NUL: é is dropped whole.
+        assert_eq!(&buffer[..5], &[97, 98, 99, 100, 0]);
+        write_truncated("ab", &mut buffer);
+        assert_eq!(&buffer[..3], &[97, 98, 0]);
+    }
+}
