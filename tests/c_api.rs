@@ -5,25 +5,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 
-use brainsam::model::SamConfig;
-use brainsam::session::init_model;
 use brainsam::volume::{Affine, Grid, Volume};
-use common::{cdylib, repo_root, run, scratch_dir};
-
-/// A small random model shared by the tests of this binary.
-fn test_checkpoint() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let dir = scratch_dir("c_api_model");
-        let path = dir.join("tiny.safetensors");
-        init_model(&path, &SamConfig::tiny().with_num_classes(12), 7).unwrap();
-        path
-    })
-}
+use common::{cdylib, repo_root, run, scratch_dir, test_checkpoint};
 
 /// Compiles `sources` (under tests/c) into `exe` with AddressSanitizer and UB checks,
 /// warnings as errors, linked to the cdylib this test run built.

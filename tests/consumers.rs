@@ -7,22 +7,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
-use brainsam::model::SamConfig;
-use brainsam::session::init_model;
-use common::{cdylib, profile_dir, repo_root, run, scratch_dir};
-
-/// A small random model shared by the tests of this binary.
-fn test_checkpoint() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let dir = scratch_dir("consumers_model");
-        let path = dir.join("tiny.safetensors");
-        init_model(&path, &SamConfig::tiny().with_num_classes(12), 7).unwrap();
-        path
-    })
-}
+use common::{cdylib, profile_dir, repo_root, run, scratch_dir, test_checkpoint};
 
 /// A command for a consumer program, without the LD_LIBRARY_PATH cargo sets for tests
 /// (which would hide whether the program finds libbrainsam by itself).

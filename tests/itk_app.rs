@@ -15,7 +15,7 @@ use brainsam::model::SamConfig;
 use brainsam::session::{init_model, Model, ModelOptions, Session, SessionOptions};
 use brainsam::volume::grid::Grid;
 use brainsam::volume::Volume;
-use common::{cdylib, repo_root, run, scratch_dir};
+use common::{cdylib, repo_root, run, scratch_dir, synthetic_head_with_x_sign};
 
 /// ITK's CMake package folder, if ITK is installed.
 fn itk_dir() -> Option<PathBuf> {
@@ -33,45 +33,6 @@ fn itk_dir() -> Option<PathBuf> {
                 .is_some_and(|name| name.starts_with("ITK-"))
                 && path.join("ITKConfig.cmake").is_file()
         })
-}
-
-/// The phantom of tests/session.rs on an LAS grid (i runs right to left), so the
-/// RAS/LPS conversions on both sides are exercised.
-fn synthetic_head() -> Volume {
-    let dims = [80, 96, 88];
-    let spacing = 2.0;
-    let centre = [40.0, 48.0, 40.0];
-    let mut affine = [[0.0; 4]; 4];
-    for axis in 0..3 {
-        let sign = if axis == 0 { -1.0 } else { 1.0 };
-        affine[axis][axis] = sign * spacing;
-        affine[axis][3] = -sign * centre[axis] * spacing;
-    }
-    affine[3][3] = 1.0;
-    let grid = Grid::from_ras_affine(dims, affine).unwrap();
-    let mut data = vec![0f32; dims.iter().product()];
-    for k in 0..dims[2] {
-        for j in 0..dims[1] {
-            for i in 0..dims[0] {
-                let p = [
-                    (i as f64 - centre[0]) * spacing,
-                    (j as f64 - centre[1]) * spacing,
-                    (k as f64 - centre[2]) * spacing,
-                ];
-                let head = (p[0] / 70.0).powi(2) + (p[1] / 90.0).powi(2) + (p[2] / 75.0).powi(2);
-                let mut value = if head < 1.0 { 100.0 } else { 0.0 };
-                for blob in [[-20.0, 0.0, -5.0], [20.0, 0.0, -5.0], [0.0, -10.0, -15.0]] {
-                    let d: f64 = (0..3).map(|a| (p[a] - blob[a]).powi(2)).sum();
-                    if d < 100.0 {
-                        value = 160.0;
-                    }
-                }
-                value += ((i * 7 + j * 13 + k * 17) % 11) as f64;
-                data[grid.linear_index(i, j, k)] = value as f32;
-            }
-        }
-    }
-    Volume::new(grid, data).unwrap()
 }
 
 fn labels_of(path: &Path) -> (Grid, Vec<u8>) {
@@ -115,7 +76,7 @@ fn itk_application_matches_the_rust_api_and_keeps_the_geometry() {
     let checkpoint = dir.join("tiny.safetensors");
     init_model(&checkpoint, &SamConfig::tiny().with_num_classes(12), 7).unwrap();
     let input = dir.join("head.nii.gz");
-    synthetic_head().write(&input).unwrap();
+    synthetic_head_with_x_sign(-1.0).write(&input).unwrap();
 
     // Reference: the same file through the Rust API.
     let model = Model::load(&ModelOptions {

@@ -9,18 +9,13 @@ use common::synthetic_head;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use brainsam::model::SamConfig;
-use brainsam::session::{init_model, Model, ModelOptions, Session, SessionOptions};
+use brainsam::session::{Model, ModelOptions, Session, SessionOptions};
 use brainsam::volume::Volume;
 use brainsam::Error;
 
-/// A tiny random model saved in its own folder (`name`: one per test, as tests run in
-/// parallel).
-fn test_model(name: &str) -> (PathBuf, Arc<Model>) {
-    let dir = common::scratch_dir(&format!("session_model_{name}"));
-    let path = dir.join("tiny.safetensors");
-    let config = SamConfig::tiny().with_num_classes(12);
-    init_model(&path, &config, 7).unwrap();
+/// The shared tiny random model, loaded.
+fn test_model() -> (PathBuf, Arc<Model>) {
+    let path = common::test_checkpoint().to_path_buf();
     let model = Model::load(&ModelOptions {
         checkpoint: Some(path.clone()),
         ..ModelOptions::default()
@@ -37,7 +32,7 @@ fn structure_plane(session: &Session) -> (usize, usize) {
 
 #[test]
 fn automatic_segmentation_reports_progress_and_keeps_the_grid() {
-    let (_, model) = test_model("automatic_segmentation_reports_progress_and_keeps_the_grid");
+    let (_, model) = test_model();
     let mut session = Session::new(model, SessionOptions::default()).unwrap();
     let volume = synthetic_head();
     session.set_volume(volume.clone()).unwrap();
@@ -79,7 +74,7 @@ fn labels_count(session: &Session, structure: u8) -> usize {
 
 #[test]
 fn cancellation_stops_and_is_reported() {
-    let (_, model) = test_model("cancellation_stops_and_is_reported");
+    let (_, model) = test_model();
     let mut session = Session::new(model, SessionOptions::default()).unwrap();
     session.set_volume(synthetic_head()).unwrap();
     let error = session.segment_all(&mut |done, _| done < 4).unwrap_err();
@@ -90,7 +85,7 @@ fn cancellation_stops_and_is_reported() {
 
 #[test]
 fn prompts_update_only_their_slice_and_are_validated() {
-    let (_, model) = test_model("prompts_update_only_their_slice_and_are_validated");
+    let (_, model) = test_model();
     let mut session = Session::new(model, SessionOptions::default()).unwrap();
     let volume = synthetic_head();
     let dims = volume.grid().dims();
@@ -142,7 +137,7 @@ fn prompts_update_only_their_slice_and_are_validated() {
 
 #[test]
 fn calls_in_the_wrong_order_are_invalid_state() {
-    let (_, model) = test_model("calls_in_the_wrong_order_are_invalid_state");
+    let (_, model) = test_model();
     let mut session = Session::new(model, SessionOptions::default()).unwrap();
     assert!(matches!(
         session.segment_all(&mut |_, _| true),
@@ -157,7 +152,7 @@ fn calls_in_the_wrong_order_are_invalid_state() {
 
 #[test]
 fn sessions_on_two_threads_match_sequential_results() {
-    let (_, model) = test_model("sessions_on_two_threads_match_sequential_results");
+    let (_, model) = test_model();
     let volume = synthetic_head();
     let run = |model: Arc<Model>, volume: Volume| {
         let mut session = Session::new(model, SessionOptions::default()).unwrap();
@@ -197,7 +192,7 @@ fn model_loading_errors_name_the_problem() {
     let text = dir.join("notes.txt");
     std::fs::write(&text, "not weights").unwrap();
     assert!(load(text, None).contains("notes.txt"));
-    let (path, _) = test_model("model_loading_errors_name_the_problem");
+    let (path, _) = test_model();
     // An adapter that is not an adapter.
     assert!(load(path.clone(), Some(path.clone())).contains("tiny.safetensors"));
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use brainsam::volume::grid::Grid;
 use brainsam::volume::Volume;
@@ -77,13 +78,20 @@ pub fn data_dir(test: &str) -> Option<PathBuf> {
 /// A 2 mm RAS grid of a head-sized ellipsoid with a few brighter blobs where deep grey
 /// matter would be (enough for the region-of-interest finder and the pipeline).
 pub fn synthetic_head() -> Volume {
+    synthetic_head_with_x_sign(1.0)
+}
+
+/// [`synthetic_head`] with voxel axis i pointing towards patient right (`x_sign` -1:
+/// an LAS-like storage order) or left (+1: RAS).
+pub fn synthetic_head_with_x_sign(x_sign: f64) -> Volume {
     let dims = [80, 96, 88];
     let spacing = 2.0;
     let centre = [40.0, 48.0, 40.0];
     let mut affine = [[0.0; 4]; 4];
     for axis in 0..3 {
-        affine[axis][axis] = spacing;
-        affine[axis][3] = -centre[axis] * spacing;
+        let sign = if axis == 0 { x_sign } else { 1.0 };
+        affine[axis][axis] = sign * spacing;
+        affine[axis][3] = -sign * centre[axis] * spacing;
     }
     affine[3][3] = 1.0;
     let grid = Grid::from_ras_affine(dims, affine).unwrap();
@@ -111,4 +119,17 @@ pub fn synthetic_head() -> Volume {
         }
     }
     Volume::new(grid, data).unwrap()
+}
+
+/// A small random model (tiny configuration, 13 classes) shared by the tests of one test
+/// binary, created once.
+pub fn test_checkpoint() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = scratch_dir(&format!("{}_model", env!("CARGO_CRATE_NAME")));
+        let path = dir.join("tiny.safetensors");
+        let config = brainsam::model::SamConfig::tiny().with_num_classes(12);
+        brainsam::session::init_model(&path, &config, 7).unwrap();
+        path
+    })
 }
