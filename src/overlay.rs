@@ -29,9 +29,10 @@ struct View {
     plane: usize,
 }
 
-/// Writes the overview of `labels` over `image` (same grid) to `path` (PNG): coronal,
-/// axial and sagittal slices through the centre of the labelled voxels, in radiological
-/// convention (patient right on the image left), with a colour legend.
+/// Writes the overview of `labels` over `image` (same grid) to `path` (PNG): coronal and
+/// axial slices through the centre of the labelled voxels and a sagittal slice through
+/// the left-hemisphere structures, in radiological convention (patient right on the
+/// image left), with a colour legend.
 pub fn write_overlay_png(image: &Volume, labels: &LabelVolume, path: &Path) -> Result<()> {
     if image.grid().dims() != labels.grid().dims() {
         return Err(Error::invalid_argument(format!(
@@ -43,7 +44,9 @@ pub fn write_overlay_png(image: &Volume, labels: &LabelVolume, path: &Path) -> R
     let grid = image.grid();
     let dims = grid.dims();
     let frame = CoronalFrame::from_grid(grid);
-    let centre = label_centre(labels);
+    let centre = label_centre(labels, |_| true);
+    // A mid-sagittal plane would miss every structure: cut through the left ones.
+    let left_centre = label_centre(labels, |class| class % 2 == 1);
     // Voxel index runs towards patient left (+1) / inferior (+1) / anterior (+1).
     let towards_left = frame.column_step > 0;
     let towards_inferior = frame.row_step > 0;
@@ -74,7 +77,7 @@ pub fn write_overlay_png(image: &Volume, labels: &LabelVolume, path: &Path) -> R
             column_axis: frame.coronal_axis,
             column_reversed: towards_anterior,
             plane_axis: frame.column_axis,
-            plane: centre[frame.column_axis],
+            plane: left_centre[frame.column_axis],
         },
     ];
     let (low, high) = display_window(image.data());
@@ -102,13 +105,18 @@ pub fn write_overlay_png(image: &Volume, labels: &LabelVolume, path: &Path) -> R
     save_png(&canvas, path)
 }
 
-/// The voxel at the centre of the labelled voxels' bounding box (the volume centre
-/// when nothing is labelled).
-fn label_centre(labels: &LabelVolume) -> [usize; 3] {
+/// The voxel at the centre of the bounding box of the voxels whose class passes `keep`
+/// (background excluded; the volume centre when there are none).
+fn label_centre(labels: &LabelVolume, keep: impl Fn(u8) -> bool) -> [usize; 3] {
     let dims = labels.grid().dims();
     let mut low = dims;
     let mut high = [0; 3];
-    for (index, _) in labels.data().iter().enumerate().filter(|(_, &l)| l > 0) {
+    for (index, _) in labels
+        .data()
+        .iter()
+        .enumerate()
+        .filter(|(_, &l)| l > 0 && keep(l))
+    {
         let voxel = [
             index % dims[0],
             (index / dims[0]) % dims[1],
