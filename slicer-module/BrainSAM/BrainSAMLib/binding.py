@@ -365,10 +365,45 @@ def decompose_ijk_to_ras(ijk_to_ras: Sequence[Sequence[float]]):
     return spacing, matrix[:3, 3].copy(), direction
 
 
-class Model:
+class _OwnedHandle:
+    """Lifetime of one C handle owned by a Python object: close() frees it once through
+    the library's `_free_function` (for a running fine-tune, the library cancels and
+    waits first); `with` blocks and garbage collection close it too."""
+
+    _free_function = ""
+    _handle = None
+    library: "Library"
+
+    @property
+    def closed(self) -> bool:
+        """Whether close() was called."""
+        return self._handle is None
+
+    def close(self) -> None:
+        """Free the handle (idempotent)."""
+        if self._handle is not None:
+            handle, self._handle = self._handle, None
+            self.library._function(self._free_function)(handle)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+
+class Model(_OwnedHandle):
     """A loaded BrainSAM model (brainsam_model). Immutable; may be shared by sessions on
     several threads. `close()` (or leaving a `with` block) frees this handle; sessions
     created from it keep the model alive inside the library."""
+
+    _free_function = "brainsam_model_free"
 
     def __init__(
         self,
@@ -396,45 +431,24 @@ class Model:
         self._handle = handle
         self.checkpoint, self.adapter, self.device = checkpoint, adapter, device
 
-    @property
-    def closed(self) -> bool:
-        """Whether close() was called."""
-        return self._handle is None
-
     def handle(self) -> ctypes.c_void_p:
         """The C handle; raises when the model is closed."""
         if self._handle is None:
             raise BrainSAMError(6, "the model is closed: load it again")
         return self._handle
 
-    def close(self) -> None:
-        """Free this handle (idempotent)."""
-        if self._handle is not None:
-            handle, self._handle = self._handle, None
-            self.library._function("brainsam_model_free")(handle)
-
     def session(self) -> "Session":
         """A new session on this model."""
         return Session(self)
 
-    def __enter__(self) -> "Model":
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
-
-
-class Session:
+class Session(_OwnedHandle):
     """One volume being segmented (brainsam_session): set_volume, then segment_all and/or
     prompts + segment_structure, then copy_labels. Not for two threads at once: a call made
     while another thread is inside one raises BrainSAMError (INVALID_STATE) instead of
     racing. Voxel coordinates are (i, j, k); numpy volumes are indexed [k, j, i]."""
+
+    _free_function = "brainsam_session_free"
 
     def __init__(self, model: Model):
         self.library = model.library
@@ -446,28 +460,6 @@ class Session:
         self.shape: tuple | None = None  # numpy shape (k, j, i) of the current volume
         self.spacing: np.ndarray | None = None
 
-    @property
-    def closed(self) -> bool:
-        """Whether close() was called."""
-        return self._handle is None
-
-    def close(self) -> None:
-        """Free the session (idempotent)."""
-        if self._handle is not None:
-            handle, self._handle = self._handle, None
-            self.library._function("brainsam_session_free")(handle)
-
-    def __enter__(self) -> "Session":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
 
     def _call(self, name: str, *args) -> None:
         if self._handle is None:
@@ -641,12 +633,14 @@ class Session:
         return float(volume.value), float(confidence.value)
 
 
-class FineTune:
+class FineTune(_OwnedHandle):
     """A fine-tuning run (brainsam_fine_tune) configured by a `brainsam train` TOML file,
     training on a library thread: poll progress() (e.g. from a Qt timer), cancel(),
     wait(), then save(). The configuration is read and checked by the constructor, which
     raises BrainSAMError naming the problem; errors in the data end the run as "failed".
     close() (or leaving a `with` block) cancels a running run and waits for its thread."""
+
+    _free_function = "brainsam_fine_tune_free"
 
     def __init__(
         self,
@@ -719,29 +713,6 @@ class FineTune:
             ctypes.c_uint32(FINE_TUNE_OUTPUTS[output]),
             os.fsencode(path),
         )
-
-    @property
-    def closed(self) -> bool:
-        """Whether close() was called."""
-        return self._handle is None
-
-    def close(self) -> None:
-        """Cancel if running, wait for the thread and free the run (idempotent)."""
-        if self._handle is not None:
-            handle, self._handle = self._handle, None
-            self.library._function("brainsam_fine_tune_free")(handle)
-
-    def __enter__(self) -> "FineTune":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
 
 
 _default: Library | None = None
