@@ -1,6 +1,6 @@
 //! Dice, IoU, HD95, ASSD: brute-force cross-checks, empty cases, real-data speed.
 
-use std::path::PathBuf;
+mod common;
 
 use brainsam::labels::{structure, LabelScheme, STRUCTURES};
 use brainsam::metrics::{evaluate, structure_metrics};
@@ -270,8 +270,7 @@ fn label_schemes_and_structure_table() {
 /// 256³ map against a shifted copy is fast.
 #[test]
 fn real_label_maps() {
-    let Some(root) = std::env::var_os("BRAINSAM_DATA").map(PathBuf::from) else {
-        println!("skipped: BRAINSAM_DATA not set");
+    let Some(root) = common::data_dir("real_label_maps") else {
         return;
     };
     let cases = [

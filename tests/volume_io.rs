@@ -1,20 +1,12 @@
 //! NIfTI reading/writing: synthetic round trips, data types, bad input, and
 //! every shared real volume (BRAINSAM_DATA).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use brainsam::volume::{Grid, LabelVolume, Volume};
 use brainsam::Error;
-
-fn data_dir() -> Option<PathBuf> {
-    match std::env::var_os("BRAINSAM_DATA") {
-        Some(dir) => Some(PathBuf::from(dir)),
-        None => {
-            println!("skipped: BRAINSAM_DATA not set");
-            None
-        }
-    }
-}
 
 fn oblique_grid(dims: [usize; 3]) -> Grid {
     // 10° rotation about S, anisotropic voxels, LPS → as ITK would give it.
@@ -463,7 +455,9 @@ fn bad_geometry_is_rejected() {
 /// orientation and voxel size as the manifest (computed with nibabel) says.
 #[test]
 fn real_volumes_round_trip() {
-    let Some(root) = data_dir() else { return };
+    let Some(root) = common::data_dir("real_volumes_round_trip") else {
+        return;
+    };
     let manifest = std::fs::read_to_string(root.join("MANIFEST.tsv")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut count = 0;

@@ -1,6 +1,6 @@
 //! Percentile intensity normalisation.
 
-use std::path::PathBuf;
+mod common;
 
 use brainsam::volume::normalize::{intensity_window, normalize, NormalizeConfig};
 use brainsam::volume::{Grid, Volume};
@@ -57,8 +57,7 @@ fn scanner_scale_and_offset_do_not_matter() {
 /// intensities after normalisation (white matter near the top of the range).
 #[test]
 fn stripped_and_unstripped_heads_agree() {
-    let Some(root) = std::env::var_os("BRAINSAM_DATA").map(PathBuf::from) else {
-        println!("skipped: BRAINSAM_DATA not set");
+    let Some(root) = common::data_dir("stripped_and_unstripped_heads_agree") else {
         return;
     };
     let dir = root.join("freesurfer_training_data/sub-01");

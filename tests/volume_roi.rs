@@ -2,7 +2,7 @@
 //! with a margin, on heads and skull-stripped brains at 1 and 3 mm, and after
 //! moving the head in the field of view and cropping the neck.
 
-use std::path::PathBuf;
+mod common;
 
 use brainsam::labels::LabelScheme;
 use brainsam::volume::roi::{find_roi, Roi, RoiConfig};
@@ -10,16 +10,6 @@ use brainsam::volume::slicing::SliceGeometry;
 use brainsam::volume::{LabelVolume, Volume};
 
 const MARGIN_MM: f64 = 5.0;
-
-fn data_dir() -> Option<PathBuf> {
-    match std::env::var_os("BRAINSAM_DATA") {
-        Some(dir) => Some(PathBuf::from(dir)),
-        None => {
-            println!("skipped: BRAINSAM_DATA not set");
-            None
-        }
-    }
-}
 
 /// Checks every structure voxel of `labels` (any grid) against the ROI of `image`;
 /// returns the smallest margin found (mm).
@@ -78,7 +68,9 @@ fn check_roi(name: &str, image: &Volume, roi: &Roi, labels: &LabelVolume) -> f64
 
 #[test]
 fn roi_contains_the_structures_on_real_data() {
-    let Some(root) = data_dir() else { return };
+    let Some(root) = common::data_dir("roi_contains_the_structures_on_real_data") else {
+        return;
+    };
     let mut pairs: Vec<(String, String, LabelScheme)> = Vec::new();
     for subject in ["01", "02", "03", "04", "06", "07", "08", "09", "10"] {
         let dir = format!("freesurfer_training_data/sub-{subject}");
@@ -148,7 +140,9 @@ fn roi_contains_the_structures_on_real_data() {
 /// Moves the head inside the field of view (zero padding) and removes the neck.
 #[test]
 fn roi_is_robust_to_head_position_and_neck_crop() {
-    let Some(root) = data_dir() else { return };
+    let Some(root) = common::data_dir("roi_is_robust_to_head_position_and_neck_crop") else {
+        return;
+    };
     let dir = root.join("freesurfer_training_data/sub-01");
     let image = Volume::read(dir.join("T1.nii.gz")).unwrap();
     let labels = LabelScheme::FreeSurfer
