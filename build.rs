@@ -19,6 +19,7 @@ fn main() {
     );
     generate_c_header(&manifest_dir, &out_dir);
     build_cxx_bridge(&manifest_dir, &out_dir);
+    build_cuda_device_shim(&libtorch_lib);
 
     for path in [
         "build.rs",
@@ -26,6 +27,7 @@ fn main() {
         "src/ffi",
         "src/cxx_bridge.rs",
         "include/brainsam/progress.h",
+        "src/cuda/device.cc",
     ] {
         println!("cargo:rerun-if-changed={path}");
     }
@@ -42,6 +44,56 @@ fn link_libtorch(libtorch_lib: &Path) {
         println!("cargo:rustc-link-arg=-ltorch_cuda");
         println!("cargo:rustc-link-arg=-Wl,--as-needed");
     }
+}
+
+/// Compiles `src/cuda/device.cc` (CUDA memory figures and compute capability)
+/// when libtorch has CUDA support and the CUDA runtime headers can be found: next to the
+/// PyPI torch package (triton's or the nvidia wheels' copy), under `CUDA_HOME`, or in
+/// /usr/local/cuda. Sets the
+/// `brainsam_cuda_device` cfg; without it the Rust side reports memory as unknown.
+fn build_cuda_device_shim(libtorch_lib: &Path) {
+    println!("cargo:rustc-check-cfg=cfg(brainsam_cuda_device)");
+    println!("cargo:rerun-if-env-changed=CUDA_HOME");
+    if !libtorch_lib.join("libc10_cuda.so").exists() {
+        return;
+    }
+    let root =
+        fs::canonicalize(libtorch_lib.join("..")).unwrap_or_else(|_| libtorch_lib.join(".."));
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(home) = env::var_os("CUDA_HOME") {
+        candidates.push(PathBuf::from(home).join("include"));
+    }
+    if let Some(site_packages) = root.parent() {
+        // The nvidia-cuda-runtime wheel ships cuda_runtime_api.h without crt/; triton
+        // (a torch dependency) ships the complete runtime headers.
+        for dir in [
+            "triton/backends/nvidia/include",
+            "nvidia/cu13/include",
+            "nvidia/cuda_runtime/include",
+        ] {
+            candidates.push(site_packages.join(dir));
+        }
+    }
+    candidates.push(PathBuf::from("/usr/local/cuda/include"));
+    let Some(cuda_include) = candidates.into_iter().find(|dir| {
+        dir.join("cuda_runtime_api.h").exists() && dir.join("crt/host_config.h").exists()
+    }) else {
+        println!("cargo:warning=CUDA runtime headers not found: GPU memory figures and capability checks disabled");
+        return;
+    };
+    cc::Build::new()
+        .cpp(true)
+        .std("c++17")
+        .include(root.join("include"))
+        .include(cuda_include)
+        .warnings(false)
+        .file("src/cuda/device.cc")
+        .compile("brainsam_cuda_device");
+    println!("cargo:rustc-link-search=native={}", libtorch_lib.display());
+    println!("cargo:rustc-link-lib=dylib=c10_cuda");
+    println!("cargo:rustc-link-lib=dylib=c10");
+    println!("cargo:rustc-link-lib=dylib=torch_cuda");
+    println!("cargo:rustc-cfg=brainsam_cuda_device");
 }
 
 /// The libtorch version, from a standalone libtorch's `build-version` file or from the

@@ -7,6 +7,8 @@
 //! long) vit_b whole-volume row. Models have random weights: speed does not depend on
 //! them. Set `OMP_NUM_THREADS=1` on a loaded machine for stable numbers.
 
+#[path = "support/head.rs"]
+mod head;
 #[path = "support/reference.rs"]
 mod reference;
 
@@ -31,35 +33,7 @@ fn volume() -> (String, Volume) {
             return ("FreeSurfer sub-01 (256³, 1 mm)".into(), volume);
         }
     }
-    ("synthetic head (2 mm)".into(), synthetic_head())
-}
-
-fn synthetic_head() -> Volume {
-    let dims = [96, 112, 96];
-    let spacing = 2.0;
-    let mut affine = [[0.0; 4]; 4];
-    for axis in 0..3 {
-        affine[axis][axis] = spacing;
-        affine[axis][3] = -(dims[axis] as f64) / 2.0 * spacing;
-    }
-    affine[3][3] = 1.0;
-    let grid = brainsam::volume::grid::Grid::from_ras_affine(dims, affine).unwrap();
-    let mut data = vec![0f32; grid.len()];
-    for k in 0..dims[2] {
-        for j in 0..dims[1] {
-            for i in 0..dims[0] {
-                let p = [i, j, k].map(|v| v as f64);
-                let r: f64 = (0..3)
-                    .map(|a| {
-                        ((p[a] - dims[a] as f64 / 2.0) * spacing / [70.0, 90.0, 75.0][a]).powi(2)
-                    })
-                    .sum();
-                data[grid.linear_index(i, j, k)] =
-                    if r < 1.0 { 100.0 + (i % 7) as f32 } else { 0.0 };
-            }
-        }
-    }
-    Volume::new(grid, data).unwrap()
+    ("synthetic head (2 mm)".into(), head::synthetic_head(2.0))
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

@@ -1,6 +1,6 @@
 # Version file for find_package(BrainSAM <version>). Kept equal to Cargo.toml's version
 # (checked by the test suite). Same major version (0.x: same minor) is compatible.
-set(PACKAGE_VERSION "0.1.0")
+set(PACKAGE_VERSION "0.2.0")
 if(PACKAGE_FIND_VERSION VERSION_GREATER PACKAGE_VERSION)
   set(PACKAGE_VERSION_COMPATIBLE FALSE)
 elseif(PACKAGE_FIND_VERSION_MAJOR STREQUAL "0" AND NOT PACKAGE_FIND_VERSION_MINOR STREQUAL "1")

@@ -14,7 +14,7 @@
 #include <stdbool.h>
 
 /** The library version this header belongs to. */
-#define BRAINSAM_VERSION "0.1.0"
+#define BRAINSAM_VERSION "0.2.0"
 
 
 // Version of the C ABI. Bumped only when an existing function or struct changes in
@@ -28,13 +28,23 @@
 #define BRAINSAM_VERSION_MAJOR 0
 
 // Minor version of the library.
-#define BRAINSAM_VERSION_MINOR 1
+#define BRAINSAM_VERSION_MINOR 2
 
 // Patch version of the library.
 #define BRAINSAM_VERSION_PATCH 0
 
 // Bytes of `brainsam_fine_tune_status.error_message`, its terminating NUL included.
 #define BRAINSAM_FINE_TUNE_MESSAGE_SIZE 512
+
+// Device memory a session leaves free when it sizes encoder batches and places
+// embeddings on a CUDA device (for the decoder, the clean-up, and other programs).
+#define DEVICE_MEMORY_RESERVE_BYTES (2 << 30)
+
+// Most bytes the relative-position bias of one attention call may take: larger batches
+// are processed in chunks. The bias is a dense [B, heads, N, N] tensor (fused kernels
+// need it materialised), which at 1024 input (N = 4096 in global blocks) is 400 MB per
+// slice in fp32; chunking keeps big batches from running out of device memory.
+#define ATTENTION_BIAS_BUDGET_BYTES (1 << 30)
 
 // Result of every fallible C function. The numbers are part of the ABI and never change.
 enum brainsam_status
@@ -88,7 +98,7 @@ enum brainsam_device
   BRAINSAM_DEVICE_AUTO = 0,
   // CPU.
   BRAINSAM_DEVICE_CPU = 1,
-  // CUDA device 0 (an error without CUDA).
+  // The CUDA device `brainsam_model_options.device_index` (an error without it).
   BRAINSAM_DEVICE_CUDA = 2,
 };
 #ifndef __cplusplus
@@ -96,6 +106,30 @@ enum brainsam_device
 typedef enum brainsam_device brainsam_device;
 #else
 typedef uint32_t brainsam_device;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Precision of the image encoder (values of `brainsam_model_options.precision`). The
+// prompt encoder and mask decoder always run in fp32.
+enum brainsam_precision
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // bf16 on CUDA devices that support it (fp16 on older ones), fp32 on the CPU.
+  BRAINSAM_PRECISION_AUTO = 0,
+  // fp32.
+  BRAINSAM_PRECISION_FP32 = 1,
+  // bf16 (fp16 on CUDA devices without bf16).
+  BRAINSAM_PRECISION_BF16 = 2,
+  // fp16.
+  BRAINSAM_PRECISION_FP16 = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum brainsam_precision brainsam_precision;
+#else
+typedef uint32_t brainsam_precision;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -233,6 +267,12 @@ typedef struct brainsam_model_options {
   const char *adapter_path;
   // A `brainsam_device` value.
   uint32_t device;
+  // CUDA device number for `BRAINSAM_DEVICE_CUDA` (0 for the first). Added in 0.2:
+  // callers built against an older header (smaller `struct_size`) get 0.
+  uint32_t device_index;
+  // A `brainsam_precision` value. Added in 0.2: older callers get
+  // `BRAINSAM_PRECISION_AUTO`.
+  uint32_t precision;
 } brainsam_model_options;
 
 // A volume handed to `brainsam_session_set_volume`. The voxels are copied: the caller
@@ -536,6 +576,22 @@ brainsam_status brainsam_fine_tune_save(const struct brainsam_fine_tune *fine_tu
 // latter two with a warning in the log). When another thread is inside a call on the
 // handle (e.g. waiting), the run is freed when that call returns.
 void brainsam_fine_tune_free(struct brainsam_fine_tune *fine_tune);
+
+extern int32_t brainsam_private_cuda_memory_info(int32_t device,
+                                                 int64_t *free_bytes,
+                                                 int64_t *total_bytes);
+
+extern int32_t brainsam_private_cuda_memory_stats(int32_t device,
+                                                  int64_t *allocated,
+                                                  int64_t *peak_allocated,
+                                                  int64_t *reserved,
+                                                  int64_t *peak_reserved);
+
+extern int32_t brainsam_private_cuda_reset_peak_memory(int32_t device);
+
+extern int32_t brainsam_private_cuda_empty_cache(void);
+
+extern int32_t brainsam_private_cuda_capability(int32_t device, int32_t *major, int32_t *minor);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -18,7 +18,7 @@ use crate::ffi::{
     brainsam_fine_tune_output, roi_slice_range, FineTuneOutcome, FineTuneRun, VolumeGeometry,
 };
 use crate::runtime::RuntimeInfo;
-use crate::session::{DeviceChoice, ModelOptions as CoreModelOptions, SessionOptions};
+use crate::session::{DeviceChoice, ModelOptions as CoreModelOptions, Precision, SessionOptions};
 use crate::volume::Volume;
 
 #[cxx::bridge(namespace = "brainsam")]
@@ -44,8 +44,21 @@ mod bridge {
         Auto = 0,
         /// CPU.
         Cpu = 1,
-        /// CUDA device 0 (an error without CUDA).
+        /// The CUDA device `ModelOptions::device_index` (an error without it).
         Cuda = 2,
+    }
+
+    /// Precision of the image encoder; the mask decoder always runs in fp32.
+    #[repr(u32)]
+    enum Precision {
+        /// bf16 on CUDA devices that support it (fp16 on older ones), fp32 on the CPU.
+        Auto = 0,
+        /// fp32.
+        Fp32 = 1,
+        /// bf16 (fp16 on CUDA devices without bf16).
+        Bf16 = 2,
+        /// fp16.
+        Fp16 = 3,
     }
 
     /// The physical coordinate system of a volume's origin and direction.
@@ -65,6 +78,10 @@ mod bridge {
         adapter_path: String,
         /// Where the model runs.
         device: Device,
+        /// CUDA device number for `Device::Cuda` (0 for the first).
+        device_index: u32,
+        /// Precision of the image encoder.
+        precision: Precision,
     }
 
     /// Geometry of a voxel buffer, as `brainsam_volume_desc` in the C API: voxel
@@ -269,10 +286,22 @@ fn load_model(options: &bridge::ModelOptions) -> Result<Box<Model>> {
     let device = match options.device {
         bridge::Device::Auto => DeviceChoice::Auto,
         bridge::Device::Cpu => DeviceChoice::Cpu,
-        bridge::Device::Cuda => DeviceChoice::Cuda,
+        bridge::Device::Cuda => DeviceChoice::Cuda(options.device_index as usize),
         other => {
             return Err(Error::invalid_argument(format!(
                 "device {} is not a brainsam::Device (0 auto, 1 cpu, 2 cuda)",
+                other.repr
+            )))
+        }
+    };
+    let precision = match options.precision {
+        bridge::Precision::Auto => Precision::Auto,
+        bridge::Precision::Fp32 => Precision::Fp32,
+        bridge::Precision::Bf16 => Precision::Bf16,
+        bridge::Precision::Fp16 => Precision::Fp16,
+        other => {
+            return Err(Error::invalid_argument(format!(
+                "precision {} is not a brainsam::Precision (0 auto, 1 fp32, 2 bf16, 3 fp16)",
                 other.repr
             )))
         }
@@ -282,6 +311,7 @@ fn load_model(options: &bridge::ModelOptions) -> Result<Box<Model>> {
         adapter: optional_path(&options.adapter_path),
         config: None,
         device,
+        precision,
     })?;
     Ok(Box::new(Model { model }))
 }

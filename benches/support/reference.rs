@@ -1,12 +1,39 @@
-//! Timing the PyTorch reference (`benches/encoder_reference.py`, PyPI segment-anything)
-//! in the same run as our code, so ratios compare like with like on this machine.
+//! Running the PyTorch reference scripts (`benches/*_reference.py`, PyPI
+//! segment-anything) in the same run as our code, so ratios compare like with like on
+//! the same machine.
+//!
+//! The repository root is `$BRAINSAM_ROOT` when set (a copy of the tree on another
+//! machine), else the source folder this benchmark was built from; the interpreter is
+//! `$BRAINSAM_BENCH_PYTHON`, else the root's `.venv/bin/python`, else `python3`.
+
+#![allow(dead_code)] // each benchmark uses part of this module
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-/// One reference timing job: model config (BrainSAM JSON), what to time ("encoder" or
-/// "decoder": prompt encoder + mask decoder for one point), iterations, device, bf16.
+/// The repository root holding `benches/`.
+pub fn root() -> PathBuf {
+    std::env::var_os("BRAINSAM_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
+fn python() -> PathBuf {
+    if let Some(python) = std::env::var_os("BRAINSAM_BENCH_PYTHON") {
+        return PathBuf::from(python);
+    }
+    let venv = root().join(".venv/bin/python");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+/// One timing job of `encoder_reference.py`: model config (BrainSAM JSON), what to time
+/// ("encoder" or "decoder": prompt encoder + mask decoder for one point), iterations,
+/// device, bf16.
 pub fn job(
     config_json: &str,
     what: &str,
@@ -21,23 +48,25 @@ pub fn job(
     })
 }
 
-/// Milliseconds per call of each job, measured by the Python reference in one process;
-/// NaN where it is unavailable or `BRAINSAM_BENCH_NO_REFERENCE` is set.
-pub fn times(jobs: &[serde_json::Value]) -> Vec<f64> {
-    let nan = vec![f64::NAN; jobs.len()];
+/// Runs `benches/<script>` once with `jobs` (one JSON object per line on its stdin) and
+/// returns its output lines, one per job; None where the reference is unavailable,
+/// failed, or `BRAINSAM_BENCH_NO_REFERENCE` is set.
+pub fn run(script: &str, jobs: &[serde_json::Value]) -> Option<Vec<String>> {
     if std::env::var_os("BRAINSAM_BENCH_NO_REFERENCE").is_some() || jobs.is_empty() {
-        return nan;
+        return None;
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join(".venv/bin/python");
-    let Ok(mut child) = Command::new(&python)
-        .arg(root.join("benches/encoder_reference.py"))
+    let python = python();
+    let mut child = match Command::new(&python)
+        .arg(root().join("benches").join(script))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-    else {
-        eprintln!("no reference: cannot run {}", python.display());
-        return nan;
+    {
+        Ok(child) => child,
+        Err(error) => {
+            eprintln!("no reference: cannot run {}: {error}", python.display());
+            return None;
+        }
     };
     {
         let mut stdin = child.stdin.take().expect("piped stdin");
@@ -46,13 +75,20 @@ pub fn times(jobs: &[serde_json::Value]) -> Vec<f64> {
         }
     }
     let output = child.wait_with_output().expect("reference output");
-    let times: Vec<f64> = String::from_utf8_lossy(&output.stdout)
+    let lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
         .lines()
-        .map(|l| l.trim().parse().unwrap_or(f64::NAN))
+        .map(str::to_string)
         .collect();
-    if times.len() == jobs.len() {
-        times
-    } else {
-        nan
+    (lines.len() == jobs.len()).then_some(lines)
+}
+
+/// Milliseconds per call of each `encoder_reference.py` job; NaN where unavailable.
+pub fn times(jobs: &[serde_json::Value]) -> Vec<f64> {
+    match run("encoder_reference.py", jobs) {
+        Some(lines) => lines
+            .iter()
+            .map(|l| l.trim().parse().unwrap_or(f64::NAN))
+            .collect(),
+        None => vec![f64::NAN; jobs.len()],
     }
 }

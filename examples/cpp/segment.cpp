@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
 
     // 1. Load the model; sessions share it (rust::Box frees it when it goes out of scope,
     //    and each session keeps its own reference).
-    brainsam::ModelOptions options;
+    brainsam::ModelOptions options{};  // {}: every field not set below takes its default
     options.checkpoint_path = argv[1];
     options.device = brainsam::Device::Auto;
     rust::Box<brainsam::Model> model = brainsam::load_model(options);

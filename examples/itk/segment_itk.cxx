@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
     }
     geometry.coordinates = brainsam::Coordinates::Lps;
 
-    brainsam::ModelOptions options;
+    brainsam::ModelOptions options{};  // {}: every field not set below takes its default
     options.checkpoint_path = argv[3];
     if (device == "auto") {
       options.device = brainsam::Device::Auto;

@@ -13,9 +13,10 @@ use brainsam::metrics::{evaluate, Evaluation};
 use brainsam::model::training::{apply_training_mode, TrainingMode};
 use brainsam::model::{Sam, SamConfig};
 use brainsam::overlay::write_overlay_png;
-use brainsam::runtime::RuntimeInfo;
+use brainsam::runtime::{cuda_capability, cuda_memory, RuntimeInfo};
 use brainsam::session::{
-    init_model, DeviceChoice, Model, ModelOptions, Session, SessionOptions, StructureStats,
+    init_model, DeviceChoice, Model, ModelOptions, Precision, Session, SessionOptions,
+    StructureStats,
 };
 use brainsam::volume::{LabelVolume, Volume};
 use brainsam::{Error, Result};
@@ -56,7 +57,7 @@ struct SegmentArgs {
     /// LoRA adapter made for the model.
     #[arg(long)]
     adapter: Option<PathBuf>,
-    /// auto, cpu or cuda.
+    /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
     /// Write per-structure volumes (mm³) and confidences to this CSV file.
@@ -68,9 +69,14 @@ struct SegmentArgs {
     /// Skip the 3D clean-up (largest component per structure, hole filling).
     #[arg(long)]
     no_cleanup: bool,
-    /// Slices encoded per forward pass.
-    #[arg(long, default_value_t = 4)]
+    /// Slices encoded per forward pass; 0 sizes batches to the device (4 on the CPU,
+    /// up to 32 on a GPU by its free memory).
+    #[arg(long, default_value_t = 0)]
     batch_size: usize,
+    /// Precision of the image encoder: auto (bf16 on a GPU, fp32 on the CPU), fp32,
+    /// bf16 or fp16. Masks are always computed in fp32.
+    #[arg(long, default_value = "auto")]
+    precision: String,
 }
 
 #[derive(clap::Args)]
@@ -171,6 +177,7 @@ fn segment(args: &SegmentArgs) -> Result<()> {
         adapter: args.adapter.clone(),
         config: None,
         device: DeviceChoice::parse(&args.device)?,
+        precision: Precision::parse(&args.precision)?,
     })?;
     let options = SessionOptions {
         batch_size: args.batch_size,
@@ -359,7 +366,20 @@ fn evaluation_json(evaluation: &Evaluation) -> String {
 }
 
 fn info(args: &InfoArgs) -> Result<()> {
-    println!("{}", RuntimeInfo::current());
+    let runtime = RuntimeInfo::current();
+    println!("{runtime}");
+    for device in 0..runtime.cuda_device_count.max(0) as usize {
+        let gib = |bytes: u64| bytes as f64 / (1u64 << 30) as f64;
+        match (cuda_capability(device), cuda_memory(device)) {
+            (Some((major, minor)), Some(memory)) => println!(
+                "cuda:{device}: compute capability {major}.{minor} (bf16: {}), {:.1} GiB free of {:.1} GiB",
+                if major >= 8 { "yes" } else { "no, fp16 instead" },
+                gib(memory.free_bytes),
+                gib(memory.total_bytes)
+            ),
+            _ => println!("cuda:{device}: no memory figures (built without the CUDA headers)"),
+        }
+    }
     if let Some(path) = &args.model {
         let model = Model::load(&ModelOptions {
             checkpoint: Some(path.clone()),

@@ -151,7 +151,11 @@ pub(crate) fn guard(
     set_last_error("");
     let outcome = catch_unwind(AssertUnwindSafe(body));
     let (status, message) = match outcome {
-        Ok(Ok(())) => return brainsam_status::BRAINSAM_STATUS_OK,
+        Ok(Ok(())) => {
+            // A call made from a log callback during `body` may have set a message.
+            set_last_error("");
+            return brainsam_status::BRAINSAM_STATUS_OK;
+        }
         Ok(Err(error)) => error.status_and_message(),
         Err(payload) => {
             let detail = payload

@@ -8,7 +8,7 @@ use crate::runtime::RuntimeInfo;
 /// Major version of the library.
 pub const BRAINSAM_VERSION_MAJOR: u32 = 0;
 /// Minor version of the library.
-pub const BRAINSAM_VERSION_MINOR: u32 = 1;
+pub const BRAINSAM_VERSION_MINOR: u32 = 2;
 /// Patch version of the library.
 pub const BRAINSAM_VERSION_PATCH: u32 = 0;
 

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, TryLockError};
 use super::handles::HandleRegistry;
 use super::{brainsam_status, guard, require_non_null, FfiError};
 use crate::error::Error;
-use crate::session::{DeviceChoice, Model, ModelOptions, Session, SessionOptions};
+use crate::session::{DeviceChoice, Model, ModelOptions, Precision, Session, SessionOptions};
 use crate::volume::{grid::Grid, Volume};
 
 /// Where a model runs (values of `brainsam_model_options.device`).
@@ -29,8 +29,23 @@ pub enum brainsam_device {
     BRAINSAM_DEVICE_AUTO = 0,
     /// CPU.
     BRAINSAM_DEVICE_CPU = 1,
-    /// CUDA device 0 (an error without CUDA).
+    /// The CUDA device `brainsam_model_options.device_index` (an error without it).
     BRAINSAM_DEVICE_CUDA = 2,
+}
+
+/// Precision of the image encoder (values of `brainsam_model_options.precision`). The
+/// prompt encoder and mask decoder always run in fp32.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum brainsam_precision {
+    /// bf16 on CUDA devices that support it (fp16 on older ones), fp32 on the CPU.
+    BRAINSAM_PRECISION_AUTO = 0,
+    /// fp32.
+    BRAINSAM_PRECISION_FP32 = 1,
+    /// bf16 (fp16 on CUDA devices without bf16).
+    BRAINSAM_PRECISION_BF16 = 2,
+    /// fp16.
+    BRAINSAM_PRECISION_FP16 = 3,
 }
 
 /// Voxel types accepted by `brainsam_session_set_volume`.
@@ -76,7 +91,16 @@ pub struct brainsam_model_options {
     pub adapter_path: *const c_char,
     /// A `brainsam_device` value.
     pub device: u32,
+    /// CUDA device number for `BRAINSAM_DEVICE_CUDA` (0 for the first). Added in 0.2:
+    /// callers built against an older header (smaller `struct_size`) get 0.
+    pub device_index: u32,
+    /// A `brainsam_precision` value. Added in 0.2: older callers get
+    /// `BRAINSAM_PRECISION_AUTO`.
+    pub precision: u32,
 }
+
+/// `struct_size` of `brainsam_model_options` as first published (up to `device`).
+const MODEL_OPTIONS_V1_SIZE: usize = std::mem::offset_of!(brainsam_model_options, device) + 4;
 
 /// A volume handed to `brainsam_session_set_volume`. The voxels are copied: the caller
 /// may free or reuse its buffer as soon as the call returns.
@@ -187,17 +211,37 @@ pub unsafe extern "C" fn brainsam_model_load(
     guard("brainsam_model_load", || {
         require_non_null(options, "options")?;
         require_non_null(out_model, "out_model")?;
-        // SAFETY: non-null; the caller guarantees a readable struct of struct_size bytes.
-        let options = unsafe { &*options };
-        checked_struct_size(
-            options.struct_size,
-            std::mem::size_of::<brainsam_model_options>(),
-            "brainsam_model_options",
-        )?;
-        let device = match options.device {
+        // The caller's struct may be an older, shorter version: fields are read through
+        // the raw pointer, and only those within its `struct_size`.
+        // SAFETY: non-null; the caller guarantees a readable struct of struct_size bytes,
+        // and every version starts with `struct_size`.
+        let struct_size = unsafe { std::ptr::addr_of!((*options).struct_size).read_unaligned() };
+        checked_struct_size(struct_size, MODEL_OPTIONS_V1_SIZE, "brainsam_model_options")?;
+        // SAFETY: `struct_size` covers the first version's fields.
+        let (checkpoint_path, adapter_path, device) = unsafe {
+            (
+                std::ptr::addr_of!((*options).checkpoint_path).read_unaligned(),
+                std::ptr::addr_of!((*options).adapter_path).read_unaligned(),
+                std::ptr::addr_of!((*options).device).read_unaligned(),
+            )
+        };
+        let has = |end: usize| struct_size as usize >= end;
+        let device_index = if has(std::mem::offset_of!(brainsam_model_options, device_index) + 4) {
+            // SAFETY: within the caller's struct_size.
+            unsafe { std::ptr::addr_of!((*options).device_index).read_unaligned() }
+        } else {
+            0
+        };
+        let precision = if has(std::mem::offset_of!(brainsam_model_options, precision) + 4) {
+            // SAFETY: within the caller's struct_size.
+            unsafe { std::ptr::addr_of!((*options).precision).read_unaligned() }
+        } else {
+            0
+        };
+        let device = match device {
             0 => DeviceChoice::Auto,
             1 => DeviceChoice::Cpu,
-            2 => DeviceChoice::Cuda,
+            2 => DeviceChoice::Cuda(device_index as usize),
             other => {
                 return Err(Error::invalid_argument(format!(
                     "device {other} is not a brainsam_device (0 auto, 1 cpu, 2 cuda)"
@@ -205,12 +249,25 @@ pub unsafe extern "C" fn brainsam_model_load(
                 .into())
             }
         };
+        let precision = match precision {
+            0 => Precision::Auto,
+            1 => Precision::Fp32,
+            2 => Precision::Bf16,
+            3 => Precision::Fp16,
+            other => {
+                return Err(Error::invalid_argument(format!(
+                    "precision {other} is not a brainsam_precision (0 auto, 1 fp32, 2 bf16, 3 fp16)"
+                ))
+                .into())
+            }
+        };
         let model_options = ModelOptions {
             // SAFETY: per the function contract.
-            checkpoint: unsafe { optional_path(options.checkpoint_path, "checkpoint_path") }?,
-            adapter: unsafe { optional_path(options.adapter_path, "adapter_path") }?,
+            checkpoint: unsafe { optional_path(checkpoint_path, "checkpoint_path") }?,
+            adapter: unsafe { optional_path(adapter_path, "adapter_path") }?,
             config: None,
             device,
+            precision,
         };
         let model = Model::load(&model_options)?;
         let handle = MODELS.register(Arc::new(brainsam_model { model }));

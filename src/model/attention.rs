@@ -8,6 +8,12 @@ use super::common::linear;
 use super::config::LoraConfig;
 use super::lora::LoraQv;
 
+/// Most bytes the relative-position bias of one attention call may take: larger batches
+/// are processed in chunks. The bias is a dense [B, heads, N, N] tensor (fused kernels
+/// need it materialised), which at 1024 input (N = 4096 in global blocks) is 400 MB per
+/// slice in fp32; chunking keeps big batches from running out of device memory.
+pub const ATTENTION_BIAS_BUDGET_BYTES: usize = 1 << 30;
+
 /// Self-attention over a [B, H, W, C] grid of tokens (a window or the whole image).
 #[derive(Debug)]
 pub struct Attention {
@@ -50,8 +56,8 @@ impl Attention {
         }
     }
 
-    /// Decomposed relative position bias [B·heads, H·W, H·W] of the unscaled
-    /// queries `q` [B·heads, H, W, head_dim], as in the reference.
+    /// Decomposed relative position bias [B·heads, H·W, H·W] (rows padded in memory) of
+    /// the unscaled queries `q` [B·heads, H, W, head_dim], as in the reference.
     fn relative_position_bias(&self, q: &Tensor) -> Tensor {
         let (n, h, w) = (q.size()[0], self.extent, self.extent);
         // No-op unless the VarStore was moved to another device after construction.
@@ -67,19 +73,40 @@ impl Attention {
         let rel_h = Tensor::einsum("bhwc,hkc->bhwk", &[q, &rh], None::<i64>);
         let rel_w = Tensor::einsum("bhwc,wkc->bhwk", &[q, &rw], None::<i64>);
         // One materialised [n, h, w, h, w] tensor: rel_h broadcast over key columns,
-        // plus rel_w broadcast over key rows.
-        let mut bias = rel_h
-            .unsqueeze(-1)
-            .expand([n, h, w, h, w], false)
-            .contiguous();
-        bias += rel_w.unsqueeze(-2);
-        bias.view([n, h * w, h * w])
+        // plus rel_w broadcast over key rows. Its rows are padded to a multiple of 16
+        // elements because CUDA's memory-efficient attention kernel needs aligned mask
+        // rows (it would otherwise copy the whole bias to pad it).
+        let tokens = h * w;
+        let row = (tokens + 15) / 16 * 16;
+        let storage = Tensor::empty([n, tokens, row], (q.kind(), q.device()));
+        let bias = storage.narrow(2, 0, tokens);
+        let mut grid = bias.view([n, h, w, h, w]);
+        grid.copy_(&rel_h.unsqueeze(-1).expand([n, h, w, h, w], false));
+        grid += rel_w.unsqueeze(-2);
+        bias
     }
 }
 
-impl Module for Attention {
-    /// `xs`: [B, H, W, C] with H = W = extent; returns the same shape.
-    fn forward(&self, xs: &Tensor) -> Tensor {
+impl Attention {
+    /// [`Module::forward`] with the batch split into chunks whose relative-position bias
+    /// fits in `budget_bytes` (at least one image per chunk).
+    pub fn forward_within(&self, xs: &Tensor, budget_bytes: usize) -> Tensor {
+        let batch = xs.size()[0];
+        let tokens = (self.extent * self.extent) as usize;
+        let per_image = self.num_heads as usize * tokens * tokens * xs.kind().elt_size_in_bytes();
+        let chunk = (budget_bytes / per_image.max(1)).max(1) as i64;
+        if batch <= chunk {
+            return self.attend(xs);
+        }
+        let outputs: Vec<Tensor> = xs
+            .split(chunk, 0)
+            .iter()
+            .map(|part| self.attend(part))
+            .collect();
+        Tensor::cat(&outputs, 0)
+    }
+
+    fn attend(&self, xs: &Tensor) -> Tensor {
         let size = xs.size();
         let (b, h, w, c) = (size[0], size[1], size[2], size[3]);
         let tokens = h * w;
@@ -109,5 +136,12 @@ impl Module for Attention {
             .permute([0, 2, 3, 1, 4])
             .reshape([b, h, w, c]);
         self.proj.forward(&out)
+    }
+}
+
+impl Module for Attention {
+    /// `xs`: [B, H, W, C] with H = W = extent; returns the same shape.
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        self.forward_within(xs, ATTENTION_BIAS_BUDGET_BYTES)
     }
 }

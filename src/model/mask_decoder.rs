@@ -2,7 +2,7 @@
 //! upscaling of the image tokens, one hypernetwork MLP per mask token, IoU head.
 
 use tch::nn::{self, Module};
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 use super::common::{conv_transpose2x2, embedding, LayerNorm2d, Mlp};
 use super::config::MaskDecoderConfig;
@@ -23,6 +23,11 @@ pub struct MaskDecoder {
 }
 
 impl MaskDecoder {
+    /// Kind of the decoder's weights.
+    pub fn kind(&self) -> Kind {
+        self.iou_token.kind()
+    }
+
     /// Creates the tensors under `path` (normally `root / "mask_decoder"`).
     pub fn new(path: &nn::Path, config: &MaskDecoderConfig) -> Self {
         let d = config.transformer_dim;

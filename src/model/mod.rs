@@ -41,7 +41,7 @@ pub use checkpoint::{
 pub use config::{
     ImageEncoderConfig, LoraConfig, MaskDecoderConfig, PromptEncoderConfig, SamConfig,
 };
-pub use sam::{DecoderOutput, PointPrompts, Prompts, Sam};
+pub use sam::{set_image_encoder_kind, DecoderOutput, PointPrompts, Prompts, Sam};
 pub use training::{
     apply_training_mode, frozen_parameters, is_buffer, is_lora, trainable_parameters,
     ParameterCounts, TrainingMode,

@@ -90,6 +90,30 @@ fn shape_error(what: &str, expected: &str, got: &[i64]) -> Error {
     Error::invalid_argument(format!("{what}: expected shape {expected}, got {got:?}"))
 }
 
+/// Converts the image encoder's weights (the model's expensive part) to `kind`, leaving
+/// the prompt encoder and mask decoder as they are: mixed precision for inference with a
+/// bf16/fp16 encoder and an fp32 decoder, whose masks need the precision. `var_store`
+/// must hold a model built by [`Sam::new`] at its root.
+pub fn set_image_encoder_kind(var_store: &nn::VarStore, kind: Kind) -> Result<()> {
+    if !matches!(
+        kind,
+        Kind::Float | Kind::Double | Kind::BFloat16 | Kind::Half
+    ) {
+        return Err(Error::invalid_argument(format!(
+            "image encoder weights must be floating point, not {kind:?}"
+        )));
+    }
+    tch::no_grad(|| {
+        for (name, mut tensor) in var_store.variables() {
+            if name.starts_with("image_encoder.") && tensor.kind() != kind {
+                let converted = tensor.f_to_kind(kind)?;
+                tensor.set_data(&converted);
+            }
+        }
+        Ok(())
+    })
+}
+
 impl Sam {
     /// Builds a freshly initialised model under `path` (normally the VarStore root),
     /// with the official tensor names (`image_encoder.*`, `prompt_encoder.*`,
@@ -109,9 +133,17 @@ impl Sam {
         &self.config
     }
 
-    /// The floating-point kind of the model's weights (follows `VarStore::set_kind`).
+    /// The floating-point kind of the image encoder's weights (follows
+    /// `VarStore::set_kind` and [`set_image_encoder_kind`]); image embeddings come out
+    /// in this kind.
     pub fn kind(&self) -> Kind {
         self.image_encoder.kind()
+    }
+
+    /// The floating-point kind of the prompt encoder's and mask decoder's weights: the
+    /// kind masks are computed in. Fp32 unless the whole VarStore was converted.
+    pub fn decoder_kind(&self) -> Kind {
+        self.mask_decoder.kind()
     }
 
     /// The device of the model's tensors (follows `VarStore::set_device`).
@@ -242,7 +274,9 @@ impl Sam {
         }
         let (sparse, dense) = self.encode_prompts(prompts)?;
         let batch = sparse.size()[0];
-        let embeddings = embeddings.to_device(self.device()).to_kind(self.kind());
+        let embeddings = embeddings
+            .to_device(self.device())
+            .to_kind(self.decoder_kind());
         let embeddings = if size[0] == batch {
             embeddings
         } else if size[0] == 1 {

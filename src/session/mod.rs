@@ -9,7 +9,7 @@
 mod model;
 
 pub use model::{
-    default_model_path, init_model, save_model, DeviceChoice, Model, ModelOptions,
+    default_model_path, init_model, save_model, DeviceChoice, Model, ModelOptions, Precision,
     CONFIG_METADATA_KEY,
 };
 
@@ -49,11 +49,35 @@ pub fn model_input(sam: &Sam, images: &Tensor) -> Result<Tensor> {
     sam.preprocess(&rgb)
 }
 
+/// Where a session keeps its cached image embeddings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmbeddingCache {
+    /// On the model's device while it has room (keeping [`DEVICE_MEMORY_RESERVE_BYTES`]
+    /// free), in host memory after that.
+    #[default]
+    Auto,
+    /// Always on the model's device.
+    Device,
+    /// Always in host memory (uploaded again for each decode).
+    Host,
+}
+
+/// Device memory a session leaves free when it sizes encoder batches and places
+/// embeddings on a CUDA device (for the decoder, the clean-up, and other programs).
+pub const DEVICE_MEMORY_RESERVE_BYTES: u64 = 2 << 30;
+
+/// Largest automatic encoder batch: beyond 32 slices GPU throughput no longer improves.
+const MAX_AUTO_BATCH: usize = 32;
+
 /// Settings of a session.
 #[derive(Debug, Clone)]
 pub struct SessionOptions {
-    /// Slices encoded per forward pass.
+    /// Slices encoded per forward pass; 0 (the default) sizes batches automatically:
+    /// 4 on the CPU, and on a CUDA device as many (up to 32) as its free memory holds.
+    /// A batch that runs out of device memory is retried in halves.
     pub batch_size: usize,
+    /// Where embeddings are cached.
+    pub embedding_cache: EmbeddingCache,
     /// 3D clean-up applied to the automatic result.
     pub cleanup: CleanupOptions,
     /// Intensity normalisation.
@@ -63,7 +87,8 @@ pub struct SessionOptions {
 impl Default for SessionOptions {
     fn default() -> Self {
         SessionOptions {
-            batch_size: 4,
+            batch_size: 0,
+            embedding_cache: EmbeddingCache::Auto,
             cleanup: CleanupOptions::default(),
             normalize: NormalizeConfig::default(),
         }
@@ -146,9 +171,6 @@ fn check_structure(structure: u8) -> Result<()> {
 impl Session {
     /// A session on `model` (shared; the session keeps it alive).
     pub fn new(model: Arc<Model>, options: SessionOptions) -> Result<Self> {
-        if options.batch_size == 0 {
-            return Err(Error::invalid_argument("batch size must be at least 1"));
-        }
         Ok(Session {
             model,
             options,
@@ -220,6 +242,70 @@ impl Session {
         model_input(self.model.sam(), &grey)
     }
 
+    /// The encoder batch size: the configured one, or the automatic choice (see
+    /// [`SessionOptions::batch_size`]).
+    pub fn batch_size(&self) -> usize {
+        if self.options.batch_size > 0 {
+            return self.options.batch_size;
+        }
+        let config = self.model.config();
+        match self.model.device() {
+            tch::Device::Cuda(index) => match crate::runtime::cuda_memory(index) {
+                Some(memory) => {
+                    let usable = memory
+                        .free_bytes
+                        .saturating_sub(DEVICE_MEMORY_RESERVE_BYTES + ATTENTION_WORKSPACE_BYTES);
+                    let per_slice =
+                        encoder_activation_bytes(config, self.model.sam().kind()).max(1);
+                    ((usable / per_slice) as usize).clamp(1, MAX_AUTO_BATCH)
+                }
+                None => 8,
+            },
+            _ => 4,
+        }
+    }
+
+    /// Whether the next embeddings may stay on the model's device.
+    fn cache_on_device(&self, embedding_bytes: u64) -> bool {
+        match (self.options.embedding_cache, self.model.device()) {
+            (EmbeddingCache::Device, _) | (_, tch::Device::Cpu) => true,
+            (EmbeddingCache::Host, _) => false,
+            (EmbeddingCache::Auto, tch::Device::Cuda(index)) => crate::runtime::cuda_memory(index)
+                .is_none_or(|memory| {
+                    memory.free_bytes > embedding_bytes + DEVICE_MEMORY_RESERVE_BYTES
+                }),
+            (EmbeddingCache::Auto, _) => true,
+        }
+    }
+
+    /// Encodes slices `batch`; a batch that runs out of device memory is split in halves
+    /// (down to single slices) instead of failing.
+    fn encode_batch(&self, state: &VolumeState, batch: &[usize]) -> Result<Tensor> {
+        let input = self.input_batch(state, batch)?;
+        let sam = self.model.sam();
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            tch::no_grad(|| sam.encode_images(&input))
+        }));
+        let (message, error) = match attempt {
+            Ok(Ok(embeddings)) => return Ok(embeddings),
+            Ok(Err(error)) => (error.to_string(), Some(error)),
+            Err(panic) => (panic_message(panic.as_ref()), None),
+        };
+        if batch.len() > 1 && message.contains("out of memory") {
+            drop(input);
+            crate::runtime::empty_cuda_cache();
+            log::warn!(
+                "encoding {} slices ran out of device memory; retrying in halves",
+                batch.len()
+            );
+            let (first, second) = batch.split_at(batch.len() / 2);
+            let first = self.encode_batch(state, first)?;
+            let second = self.encode_batch(state, second)?;
+            return Ok(Tensor::cat(&[first, second], 0));
+        }
+        Err(error.unwrap_or(Error::Torch(tch::TchError::Torch(message))))
+    }
+
     /// Encodes the slices that have no cached embedding yet, in batches.
     fn ensure_embeddings(
         &mut self,
@@ -235,11 +321,14 @@ impl Session {
             .filter(|&i| state.embeddings[i].is_none())
             .collect();
         let mut done = done_before + (indices.len() - missing.len());
-        for batch in missing.chunks(self.options.batch_size) {
-            let embeddings = {
-                let state = self.state()?;
-                let input = self.input_batch(state, batch)?;
-                tch::no_grad(|| self.model.sam().encode_images(&input))?
+        let batch_size = self.batch_size();
+        for batch in missing.chunks(batch_size) {
+            let embeddings = self.encode_batch(self.state()?, batch)?;
+            let bytes = (embeddings.numel() * embeddings.kind().elt_size_in_bytes()) as u64;
+            let embeddings = if self.cache_on_device(bytes) {
+                embeddings
+            } else {
+                embeddings.f_to_device(tch::Device::Cpu)?
             };
             let state = self.state_mut()?;
             for (position, &index) in batch.iter().enumerate() {
@@ -266,7 +355,7 @@ impl Session {
             let state = self.state()?;
             let sam = self.model.sam();
             let mut out = Vec::with_capacity(n);
-            for batch in all.chunks(self.options.batch_size.max(8)) {
+            for batch in all.chunks(self.batch_size().max(8)) {
                 let embeddings = Tensor::cat(
                     &batch
                         .iter()
@@ -463,6 +552,33 @@ impl Session {
 }
 
 /// The stack index of coronal plane `plane`, or an error naming the ROI's planes.
+/// Device memory the encoder's attention may need besides the per-slice activations: the
+/// relative-position bias of one chunk (bounded by the attention's budget) and the fused
+/// kernel's and the einsums' temporaries.
+const ATTENTION_WORKSPACE_BYTES: u64 =
+    3 * crate::model::attention::ATTENTION_BIAS_BUDGET_BYTES as u64;
+
+/// Estimated device memory one slice needs while it goes through the image encoder in
+/// weights of `kind`: the largest set of live token tensors of a block (input, norm,
+/// q/k/v, attention output, MLP hidden layer), doubled for the allocator's slack.
+fn encoder_activation_bytes(config: &crate::model::SamConfig, kind: Kind) -> u64 {
+    let grid = config.grid_size() as u64;
+    let encoder = &config.image_encoder;
+    let per_token = 7 * encoder.embed_dim as u64 + encoder.mlp_dim as u64;
+    2 * grid * grid * per_token * kind.elt_size_in_bytes() as u64
+}
+
+/// The text of a caught panic (tch panics with the libtorch error message).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else {
+        "the image encoder failed".to_string()
+    }
+}
+
 fn stack_index(state: &VolumeState, plane: usize) -> Result<usize> {
     let planes = state.geometry.slice_voxel_indices();
     planes.iter().position(|&p| p == plane).ok_or_else(|| {

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tch::nn::VarStore;
-use tch::Device;
+use tch::{Device, Kind};
 
 use crate::error::{Error, Result};
-use crate::model::{adapt_state_dict, Sam, SamConfig};
+use crate::model::{adapt_state_dict, set_image_encoder_kind, Sam, SamConfig};
 use crate::weights::{self, LoadOptions};
 
 /// Where the model runs.
@@ -19,21 +19,28 @@ pub enum DeviceChoice {
     Auto,
     /// The CPU.
     Cpu,
-    /// CUDA device 0; an error when CUDA is not available.
-    Cuda,
+    /// CUDA device N (`cuda:N`; `cuda` is device 0); an error when it does not exist.
+    Cuda(usize),
 }
 
 impl DeviceChoice {
-    /// Parses `auto`, `cpu` or `cuda`.
+    /// Parses `auto`, `cpu`, `cuda` (device 0) or `cuda:N`.
     pub fn parse(text: &str) -> Result<Self> {
-        match text.to_ascii_lowercase().as_str() {
-            "auto" => Ok(DeviceChoice::Auto),
-            "cpu" => Ok(DeviceChoice::Cpu),
-            "cuda" | "gpu" => Ok(DeviceChoice::Cuda),
-            other => Err(Error::invalid_argument(format!(
-                "unknown device `{other}`: use auto, cpu or cuda"
-            ))),
+        let lower = text.trim().to_ascii_lowercase();
+        match lower.as_str() {
+            "auto" => return Ok(DeviceChoice::Auto),
+            "cpu" => return Ok(DeviceChoice::Cpu),
+            "cuda" | "gpu" => return Ok(DeviceChoice::Cuda(0)),
+            _ => {}
         }
+        if let Some(index) = lower.strip_prefix("cuda:") {
+            if let Ok(index) = index.parse::<usize>() {
+                return Ok(DeviceChoice::Cuda(index));
+            }
+        }
+        Err(Error::invalid_argument(format!(
+            "unknown device `{text}`: use auto, cpu, cuda or cuda:N (N = 0, 1, ...)"
+        )))
     }
 
     /// The libtorch device this choice resolves to on this machine.
@@ -41,12 +48,101 @@ impl DeviceChoice {
         match self {
             DeviceChoice::Cpu => Ok(Device::Cpu),
             DeviceChoice::Auto => Ok(Device::cuda_if_available()),
-            DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
-            DeviceChoice::Cuda => Err(Error::Unsupported(
-                "device `cuda` requested but libtorch sees no CUDA device on this machine"
-                    .to_string(),
-            )),
+            DeviceChoice::Cuda(_) if !tch::Cuda::is_available() => {
+                Err(Error::Unsupported(format!(
+                    "device `{self}` requested but libtorch sees no CUDA device on this machine"
+                )))
+            }
+            DeviceChoice::Cuda(index) => {
+                let count = tch::Cuda::device_count().max(0) as usize;
+                if index < count {
+                    Ok(Device::Cuda(index))
+                } else {
+                    Err(Error::invalid_argument(format!(
+                        "device `{self}` does not exist: this machine has {count} CUDA device{} \
+                         (cuda:0{})",
+                        if count == 1 { "" } else { "s" },
+                        if count > 1 {
+                            format!("..cuda:{}", count - 1)
+                        } else {
+                            String::new()
+                        }
+                    )))
+                }
+            }
         }
+    }
+}
+
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceChoice::Auto => write!(f, "auto"),
+            DeviceChoice::Cpu => write!(f, "cpu"),
+            DeviceChoice::Cuda(index) => write!(f, "cuda:{index}"),
+        }
+    }
+}
+
+/// Numeric precision of the image encoder (the expensive part). The prompt encoder and
+/// mask decoder always run in fp32: they are cheap, and the masks need the precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// bf16 on CUDA devices that support it (compute capability 8.0 and later), fp16 on
+    /// older CUDA devices, fp32 on the CPU (where reduced precision is not faster).
+    #[default]
+    Auto,
+    /// fp32 everywhere.
+    Fp32,
+    /// bf16 encoder; falls back to fp16 on CUDA devices without bf16.
+    Bf16,
+    /// fp16 encoder.
+    Fp16,
+}
+
+impl Precision {
+    /// Parses `auto`, `fp32`, `bf16` or `fp16` (also `float32`, `bfloat16`, `float16`,
+    /// `half`).
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Precision::Auto),
+            "fp32" | "float32" | "float" => Ok(Precision::Fp32),
+            "bf16" | "bfloat16" => Ok(Precision::Bf16),
+            "fp16" | "float16" | "half" => Ok(Precision::Fp16),
+            other => Err(Error::invalid_argument(format!(
+                "unknown precision `{other}`: use auto, fp32, bf16 or fp16"
+            ))),
+        }
+    }
+
+    /// The weight kind of the image encoder on `device`.
+    pub fn encoder_kind(self, device: Device) -> Kind {
+        let bf16_supported = match device {
+            Device::Cuda(index) => crate::runtime::cuda_capability(index)
+                // Unknown capability (built without the CUDA headers): assume a current GPU.
+                .is_none_or(|(major, _)| major >= 8),
+            _ => true,
+        };
+        match (self, device) {
+            (Precision::Fp32, _) | (Precision::Auto, Device::Cpu) => Kind::Float,
+            (Precision::Fp16, _) => Kind::Half,
+            (Precision::Auto | Precision::Bf16, _) if bf16_supported => Kind::BFloat16,
+            (Precision::Auto | Precision::Bf16, _) => {
+                log::warn!("{device:?} has no bf16 support: the image encoder runs in fp16");
+                Kind::Half
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::Auto => "auto",
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+            Precision::Fp16 => "fp16",
+        })
     }
 }
 
@@ -63,6 +159,8 @@ pub struct ModelOptions {
     pub config: Option<SamConfig>,
     /// Device.
     pub device: DeviceChoice,
+    /// Precision of the image encoder.
+    pub precision: Precision,
 }
 
 /// Metadata key under which BrainSAM stores a model's configuration (JSON).
@@ -243,13 +341,16 @@ impl Model {
             }
             None => None,
         };
+        let encoder_kind = options.precision.encoder_kind(device);
+        set_image_encoder_kind(&var_store, encoder_kind)?;
         log::info!(
-            "loaded {} ({}, input {}, {} mask tokens) on {:?}",
+            "loaded {} ({}, input {}, {} mask tokens) on {:?}, image encoder in {:?}",
             checkpoint.display(),
             config.name,
             config.input_size,
             config.mask_decoder.num_mask_tokens,
-            device
+            device,
+            encoder_kind
         );
         Ok(Arc::new(Model {
             sam,

@@ -234,8 +234,9 @@ static void train_save_and_load(void) {
         BRAINSAM_STATUS_OK);
   brainsam_fine_tune_free(run);
 
-  brainsam_model_options model_options = {sizeof model_options, saved, NULL,
-                                          BRAINSAM_DEVICE_CPU};
+  brainsam_model_options model_options = {.struct_size = sizeof model_options,
+                                          .checkpoint_path = saved,
+                                          .device = BRAINSAM_DEVICE_CPU};
   brainsam_model *model = NULL;
   CHECK(brainsam_model_load(&model_options, &model) == BRAINSAM_STATUS_OK);
   brainsam_session *session = NULL;

@@ -2,6 +2,7 @@
  * problem, and nothing crashes. Run by tests/c_api.rs under AddressSanitizer.
  * Usage: robustness CHECKPOINT */
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,43 @@ static void check_model_loading(const char *checkpoint) {
   options.checkpoint_path = "\xff\xfe";
   EXPECT(brainsam_model_load(&options, &model), BRAINSAM_STATUS_INVALID_ARGUMENT, "UTF-8");
   CHECK(model == NULL);
+
+  /* Precision and CUDA device number (fields added in 0.2). */
+  options.checkpoint_path = checkpoint;
+  options.precision = 9;
+  EXPECT(brainsam_model_load(&options, &model), BRAINSAM_STATUS_INVALID_ARGUMENT,
+         "precision 9");
+  options.precision = BRAINSAM_PRECISION_BF16;
+  EXPECT(brainsam_model_load(&options, &model), BRAINSAM_STATUS_OK, "");
+  brainsam_model_free(model);
+  model = NULL;
+  options.precision = BRAINSAM_PRECISION_AUTO;
+  struct brainsam_runtime info;
+  memset(&info, 0, sizeof info);
+  info.struct_size = sizeof info;
+  EXPECT(brainsam_runtime_info(&info), BRAINSAM_STATUS_OK, "");
+  options.device = BRAINSAM_DEVICE_CUDA;
+  options.device_index = (uint32_t)info.cuda_device_count + 1;
+  EXPECT(brainsam_model_load(&options, &model),
+         info.cuda_device_count == 0 ? BRAINSAM_STATUS_UNSUPPORTED
+                                     : BRAINSAM_STATUS_INVALID_ARGUMENT,
+         "cuda:");
+  CHECK(model == NULL);
+
+  /* A caller built against the first header (struct up to `device`) still loads models:
+   * the later fields read as their defaults, whatever lies past its struct. */
+  struct {
+    brainsam_model_options options;
+    uint32_t poison[2];
+  } old;
+  memset(&old, 0xAB, sizeof old);
+  old.options.struct_size = (uint32_t)(offsetof(brainsam_model_options, device) + sizeof(uint32_t));
+  old.options.checkpoint_path = checkpoint;
+  old.options.adapter_path = NULL;
+  old.options.device = BRAINSAM_DEVICE_CPU;
+  EXPECT(brainsam_model_load(&old.options, &model), BRAINSAM_STATUS_OK, "");
+  CHECK(model != NULL);
+  brainsam_model_free(model);
 }
 
 /* Every session call with a NULL or stale handle. */

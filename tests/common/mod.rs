@@ -8,9 +8,12 @@ use brainsam::volume::grid::Grid;
 use brainsam::volume::Volume;
 use std::process::Command;
 
-/// The repository root.
+/// The repository root: `$BRAINSAM_ROOT` when set (test binaries carried to another
+/// machine, see scripts/gpu-run), else the source folder they were built from.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("BRAINSAM_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// The cargo output folder of the current profile (where libbrainsam.so and the
@@ -41,9 +44,13 @@ pub fn python() -> PathBuf {
     path
 }
 
-/// A fresh scratch folder for one test, under cargo's per-target temporary folder.
+/// A fresh scratch folder for one test, under cargo's per-target temporary folder (or
+/// `$BRAINSAM_TEST_TMPDIR` for test binaries carried to another machine).
 pub fn scratch_dir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let base = std::env::var_os("BRAINSAM_TEST_TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
+    let dir = base.join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir

@@ -100,6 +100,43 @@ def test_unknown_device_is_rejected_by_binding_and_library(session_lib):
     assert "7" in session_lib.raw().brainsam_last_error_message().decode()
 
 
+def test_device_numbers_and_precisions(session_lib):
+    assert binding._parse_device("cuda:2") == (binding.DEVICES["cuda"], 2)
+    assert binding._parse_device("cpu") == (binding.DEVICES["cpu"], 0)
+    for bad in ("cuda:", "cuda:x", "gpu:1"):
+        with pytest.raises(BrainSAMError) as caught:
+            session_lib.load_model(device=bad)
+        assert caught.value.status == INVALID_ARGUMENT and "cuda:N" in str(caught.value)
+    with pytest.raises(BrainSAMError) as caught:
+        session_lib.load_model(device="cpu", precision="int8")
+    assert caught.value.status == INVALID_ARGUMENT and "int8" in str(caught.value)
+    # A CUDA device number past the last device is refused by the library, naming it.
+    devices = session_lib.runtime_info()["cuda_device_count"]
+    with pytest.raises(BrainSAMError) as caught:
+        session_lib.load_model(device=f"cuda:{devices + 1}")
+    assert f"cuda:{devices + 1}" in str(caught.value)
+    # The library checks the precision code itself too.
+    options = binding._ModelOptions(ctypes.sizeof(binding._ModelOptions), None, None, 1, 0, 9)
+    handle = ctypes.c_void_p()
+    status = session_lib.raw().brainsam_model_load(ctypes.byref(options), ctypes.byref(handle))
+    assert status == INVALID_ARGUMENT and not handle.value
+    assert "precision 9" in session_lib.raw().brainsam_last_error_message().decode()
+
+
+def test_bf16_model_segments_like_fp32(session_lib, model):
+    checkpoint = os.environ["BRAINSAM_TEST_CHECKPOINT"]
+    with session_lib.load_model(checkpoint=checkpoint, device="cpu", precision="bf16") as bf16:
+        assert bf16.precision == "bf16"
+        results = []
+        for loaded in (model, bf16):
+            with loaded.session() as session:
+                session.set_volume(synthetic_volume(), ijk_to_ras())
+                session.segment_all()
+                results.append(session.copy_labels())
+    agreement = np.mean(results[0] == results[1])
+    assert agreement > 0.99, agreement
+
+
 def test_null_pointers_are_reported_not_crashed(session_lib):
     raw = session_lib.raw()
     handle = ctypes.c_void_p()

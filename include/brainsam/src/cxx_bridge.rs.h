@@ -961,6 +961,7 @@ std::size_t align_of() {
 namespace brainsam {
   struct RuntimeInfo;
   enum class Device : ::std::uint32_t;
+  enum class Precision : ::std::uint32_t;
   enum class Coordinates : ::std::uint32_t;
   struct ModelOptions;
   struct VolumeGeometry;
@@ -1004,10 +1005,25 @@ enum class Device : ::std::uint32_t {
   Auto = 0,
   // CPU.
   Cpu = 1,
-  // CUDA device 0 (an error without CUDA).
+  // The CUDA device `ModelOptions::device_index` (an error without it).
   Cuda = 2,
 };
 #endif // CXXBRIDGE1_ENUM_brainsam$Device
+
+#ifndef CXXBRIDGE1_ENUM_brainsam$Precision
+#define CXXBRIDGE1_ENUM_brainsam$Precision
+// Precision of the image encoder; the mask decoder always runs in fp32.
+enum class Precision : ::std::uint32_t {
+  // bf16 on CUDA devices that support it (fp16 on older ones), fp32 on the CPU.
+  Auto = 0,
+  // fp32.
+  Fp32 = 1,
+  // bf16 (fp16 on CUDA devices without bf16).
+  Bf16 = 2,
+  // fp16.
+  Fp16 = 3,
+};
+#endif // CXXBRIDGE1_ENUM_brainsam$Precision
 
 #ifndef CXXBRIDGE1_ENUM_brainsam$Coordinates
 #define CXXBRIDGE1_ENUM_brainsam$Coordinates
@@ -1030,6 +1046,10 @@ struct ModelOptions final {
   ::rust::String adapter_path;
   // Where the model runs.
   ::brainsam::Device device;
+  // CUDA device number for `Device::Cuda` (0 for the first).
+  ::std::uint32_t device_index CXX_DEFAULT_VALUE(0);
+  // Precision of the image encoder.
+  ::brainsam::Precision precision;
 
   using IsRelocatable = ::std::true_type;
 };

@@ -57,8 +57,21 @@ class _RuntimeInfo(ctypes.Structure):
     ]
 
 
-#: brainsam_device values by the names used in settings.
+#: brainsam_device values by the names used in settings ("cuda:N" selects device N).
 DEVICES = {"auto": 0, "cpu": 1, "cuda": 2}
+
+#: brainsam_precision values (of the image encoder; masks are always computed in fp32).
+PRECISIONS = {"auto": 0, "fp32": 1, "bf16": 2, "fp16": 3}
+
+
+def _parse_device(device: str) -> tuple[int, int]:
+    """(brainsam_device, device_index) for "auto", "cpu", "cuda" or "cuda:N"."""
+    if device in DEVICES:
+        return DEVICES[device], 0
+    name, _, index = device.partition(":")
+    if name == "cuda" and index.isdigit():
+        return DEVICES["cuda"], int(index)
+    raise BrainSAMError(1, f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
 
 #: brainsam_dtype values by numpy dtype (native byte order).
 DTYPES = {
@@ -86,6 +99,8 @@ class _ModelOptions(ctypes.Structure):
         ("checkpoint_path", ctypes.c_char_p),
         ("adapter_path", ctypes.c_char_p),
         ("device", ctypes.c_uint32),
+        ("device_index", ctypes.c_uint32),
+        ("precision", ctypes.c_uint32),
     ]
 
 
@@ -314,9 +329,12 @@ class Library:
         checkpoint: str | os.PathLike | None = None,
         adapter: str | os.PathLike | None = None,
         device: str = "auto",
+        precision: str = "auto",
     ) -> "Model":
         """Load a model (see Model)."""
-        return Model(self, checkpoint=checkpoint, adapter=adapter, device=device)
+        return Model(
+            self, checkpoint=checkpoint, adapter=adapter, device=device, precision=precision
+        )
 
     def _check(self, status: int) -> None:
         if status != 0:
@@ -411,11 +429,13 @@ class Model(_OwnedHandle):
         checkpoint: str | os.PathLike | None = None,
         adapter: str | os.PathLike | None = None,
         device: str = "auto",
+        precision: str = "auto",
     ):
         self.library = library if library is not None else load_library()
-        if device not in DEVICES:
+        device_code, device_index = _parse_device(device)
+        if precision not in PRECISIONS:
             raise BrainSAMError(
-                1, f"device must be one of {', '.join(DEVICES)}, got {device!r}"
+                1, f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}"
             )
         options = _ModelOptions()
         options.struct_size = ctypes.sizeof(_ModelOptions)
@@ -424,12 +444,15 @@ class Model(_OwnedHandle):
         adapter_bytes = os.fsencode(adapter) if adapter else None
         options.checkpoint_path = checkpoint_bytes
         options.adapter_path = adapter_bytes
-        options.device = DEVICES[device]
+        options.device = device_code
+        options.device_index = device_index
+        options.precision = PRECISIONS[precision]
         handle = ctypes.c_void_p()
         self._handle = None
         self.library._call("brainsam_model_load", ctypes.byref(options), ctypes.byref(handle))
         self._handle = handle
         self.checkpoint, self.adapter, self.device = checkpoint, adapter, device
+        self.precision = precision
 
     def handle(self) -> ctypes.c_void_p:
         """The C handle; raises when the model is closed."""
