@@ -31,6 +31,45 @@ fn structure_plane(session: &Session) -> (usize, usize) {
 }
 
 #[test]
+fn mirror_averaging_encodes_twice_and_changes_the_automatic_result() {
+    let (_, model) = test_model();
+    let volume = synthetic_head();
+    let mut results = Vec::new();
+    for mirror_averaging in [false, true] {
+        let options = SessionOptions {
+            mirror_averaging,
+            ..SessionOptions::default()
+        };
+        let mut session = Session::new(Arc::clone(&model), options).unwrap();
+        session.set_volume(volume.clone()).unwrap();
+        let n = session.geometry().unwrap().n_slices();
+        let mut last = (0, 0);
+        session
+            .segment_all(&mut |done, total| {
+                last = (done, total);
+                true
+            })
+            .unwrap();
+        let factor = if mirror_averaging { 2 } else { 1 };
+        assert_eq!(last, (factor * n, factor * n));
+        let (axis, plane) = structure_plane(&session);
+        let mut ijk = [40.0, 48.0, 40.0];
+        ijk[axis] = plane as f64;
+        session.add_point(3, ijk, true).unwrap();
+        session.segment_structure(3, plane).unwrap();
+        results.push(session.labels().unwrap().data().to_vec());
+    }
+    assert_ne!(results[0], results[1], "mirror averaging changed nothing");
+
+    // Cancelling during the mirrored pass is honoured too.
+    let mut session = Session::new(Arc::clone(&model), SessionOptions::default()).unwrap();
+    session.set_volume(volume).unwrap();
+    let n = session.geometry().unwrap().n_slices();
+    let error = session.segment_all(&mut |done, _| done <= n).unwrap_err();
+    assert!(matches!(error, Error::Cancelled), "{error}");
+}
+
+#[test]
 fn automatic_segmentation_reports_progress_and_keeps_the_grid() {
     let (_, model) = test_model();
     let mut session = Session::new(model, SessionOptions::default()).unwrap();
@@ -47,7 +86,12 @@ fn automatic_segmentation_reports_progress_and_keeps_the_grid() {
         .unwrap();
     assert_eq!(labels.grid(), volume.grid());
     assert!(labels.data().iter().all(|&l| l <= 12));
-    assert_eq!(calls.last(), Some(&(n, n)), "progress ends at total");
+    // Mirror averaging (on by default) encodes every slice twice.
+    assert_eq!(
+        calls.last(),
+        Some(&(2 * n, 2 * n)),
+        "progress ends at total"
+    );
     assert!(
         calls.windows(2).all(|w| w[0].0 < w[1].0),
         "progress increases"

@@ -69,6 +69,10 @@ struct SegmentArgs {
     /// Skip the 3D clean-up (largest component per structure, hole filling).
     #[arg(long)]
     no_cleanup: bool,
+    /// Segment only the slices as they are, not also their left-right mirror images
+    /// (about twice as fast, a little less accurate).
+    #[arg(long)]
+    no_mirror: bool,
     /// Slices encoded per forward pass; 0 sizes batches to the device (4 on the CPU,
     /// up to 32 on a GPU by its free memory).
     #[arg(long, default_value_t = 0)]
@@ -181,6 +185,7 @@ fn segment(args: &SegmentArgs) -> Result<()> {
     })?;
     let options = SessionOptions {
         batch_size: args.batch_size,
+        mirror_averaging: !args.no_mirror,
         cleanup: if args.no_cleanup {
             CleanupOptions::none()
         } else {
