@@ -97,7 +97,12 @@ fn main() {
         ));
     }
     for (name, config) in rows {
-        let mut session = Session::new(model(&config), SessionOptions::default()).unwrap();
+        // One pass, as the reference (mirror averaging would encode every slice twice).
+        let options = SessionOptions {
+            mirror_averaging: false,
+            ..SessionOptions::default()
+        };
+        let mut session = Session::new(model(&config), options).unwrap();
         let start = Instant::now();
         session.set_volume(volume.clone()).unwrap();
         let slices = session.geometry().unwrap().n_slices();

@@ -4,9 +4,10 @@
 //! One table: for vit_b at 512 and 1024 input and the bundled default model, in fp32
 //! and bf16 — image-encoder ms per slice at batch 1, 8 and 32; whole-volume automatic
 //! segmentation of a synthetic 1 mm head (set-up, encoding, decoding, mapping back and
-//! clean-up); point prompt → updated label volume with a cached embedding; peak CUDA
-//! memory of each. Rows run on the GPU when there is one; a smaller CPU table follows
-//! (`BRAINSAM_BENCH_CPU=0` skips it, `=1` forces the full CPU set).
+//! clean-up; without mirror averaging, so that both sides do one pass); point prompt →
+//! updated label volume with a cached embedding; peak CUDA memory of each. Rows run on
+//! the GPU when there is one; a smaller CPU table follows (`BRAINSAM_BENCH_CPU=0` skips
+//! it, `=1` forces the full CPU set).
 //!
 //! The reference runs fp32 as published (eager) and bf16 with autocast and
 //! scaled-dot-product attention (`benches/speed_reference.py`); ratios are ours divided
@@ -175,7 +176,13 @@ fn time_encoder(model: &Model, batch: usize) -> Outcome {
 fn time_volume(model: &Arc<Model>, volume: &Volume) -> (Outcome, usize) {
     let mut slices = 0;
     let outcome = measured(model.device(), || {
-        let mut session = Session::new(Arc::clone(model), SessionOptions::default()).unwrap();
+        // One pass over the slices, the work the reference does (mirror averaging, on by
+        // default, doubles the encoder part).
+        let options = SessionOptions {
+            mirror_averaging: false,
+            ..SessionOptions::default()
+        };
+        let mut session = Session::new(Arc::clone(model), options).unwrap();
         if model.device().is_cuda() {
             // Warm-up on the same volume: CUDA kernels and allocator pools.
             session.set_volume(volume.clone()).unwrap();
