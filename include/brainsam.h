@@ -275,6 +275,25 @@ typedef struct brainsam_model_options {
   uint32_t precision;
 } brainsam_model_options;
 
+// Options of `brainsam_session_create_with_options`. All zeros (with `struct_size`
+// set) are the defaults that `brainsam_session_create` uses.
+typedef struct brainsam_session_options {
+  // Set to `sizeof(brainsam_session_options)`.
+  uint32_t struct_size;
+  // Slices per image-encoder pass; 0: automatic (4 on the CPU, up to 32 on a GPU by
+  // its free memory; a batch that runs out of memory is retried in halves).
+  uint32_t batch_size;
+  // Non-zero: automatic segmentation skips mirror averaging (about twice as fast,
+  // a little less accurate).
+  uint32_t no_mirror_averaging;
+  // Non-zero: automatic segmentation skips the 3D clean-up (largest component per
+  // structure, hole filling).
+  uint32_t no_cleanup;
+  // Where image embeddings are cached: 0 automatic (on the model's device while it
+  // has room, else in host memory), 1 always on the device, 2 always in host memory.
+  uint32_t embedding_cache;
+} brainsam_session_options;
+
 // A volume handed to `brainsam_session_set_volume`. The voxels are copied: the caller
 // may free or reuse its buffer as soon as the call returns.
 //
@@ -413,13 +432,23 @@ brainsam_status brainsam_model_load(const struct brainsam_model_options *options
 // latter two with a warning in the log).
 void brainsam_model_free(struct brainsam_model *model);
 
-// Creates a session on `model`. On success `*out_session` receives a handle to free
-// with `brainsam_session_free`.
+// Creates a session on `model` with the default options. On success `*out_session`
+// receives a handle to free with `brainsam_session_free`.
 //
 // # Safety
 // `out_session` must be null or valid for writing a pointer.
 brainsam_status brainsam_session_create(const struct brainsam_model *model,
                                         struct brainsam_session **out_session);
+
+// Creates a session on `model` with `options` (NULL: the defaults). On success
+// `*out_session` receives a handle to free with `brainsam_session_free`.
+//
+// # Safety
+// `options` must be null or point to a readable struct of its `struct_size` bytes;
+// `out_session` must be null or valid for writing a pointer.
+brainsam_status brainsam_session_create_with_options(const struct brainsam_model *model,
+                                                     const struct brainsam_session_options *options,
+                                                     struct brainsam_session **out_session);
 
 // Frees a session. NULL, an already freed handle and a foreign pointer are ignored
 // (the latter two with a warning in the log). When another thread is inside a call on

@@ -70,6 +70,19 @@ mod bridge {
         Ras = 1,
     }
 
+    /// Options of `Model::create_session_with_options`, as `brainsam_session_options`
+    /// (all zeros: the defaults).
+    struct SessionOptions {
+        /// Slices per image-encoder pass; 0: automatic.
+        batch_size: u32,
+        /// Skip mirror averaging in automatic segmentation.
+        no_mirror_averaging: bool,
+        /// Skip the 3D clean-up of automatic segmentation.
+        no_cleanup: bool,
+        /// 0 automatic, 1 on the device, 2 in host memory.
+        embedding_cache: u32,
+    }
+
     /// Options of `load_model`.
     struct ModelOptions {
         /// Weights file; empty for the bundled default model.
@@ -194,6 +207,11 @@ mod bridge {
         fn load_model(options: &ModelOptions) -> Result<Box<Model>>;
         /// A new session on this model; the session keeps the model alive.
         fn create_session(self: &Model) -> Result<Box<Session>>;
+        /// A new session with options (as `brainsam_session_create_with_options`).
+        fn create_session_with_options(
+            self: &Model,
+            options: &SessionOptions,
+        ) -> Result<Box<Session>>;
 
         /// Sets the volume (voxels copied), replacing any earlier one.
         fn set_volume(self: &mut Session, geometry: &VolumeGeometry, voxels: &[f32]) -> Result<()>;
@@ -328,6 +346,21 @@ impl Model {
     fn create_session(&self) -> Result<Box<Session>> {
         let session =
             crate::session::Session::new(Arc::clone(&self.model), SessionOptions::default())?;
+        Ok(Box::new(Session { session }))
+    }
+
+    fn create_session_with_options(
+        &self,
+        options: &bridge::SessionOptions,
+    ) -> Result<Box<Session>> {
+        let options = crate::ffi::session_options(&crate::ffi::brainsam_session_options {
+            struct_size: std::mem::size_of::<crate::ffi::brainsam_session_options>() as u32,
+            batch_size: options.batch_size,
+            no_mirror_averaging: options.no_mirror_averaging.into(),
+            no_cleanup: options.no_cleanup.into(),
+            embedding_cache: options.embedding_cache,
+        })?;
+        let session = crate::session::Session::new(Arc::clone(&self.model), options)?;
         Ok(Box::new(Session { session }))
     }
 }

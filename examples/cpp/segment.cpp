@@ -26,7 +26,10 @@ int main(int argc, char** argv) {
     options.checkpoint_path = argv[1];
     options.device = brainsam::Device::Auto;
     rust::Box<brainsam::Model> model = brainsam::load_model(options);
-    rust::Box<brainsam::Session> session = model->create_session();
+    // Zero options are the defaults: batches sized to the device, mirror averaging and
+    // clean-up on (create_session() is the same).
+    brainsam::SessionOptions session_options{};
+    rust::Box<brainsam::Session> session = model->create_session_with_options(session_options);
 
     // 2. The voxels (i fastest) and their geometry: 2 mm voxels, RAS coordinates.
     const int ni = 80, nj = 96, nk = 88;

@@ -22,7 +22,7 @@ mod train;
 pub use logging::*;
 pub use runtime::*;
 pub use session::*;
-pub(crate) use session::{roi_slice_range, VolumeGeometry};
+pub(crate) use session::{roi_slice_range, session_options, VolumeGeometry};
 pub use train::*;
 pub(crate) use train::{FineTuneOutcome, FineTuneRun};
 

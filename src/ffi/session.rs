@@ -17,8 +17,11 @@ use std::sync::{Arc, Mutex, TryLockError};
 
 use super::handles::HandleRegistry;
 use super::{brainsam_status, guard, require_non_null, FfiError};
+use crate::cleanup::CleanupOptions;
 use crate::error::Error;
-use crate::session::{DeviceChoice, Model, ModelOptions, Precision, Session, SessionOptions};
+use crate::session::{
+    DeviceChoice, EmbeddingCache, Model, ModelOptions, Precision, Session, SessionOptions,
+};
 use crate::volume::{grid::Grid, Volume};
 
 /// Where a model runs (values of `brainsam_model_options.device`).
@@ -97,6 +100,27 @@ pub struct brainsam_model_options {
     /// A `brainsam_precision` value. Added in 0.2: older callers get
     /// `BRAINSAM_PRECISION_AUTO`.
     pub precision: u32,
+}
+
+/// Options of `brainsam_session_create_with_options`. All zeros (with `struct_size`
+/// set) are the defaults that `brainsam_session_create` uses.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct brainsam_session_options {
+    /// Set to `sizeof(brainsam_session_options)`.
+    pub struct_size: u32,
+    /// Slices per image-encoder pass; 0: automatic (4 on the CPU, up to 32 on a GPU by
+    /// its free memory; a batch that runs out of memory is retried in halves).
+    pub batch_size: u32,
+    /// Non-zero: automatic segmentation skips mirror averaging (about twice as fast,
+    /// a little less accurate).
+    pub no_mirror_averaging: u32,
+    /// Non-zero: automatic segmentation skips the 3D clean-up (largest component per
+    /// structure, hole filling).
+    pub no_cleanup: u32,
+    /// Where image embeddings are cached: 0 automatic (on the model's device while it
+    /// has room, else in host memory), 1 always on the device, 2 always in host memory.
+    pub embedding_cache: u32,
 }
 
 /// `struct_size` of `brainsam_model_options` as first published (up to `device`).
@@ -285,8 +309,8 @@ pub extern "C" fn brainsam_model_free(model: *mut brainsam_model) {
     let _ = std::panic::catch_unwind(|| MODELS.release(model));
 }
 
-/// Creates a session on `model`. On success `*out_session` receives a handle to free
-/// with `brainsam_session_free`.
+/// Creates a session on `model` with the default options. On success `*out_session`
+/// receives a handle to free with `brainsam_session_free`.
 ///
 /// # Safety
 /// `out_session` must be null or valid for writing a pointer.
@@ -296,16 +320,86 @@ pub unsafe extern "C" fn brainsam_session_create(
     out_session: *mut *mut brainsam_session,
 ) -> brainsam_status {
     guard("brainsam_session_create", || {
-        let model = MODELS.get(model, "model")?;
-        require_non_null(out_session, "out_session")?;
-        let session = Session::new(Arc::clone(&model.model), SessionOptions::default())?;
-        let handle = SESSIONS.register(Arc::new(brainsam_session {
-            session: Mutex::new(session),
-        }));
-        // SAFETY: non-null checked above.
-        unsafe { *out_session = handle };
-        Ok(())
+        // SAFETY: per this function's contract.
+        unsafe { create_session(model, SessionOptions::default(), out_session) }
     })
+}
+
+/// Creates a session on `model` with `options` (NULL: the defaults). On success
+/// `*out_session` receives a handle to free with `brainsam_session_free`.
+///
+/// # Safety
+/// `options` must be null or point to a readable struct of its `struct_size` bytes;
+/// `out_session` must be null or valid for writing a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn brainsam_session_create_with_options(
+    model: *const brainsam_model,
+    options: *const brainsam_session_options,
+    out_session: *mut *mut brainsam_session,
+) -> brainsam_status {
+    guard("brainsam_session_create_with_options", || {
+        // Arguments are checked in order: the model handle first.
+        MODELS.get(model, "model")?;
+        let options = if options.is_null() {
+            SessionOptions::default()
+        } else {
+            // SAFETY: non-null; readable per the contract.
+            let options = unsafe { &*options };
+            checked_struct_size(
+                options.struct_size,
+                std::mem::size_of::<brainsam_session_options>(),
+                "brainsam_session_options",
+            )?;
+            session_options(options)?
+        };
+        // SAFETY: per this function's contract.
+        unsafe { create_session(model, options, out_session) }
+    })
+}
+
+/// The core options for C `options`.
+pub(crate) fn session_options(
+    options: &brainsam_session_options,
+) -> crate::error::Result<SessionOptions> {
+    let embedding_cache = match options.embedding_cache {
+        0 => EmbeddingCache::Auto,
+        1 => EmbeddingCache::Device,
+        2 => EmbeddingCache::Host,
+        other => {
+            return Err(Error::invalid_argument(format!(
+                "embedding_cache {other} is not 0 (auto), 1 (device) or 2 (host)"
+            )))
+        }
+    };
+    Ok(SessionOptions {
+        batch_size: options.batch_size as usize,
+        embedding_cache,
+        mirror_averaging: options.no_mirror_averaging == 0,
+        cleanup: if options.no_cleanup == 0 {
+            CleanupOptions::default()
+        } else {
+            CleanupOptions::none()
+        },
+        ..SessionOptions::default()
+    })
+}
+
+/// # Safety
+/// `out_session` must be null or valid for writing a pointer.
+unsafe fn create_session(
+    model: *const brainsam_model,
+    options: SessionOptions,
+    out_session: *mut *mut brainsam_session,
+) -> Result<(), FfiError> {
+    let model = MODELS.get(model, "model")?;
+    require_non_null(out_session, "out_session")?;
+    let session = Session::new(Arc::clone(&model.model), options)?;
+    let handle = SESSIONS.register(Arc::new(brainsam_session {
+        session: Mutex::new(session),
+    }));
+    // SAFETY: non-null checked above; valid per the caller's contract.
+    unsafe { *out_session = handle };
+    Ok(())
 }
 
 /// Frees a session. NULL, an already freed handle and a foreign pointer are ignored

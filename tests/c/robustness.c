@@ -128,6 +128,34 @@ static void check_model_loading(const char *checkpoint) {
   brainsam_model_free(model);
 }
 
+/* Sessions with options: defaults for NULL, bad values named. */
+static void check_session_options(brainsam_model *model) {
+  brainsam_session *session = NULL;
+  EXPECT(brainsam_session_create_with_options(model, NULL, &session), BRAINSAM_STATUS_OK, "");
+  brainsam_session_free(session);
+  session = NULL;
+  brainsam_session_options options;
+  memset(&options, 0, sizeof options);
+  options.struct_size = 4;
+  EXPECT(brainsam_session_create_with_options(model, &options, &session),
+         BRAINSAM_STATUS_BUFFER_TOO_SMALL, "brainsam_session_options.struct_size is 4");
+  options.struct_size = sizeof options;
+  options.embedding_cache = 5;
+  EXPECT(brainsam_session_create_with_options(model, &options, &session),
+         BRAINSAM_STATUS_INVALID_ARGUMENT, "embedding_cache 5");
+  EXPECT(brainsam_session_create_with_options(NULL, &options, &session),
+         BRAINSAM_STATUS_NULL_POINTER, "`model`");
+  CHECK(session == NULL);
+  options.embedding_cache = 2;
+  options.batch_size = 3;
+  options.no_mirror_averaging = 1;
+  options.no_cleanup = 1;
+  EXPECT(brainsam_session_create_with_options(model, &options, &session), BRAINSAM_STATUS_OK,
+         "");
+  CHECK(session != NULL);
+  brainsam_session_free(session);
+}
+
 /* Every session call with a NULL or stale handle. */
 static void check_bad_session_handles(brainsam_session *stale) {
   const double ijk[3] = {1, 1, 1};
@@ -347,6 +375,7 @@ int main(int argc, char **argv) {
   EXPECT(brainsam_session_create(model, &session), BRAINSAM_STATUS_OK, "");
   check_bad_session_handles((brainsam_session *)&not_a_model);
   check_calls_before_a_volume(session);
+  check_session_options(model);
 
   float *data = malloc(PHANTOM_VOXELS * sizeof *data);
   phantom_fill(data);

@@ -137,6 +137,33 @@ def test_bf16_model_segments_like_fp32(session_lib, model):
     assert agreement > 0.99, agreement
 
 
+def test_session_options_reach_the_library(model):
+    totals = {}
+    for mirror in (False, True):
+        with model.session(batch_size=3, mirror_averaging=mirror, embedding_cache="host") as session:
+            session.set_volume(synthetic_volume(), ijk_to_ras())
+            calls = []
+            session.segment_all(lambda done, total: calls.append((done, total)))
+            totals[mirror] = calls[-1]
+    slices = totals[False][1]
+    assert totals[False] == (slices, slices)
+    assert totals[True] == (2 * slices, 2 * slices), "mirror averaging encodes twice"
+    with pytest.raises(BrainSAMError) as caught:
+        model.session(embedding_cache="gpu")
+    assert caught.value.status == INVALID_ARGUMENT and "gpu" in str(caught.value)
+    with pytest.raises(BrainSAMError):
+        model.session(batch_size=-1)
+    # The library checks the cache code itself too.
+    options = binding._SessionOptions(ctypes.sizeof(binding._SessionOptions), 0, 0, 0, 7)
+    handle = ctypes.c_void_p()
+    raw = model.library.raw()
+    status = raw.brainsam_session_create_with_options(
+        model.handle(), ctypes.byref(options), ctypes.byref(handle)
+    )
+    assert status == INVALID_ARGUMENT and not handle.value
+    assert "embedding_cache 7" in raw.brainsam_last_error_message().decode()
+
+
 def test_null_pointers_are_reported_not_crashed(session_lib):
     raw = session_lib.raw()
     handle = ctypes.c_void_p()

@@ -1049,6 +1049,7 @@ namespace brainsam {
   enum class Device : ::std::uint32_t;
   enum class Precision : ::std::uint32_t;
   enum class Coordinates : ::std::uint32_t;
+  struct SessionOptions;
   struct ModelOptions;
   struct VolumeGeometry;
   struct StructureStats;
@@ -1121,6 +1122,24 @@ enum class Coordinates : ::std::uint32_t {
   Ras = 1,
 };
 #endif // CXXBRIDGE1_ENUM_brainsam$Coordinates
+
+#ifndef CXXBRIDGE1_STRUCT_brainsam$SessionOptions
+#define CXXBRIDGE1_STRUCT_brainsam$SessionOptions
+// Options of `Model::create_session_with_options`, as `brainsam_session_options`
+// (all zeros: the defaults).
+struct SessionOptions final {
+  // Slices per image-encoder pass; 0: automatic.
+  ::std::uint32_t batch_size CXX_DEFAULT_VALUE(0);
+  // Skip mirror averaging in automatic segmentation.
+  bool no_mirror_averaging CXX_DEFAULT_VALUE(false);
+  // Skip the 3D clean-up of automatic segmentation.
+  bool no_cleanup CXX_DEFAULT_VALUE(false);
+  // 0 automatic, 1 on the device, 2 in host memory.
+  ::std::uint32_t embedding_cache CXX_DEFAULT_VALUE(0);
+
+  using IsRelocatable = ::std::true_type;
+};
+#endif // CXXBRIDGE1_STRUCT_brainsam$SessionOptions
 
 #ifndef CXXBRIDGE1_STRUCT_brainsam$ModelOptions
 #define CXXBRIDGE1_STRUCT_brainsam$ModelOptions
@@ -1262,6 +1281,9 @@ struct Model final : public ::rust::Opaque {
   // A new session on this model; the session keeps the model alive.
   ::rust::Box<::brainsam::Session> create_session() const;
 
+  // A new session with options (as `brainsam_session_create_with_options`).
+  ::rust::Box<::brainsam::Session> create_session_with_options(::brainsam::SessionOptions const &options) const;
+
   ~Model() = delete;
 
 private:
@@ -1370,6 +1392,8 @@ void brainsam$cxxbridge1$205$runtime_info(::brainsam::RuntimeInfo *return$) noex
 
 ::rust::repr::PtrLen brainsam$cxxbridge1$205$Model$create_session(::brainsam::Model const &self, ::rust::Box<::brainsam::Session> *return$) noexcept;
 
+::rust::repr::PtrLen brainsam$cxxbridge1$205$Model$create_session_with_options(::brainsam::Model const &self, ::brainsam::SessionOptions const &options, ::rust::Box<::brainsam::Session> *return$) noexcept;
+
 ::rust::repr::PtrLen brainsam$cxxbridge1$205$Session$set_volume(::brainsam::Session &self, ::brainsam::VolumeGeometry const &geometry, ::rust::Slice<float const> voxels) noexcept;
 
 ::rust::repr::PtrLen brainsam$cxxbridge1$205$Session$segment_all(::brainsam::Session &self, ::brainsam::ProgressCallback const &progress) noexcept;
@@ -1451,6 +1475,15 @@ void brainsam$cxxbridge1$205$FineTune$cancel(::brainsam::FineTune const &self) n
 ::rust::Box<::brainsam::Session> Model::create_session() const {
   ::rust::MaybeUninit<::rust::Box<::brainsam::Session>> return$;
   ::rust::repr::PtrLen error$ = brainsam$cxxbridge1$205$Model$create_session(*this, &return$.value);
+  if (error$.ptr) {
+    throw ::rust::impl<::rust::Error>::error(error$);
+  }
+  return ::std::move(return$.value);
+}
+
+::rust::Box<::brainsam::Session> Model::create_session_with_options(::brainsam::SessionOptions const &options) const {
+  ::rust::MaybeUninit<::rust::Box<::brainsam::Session>> return$;
+  ::rust::repr::PtrLen error$ = brainsam$cxxbridge1$205$Model$create_session_with_options(*this, options, &return$.value);
   if (error$.ptr) {
     throw ::rust::impl<::rust::Error>::error(error$);
   }

@@ -963,6 +963,7 @@ namespace brainsam {
   enum class Device : ::std::uint32_t;
   enum class Precision : ::std::uint32_t;
   enum class Coordinates : ::std::uint32_t;
+  struct SessionOptions;
   struct ModelOptions;
   struct VolumeGeometry;
   struct StructureStats;
@@ -1035,6 +1036,24 @@ enum class Coordinates : ::std::uint32_t {
   Ras = 1,
 };
 #endif // CXXBRIDGE1_ENUM_brainsam$Coordinates
+
+#ifndef CXXBRIDGE1_STRUCT_brainsam$SessionOptions
+#define CXXBRIDGE1_STRUCT_brainsam$SessionOptions
+// Options of `Model::create_session_with_options`, as `brainsam_session_options`
+// (all zeros: the defaults).
+struct SessionOptions final {
+  // Slices per image-encoder pass; 0: automatic.
+  ::std::uint32_t batch_size CXX_DEFAULT_VALUE(0);
+  // Skip mirror averaging in automatic segmentation.
+  bool no_mirror_averaging CXX_DEFAULT_VALUE(false);
+  // Skip the 3D clean-up of automatic segmentation.
+  bool no_cleanup CXX_DEFAULT_VALUE(false);
+  // 0 automatic, 1 on the device, 2 in host memory.
+  ::std::uint32_t embedding_cache CXX_DEFAULT_VALUE(0);
+
+  using IsRelocatable = ::std::true_type;
+};
+#endif // CXXBRIDGE1_STRUCT_brainsam$SessionOptions
 
 #ifndef CXXBRIDGE1_STRUCT_brainsam$ModelOptions
 #define CXXBRIDGE1_STRUCT_brainsam$ModelOptions
@@ -1175,6 +1194,9 @@ struct FineTuneStatus final {
 struct Model final : public ::rust::Opaque {
   // A new session on this model; the session keeps the model alive.
   ::rust::Box<::brainsam::Session> create_session() const;
+
+  // A new session with options (as `brainsam_session_create_with_options`).
+  ::rust::Box<::brainsam::Session> create_session_with_options(::brainsam::SessionOptions const &options) const;
 
   ~Model() = delete;
 

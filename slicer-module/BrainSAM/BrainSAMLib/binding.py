@@ -104,6 +104,20 @@ class _ModelOptions(ctypes.Structure):
     ]
 
 
+#: Embedding-cache places of brainsam_session_options.
+EMBEDDING_CACHES = {"auto": 0, "device": 1, "host": 2}
+
+
+class _SessionOptions(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("batch_size", ctypes.c_uint32),
+        ("no_mirror_averaging", ctypes.c_uint32),
+        ("no_cleanup", ctypes.c_uint32),
+        ("embedding_cache", ctypes.c_uint32),
+    ]
+
+
 class _VolumeDesc(ctypes.Structure):
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -256,6 +270,11 @@ class Library:
             "brainsam_model_load": [ctypes.POINTER(_ModelOptions), ctypes.POINTER(p)],
             "brainsam_model_free": [p],
             "brainsam_session_create": [p, ctypes.POINTER(p)],
+            "brainsam_session_create_with_options": [
+                p,
+                ctypes.POINTER(_SessionOptions),
+                ctypes.POINTER(p),
+            ],
             "brainsam_session_free": [p],
             "brainsam_session_set_volume": [p, ctypes.POINTER(_VolumeDesc)],
             "brainsam_session_segment_all": [p, _PROGRESS_FN, p],
@@ -460,9 +479,9 @@ class Model(_OwnedHandle):
             raise BrainSAMError(6, "the model is closed: load it again")
         return self._handle
 
-    def session(self) -> "Session":
-        """A new session on this model."""
-        return Session(self)
+    def session(self, **options) -> "Session":
+        """A new session on this model (options: see Session)."""
+        return Session(self, **options)
 
 
 class Session(_OwnedHandle):
@@ -473,11 +492,42 @@ class Session(_OwnedHandle):
 
     _free_function = "brainsam_session_free"
 
-    def __init__(self, model: Model):
+    def __init__(
+        self,
+        model: Model,
+        batch_size: int = 0,
+        mirror_averaging: bool = True,
+        cleanup: bool = True,
+        embedding_cache: str = "auto",
+    ):
+        """`batch_size`: slices per encoder pass (0: automatic); `mirror_averaging`:
+        automatic segmentation also segments the mirrored slices (twice the time, more
+        accurate); `cleanup`: 3D clean-up of the automatic result; `embedding_cache`:
+        "auto", "device" or "host"."""
         self.library = model.library
+        if embedding_cache not in EMBEDDING_CACHES:
+            raise BrainSAMError(
+                1,
+                f"embedding_cache must be one of {', '.join(EMBEDDING_CACHES)}, "
+                f"got {embedding_cache!r}",
+            )
+        if not 0 <= int(batch_size) < 2**32:
+            raise BrainSAMError(1, f"batch_size must be 0 (automatic) or positive, got {batch_size}")
+        options = _SessionOptions(
+            ctypes.sizeof(_SessionOptions),
+            int(batch_size),
+            0 if mirror_averaging else 1,
+            0 if cleanup else 1,
+            EMBEDDING_CACHES[embedding_cache],
+        )
         handle = ctypes.c_void_p()
         self._handle = None
-        self.library._call("brainsam_session_create", model.handle(), ctypes.byref(handle))
+        self.library._call(
+            "brainsam_session_create_with_options",
+            model.handle(),
+            ctypes.byref(options),
+            ctypes.byref(handle),
+        )
         self._handle = handle
         self._busy = threading.Lock()
         self.shape: tuple | None = None  # numpy shape (k, j, i) of the current volume
