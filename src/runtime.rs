@@ -70,6 +70,14 @@ pub struct CudaMemory {
     pub peak_reserved_bytes: u64,
 }
 
+impl CudaMemory {
+    /// Bytes a new tensor can get: the device's free memory plus what the caching
+    /// allocator holds without using it.
+    pub fn available_bytes(&self) -> u64 {
+        self.free_bytes + self.reserved_bytes.saturating_sub(self.allocated_bytes)
+    }
+}
+
 #[cfg(brainsam_cuda_device)]
 mod cuda_device_shim {
     extern "C" {
@@ -197,6 +205,24 @@ pub fn empty_cuda_cache() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn available_memory_counts_the_allocators_unused_cache() {
+        let memory = CudaMemory {
+            free_bytes: 100,
+            total_bytes: 1000,
+            allocated_bytes: 600,
+            peak_allocated_bytes: 800,
+            reserved_bytes: 850,
+            peak_reserved_bytes: 900,
+        };
+        assert_eq!(memory.available_bytes(), 350);
+        let odd = CudaMemory {
+            reserved_bytes: 10,
+            ..memory
+        };
+        assert_eq!(odd.available_bytes(), 100, "never below the free memory");
+    }
 
     #[test]
     fn cuda_memory_is_none_exactly_when_there_is_no_such_device() {

@@ -268,7 +268,7 @@ impl Session {
             tch::Device::Cuda(index) => match crate::runtime::cuda_memory(index) {
                 Some(memory) => {
                     let usable = memory
-                        .free_bytes
+                        .available_bytes()
                         .saturating_sub(DEVICE_MEMORY_RESERVE_BYTES + ATTENTION_WORKSPACE_BYTES);
                     let per_slice =
                         encoder_activation_bytes(config, self.model.sam().kind()).max(1);
@@ -287,7 +287,7 @@ impl Session {
             (EmbeddingCache::Host, _) => false,
             (EmbeddingCache::Auto, tch::Device::Cuda(index)) => crate::runtime::cuda_memory(index)
                 .is_none_or(|memory| {
-                    memory.free_bytes > embedding_bytes + DEVICE_MEMORY_RESERVE_BYTES
+                    memory.available_bytes() > embedding_bytes + DEVICE_MEMORY_RESERVE_BYTES
                 }),
             (EmbeddingCache::Auto, _) => true,
         }
