@@ -268,10 +268,10 @@ typedef struct brainsam_model_options {
   // A `brainsam_device` value.
   uint32_t device;
   // CUDA device number for `BRAINSAM_DEVICE_CUDA` (0 for the first). Added in 0.2:
-  // callers built against an older header (smaller `struct_size`) get 0.
+  // callers built against the 0.1 header (smaller `struct_size`) get 0.
   uint32_t device_index;
-  // A `brainsam_precision` value. Added in 0.2: older callers get
-  // `BRAINSAM_PRECISION_AUTO`.
+  // A `brainsam_precision` value. Added in 0.2: callers built against the 0.1 header
+  // get `BRAINSAM_PRECISION_AUTO`.
   uint32_t precision;
 } brainsam_model_options;
 

@@ -95,10 +95,10 @@ pub struct brainsam_model_options {
     /// A `brainsam_device` value.
     pub device: u32,
     /// CUDA device number for `BRAINSAM_DEVICE_CUDA` (0 for the first). Added in 0.2:
-    /// callers built against an older header (smaller `struct_size`) get 0.
+    /// callers built against the 0.1 header (smaller `struct_size`) get 0.
     pub device_index: u32,
-    /// A `brainsam_precision` value. Added in 0.2: older callers get
-    /// `BRAINSAM_PRECISION_AUTO`.
+    /// A `brainsam_precision` value. Added in 0.2: callers built against the 0.1 header
+    /// get `BRAINSAM_PRECISION_AUTO`.
     pub precision: u32,
 }
 
@@ -123,8 +123,11 @@ pub struct brainsam_session_options {
     pub embedding_cache: u32,
 }
 
-/// `struct_size` of `brainsam_model_options` as first published (up to `device`).
-const MODEL_OPTIONS_V1_SIZE: usize = std::mem::offset_of!(brainsam_model_options, device) + 4;
+/// `sizeof(brainsam_model_options)` as first published (0.1: up to `device`, padded to
+/// the pointer alignment). The 0.2 fields start inside that padding, so they are read only
+/// from callers whose `struct_size` is the whole 0.2 struct.
+const MODEL_OPTIONS_V1_SIZE: usize = (std::mem::offset_of!(brainsam_model_options, device) + 4)
+    .next_multiple_of(std::mem::align_of::<brainsam_model_options>());
 
 /// A volume handed to `brainsam_session_set_volume`. The voxels are copied: the caller
 /// may free or reuse its buffer as soon as the call returns.
@@ -221,6 +224,48 @@ fn lock(session: &brainsam_session) -> Result<std::sync::MutexGuard<'_, Session>
     }
 }
 
+/// The fields of a caller's `brainsam_model_options`, which may be the shorter 0.1
+/// version: fields are read through the raw pointer, the 0.2 ones only when
+/// `struct_size` covers the whole current struct (they start in the 0.1 struct's
+/// padding), else they take their defaults (0).
+///
+/// # Safety
+/// `options` must be non-null and readable for its `struct_size` bytes.
+unsafe fn read_model_options(
+    options: *const brainsam_model_options,
+) -> Result<(*const c_char, *const c_char, u32, u32, u32), FfiError> {
+    // SAFETY: every version starts with `struct_size`.
+    let struct_size = unsafe { std::ptr::addr_of!((*options).struct_size).read_unaligned() };
+    checked_struct_size(struct_size, MODEL_OPTIONS_V1_SIZE, "brainsam_model_options")?;
+    // SAFETY: `struct_size` covers the first version's fields.
+    let (checkpoint_path, adapter_path, device) = unsafe {
+        (
+            std::ptr::addr_of!((*options).checkpoint_path).read_unaligned(),
+            std::ptr::addr_of!((*options).adapter_path).read_unaligned(),
+            std::ptr::addr_of!((*options).device).read_unaligned(),
+        )
+    };
+    let (device_index, precision) =
+        if struct_size as usize >= std::mem::size_of::<brainsam_model_options>() {
+            // SAFETY: the caller's struct is the whole current version.
+            unsafe {
+                (
+                    std::ptr::addr_of!((*options).device_index).read_unaligned(),
+                    std::ptr::addr_of!((*options).precision).read_unaligned(),
+                )
+            }
+        } else {
+            (0, 0)
+        };
+    Ok((
+        checkpoint_path,
+        adapter_path,
+        device,
+        device_index,
+        precision,
+    ))
+}
+
 /// Loads a model. On success `*out_model` receives a handle to free with
 /// `brainsam_model_free`.
 ///
@@ -235,33 +280,9 @@ pub unsafe extern "C" fn brainsam_model_load(
     guard("brainsam_model_load", || {
         require_non_null(options, "options")?;
         require_non_null(out_model, "out_model")?;
-        // The caller's struct may be an older, shorter version: fields are read through
-        // the raw pointer, and only those within its `struct_size`.
-        // SAFETY: non-null; the caller guarantees a readable struct of struct_size bytes,
-        // and every version starts with `struct_size`.
-        let struct_size = unsafe { std::ptr::addr_of!((*options).struct_size).read_unaligned() };
-        checked_struct_size(struct_size, MODEL_OPTIONS_V1_SIZE, "brainsam_model_options")?;
-        // SAFETY: `struct_size` covers the first version's fields.
-        let (checkpoint_path, adapter_path, device) = unsafe {
-            (
-                std::ptr::addr_of!((*options).checkpoint_path).read_unaligned(),
-                std::ptr::addr_of!((*options).adapter_path).read_unaligned(),
-                std::ptr::addr_of!((*options).device).read_unaligned(),
-            )
-        };
-        let has = |end: usize| struct_size as usize >= end;
-        let device_index = if has(std::mem::offset_of!(brainsam_model_options, device_index) + 4) {
-            // SAFETY: within the caller's struct_size.
-            unsafe { std::ptr::addr_of!((*options).device_index).read_unaligned() }
-        } else {
-            0
-        };
-        let precision = if has(std::mem::offset_of!(brainsam_model_options, precision) + 4) {
-            // SAFETY: within the caller's struct_size.
-            unsafe { std::ptr::addr_of!((*options).precision).read_unaligned() }
-        } else {
-            0
-        };
+        // SAFETY: non-null; readable for its struct_size bytes per the contract.
+        let (checkpoint_path, adapter_path, device, device_index, precision) =
+            unsafe { read_model_options(options) }?;
         let device = match device {
             0 => DeviceChoice::Auto,
             1 => DeviceChoice::Cpu,
@@ -826,4 +847,45 @@ pub unsafe extern "C" fn brainsam_session_structure_stats(
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_0_1_sized_model_options_struct_reads_the_new_fields_as_defaults() {
+        // The whole current struct poisoned, then filled as a 0.1 caller would: its
+        // padding (where device_index now lies) keeps the poison.
+        let mut options: brainsam_model_options = unsafe { std::mem::zeroed() };
+        // SAFETY: plain bytes of a repr(C) struct of integers and raw pointers.
+        unsafe {
+            std::ptr::write_bytes(
+                std::ptr::addr_of_mut!(options).cast::<u8>(),
+                0xAB,
+                std::mem::size_of::<brainsam_model_options>(),
+            )
+        };
+        options.struct_size = MODEL_OPTIONS_V1_SIZE as u32;
+        options.checkpoint_path = std::ptr::null();
+        options.adapter_path = std::ptr::null();
+        options.device = 2;
+        assert_eq!(
+            MODEL_OPTIONS_V1_SIZE, 32,
+            "the 0.1 struct on 64-bit targets"
+        );
+        // SAFETY: a live struct of at least struct_size bytes.
+        let (_, _, device, device_index, precision) =
+            unsafe { read_model_options(&options) }.unwrap();
+        assert_eq!((device, device_index, precision), (2, 0, 0));
+        // The whole current struct: the new fields are read.
+        options.struct_size = std::mem::size_of::<brainsam_model_options>() as u32;
+        options.device_index = 3;
+        options.precision = 2;
+        let (_, _, _, device_index, precision) = unsafe { read_model_options(&options) }.unwrap();
+        assert_eq!((device_index, precision), (3, 2));
+        // Shorter than 0.1: refused.
+        options.struct_size = 28;
+        assert!(unsafe { read_model_options(&options) }.is_err());
+    }
 }

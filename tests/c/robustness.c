@@ -112,17 +112,25 @@ static void check_model_loading(const char *checkpoint) {
          "cuda:");
   CHECK(model == NULL);
 
-  /* A caller built against the first header (struct up to `device`) still loads models:
-   * the later fields read as their defaults, whatever lies past its struct. */
+  /* A caller built against the 0.1 header (struct up to `device`, whose padding is where
+   * the 0.2 fields start) still loads models: the later fields read as their defaults,
+   * whatever lies in its padding or past its struct. */
+  struct model_options_0_1 {
+    uint32_t struct_size;
+    const char *checkpoint_path;
+    const char *adapter_path;
+    uint32_t device;
+  };
   struct {
     brainsam_model_options options;
     uint32_t poison[2];
   } old;
   memset(&old, 0xAB, sizeof old);
-  old.options.struct_size = (uint32_t)(offsetof(brainsam_model_options, device) + sizeof(uint32_t));
+  old.options.struct_size = (uint32_t)sizeof(struct model_options_0_1);
   old.options.checkpoint_path = checkpoint;
   old.options.adapter_path = NULL;
   old.options.device = BRAINSAM_DEVICE_CPU;
+  CHECK(sizeof(struct model_options_0_1) < sizeof(brainsam_model_options));
   EXPECT(brainsam_model_load(&old.options, &model), BRAINSAM_STATUS_OK, "");
   CHECK(model != NULL);
   brainsam_model_free(model);
