@@ -46,11 +46,11 @@ fn link_libtorch(libtorch_lib: &Path) {
     }
 }
 
-/// Compiles `src/cuda/device.cc` (CUDA memory figures and compute capability)
-/// when libtorch has CUDA support and the CUDA runtime headers can be found: next to the
-/// PyPI torch package (triton's or the nvidia wheels' copy), under `CUDA_HOME`, or in
-/// /usr/local/cuda. Sets the
-/// `brainsam_cuda_device` cfg; without it the Rust side reports memory as unknown.
+/// Compiles `src/cuda/device.cc` (CUDA memory figures and compute capability) when
+/// libtorch has CUDA support and the CUDA runtime headers can be found: next to the PyPI
+/// torch package (triton's or the nvidia wheels' copy), under `CUDA_HOME`, or in
+/// /usr/local/cuda. Sets the `brainsam_cuda_device` cfg; without it the Rust side
+/// reports memory and capability as unknown.
 fn build_cuda_device_shim(libtorch_lib: &Path) {
     println!("cargo:rustc-check-cfg=cfg(brainsam_cuda_device)");
     println!("cargo:rerun-if-env-changed=CUDA_HOME");

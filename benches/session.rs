@@ -9,6 +9,8 @@
 
 #[path = "support/head.rs"]
 mod head;
+#[path = "support/prompt.rs"]
+mod prompt;
 #[path = "support/reference.rs"]
 mod reference;
 
@@ -36,11 +38,6 @@ fn volume() -> (String, Volume) {
     ("synthetic head (2 mm)".into(), head::synthetic_head(2.0))
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn main() {
     let (volume_name, volume) = volume();
     println!(
@@ -60,21 +57,7 @@ fn main() {
 
     // Prompt → updated mask, vit_b at 512 (the goal: <= 20 ms on CPU).
     let config = SamConfig::vit_b().with_input_size(512).with_num_classes(12);
-    let mut session = Session::new(model(&config), SessionOptions::default()).unwrap();
-    session.set_volume(volume.clone()).unwrap();
-    let geometry = session.geometry().unwrap().clone();
-    let plane = geometry.slice_voxel_indices()[geometry.n_slices() / 2];
-    let mut point = volume.grid().dims().map(|d| d as f64 / 2.0);
-    point[geometry.frame().coronal_axis] = plane as f64;
-    session.add_point(5, point, true).unwrap();
-    session.segment_structure(5, plane).unwrap(); // encodes the slice once (cached)
-    let latencies: Vec<f64> = (0..15)
-        .map(|_| {
-            let start = Instant::now();
-            session.segment_structure(5, plane).unwrap();
-            start.elapsed().as_secs_f64() * 1000.0
-        })
-        .collect();
+    let latency = prompt::median_prompt_latency_ms(&model(&config), &volume, 15);
     let reference_decoder = reference::times(&[reference::job(
         &config.to_json(),
         "decoder",
@@ -84,7 +67,7 @@ fn main() {
     )])[0];
     report(
         "vit_b 512: point prompt → updated mask (median)",
-        median(latencies),
+        latency,
         reference_decoder,
     );
 

@@ -21,6 +21,8 @@
 
 #[path = "support/head.rs"]
 mod head;
+#[path = "support/prompt.rs"]
+mod prompt;
 #[path = "support/reference.rs"]
 mod reference;
 
@@ -133,11 +135,7 @@ fn measured(device: Device, body: impl FnOnce() -> f64) -> Outcome {
         reset_cuda_peak_memory(index);
     }
     let ms = catch_unwind(AssertUnwindSafe(body)).map_err(|panic| {
-        let text = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
+        let text = brainsam::error::panic_message(panic.as_ref()).unwrap_or_default();
         if text.contains("out of memory") {
             "out of memory".to_string()
         } else {
@@ -201,23 +199,7 @@ fn time_volume(model: &Arc<Model>, volume: &Volume) -> (Outcome, usize) {
 fn time_prompt(model: &Arc<Model>, volume: &Volume) -> Outcome {
     let iters = iterations(15);
     measured(model.device(), || {
-        let mut session = Session::new(Arc::clone(model), SessionOptions::default()).unwrap();
-        session.set_volume(volume.clone()).unwrap();
-        let geometry = session.geometry().unwrap().clone();
-        let plane = geometry.slice_voxel_indices()[geometry.n_slices() / 2];
-        let mut point = volume.grid().dims().map(|d| d as f64 / 2.0);
-        point[geometry.frame().coronal_axis] = plane as f64;
-        session.add_point(5, point, true).unwrap();
-        session.segment_structure(5, plane).unwrap(); // encodes the slice (cached after)
-        let mut latencies: Vec<f64> = (0..iters)
-            .map(|_| {
-                let start = Instant::now();
-                session.segment_structure(5, plane).unwrap();
-                start.elapsed().as_secs_f64() * 1000.0
-            })
-            .collect();
-        latencies.sort_by(f64::total_cmp);
-        latencies[latencies.len() / 2]
+        prompt::median_prompt_latency_ms(model, volume, iters)
     })
 }
 

@@ -60,6 +60,15 @@ pub enum Error {
     Internal(String),
 }
 
+/// The text of a caught panic's payload (`panic!` with a literal or a formatted message,
+/// as tch does with libtorch's error text); None for any other payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+}
+
 /// Result type of the BrainSAM core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -158,11 +158,7 @@ pub(crate) fn guard(
         }
         Ok(Err(error)) => error.status_and_message(),
         Err(payload) => {
-            let detail = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_string());
+            let detail = crate::error::panic_message(payload.as_ref()).unwrap_or("unknown panic");
             (
                 brainsam_status::BRAINSAM_STATUS_INTERNAL_ERROR,
                 format!("internal error (please report): {detail}"),

@@ -341,8 +341,9 @@ pub unsafe extern "C" fn brainsam_session_create(
     out_session: *mut *mut brainsam_session,
 ) -> brainsam_status {
     guard("brainsam_session_create", || {
+        let model = MODELS.get(model, "model")?;
         // SAFETY: per this function's contract.
-        unsafe { create_session(model, SessionOptions::default(), out_session) }
+        unsafe { create_session(&model, SessionOptions::default(), out_session) }
     })
 }
 
@@ -360,7 +361,7 @@ pub unsafe extern "C" fn brainsam_session_create_with_options(
 ) -> brainsam_status {
     guard("brainsam_session_create_with_options", || {
         // Arguments are checked in order: the model handle first.
-        MODELS.get(model, "model")?;
+        let model = MODELS.get(model, "model")?;
         let options = if options.is_null() {
             SessionOptions::default()
         } else {
@@ -374,7 +375,7 @@ pub unsafe extern "C" fn brainsam_session_create_with_options(
             session_options(options)?
         };
         // SAFETY: per this function's contract.
-        unsafe { create_session(model, options, out_session) }
+        unsafe { create_session(&model, options, out_session) }
     })
 }
 
@@ -405,14 +406,15 @@ pub(crate) fn session_options(
     })
 }
 
+/// Registers a new session on the live `model` and writes its handle.
+///
 /// # Safety
 /// `out_session` must be null or valid for writing a pointer.
 unsafe fn create_session(
-    model: *const brainsam_model,
+    model: &brainsam_model,
     options: SessionOptions,
     out_session: *mut *mut brainsam_session,
 ) -> Result<(), FfiError> {
-    let model = MODELS.get(model, "model")?;
     require_non_null(out_session, "out_session")?;
     let session = Session::new(Arc::clone(&model.model), options)?;
     let handle = SESSIONS.register(Arc::new(brainsam_session {

@@ -178,14 +178,6 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_string())
-}
-
 impl FineTuneRun {
     /// Reads and checks the configuration at `config_path` (errors are returned here),
     /// then prepares the data and trains on a new thread.
@@ -235,7 +227,7 @@ impl FineTuneRun {
                         brainsam_status::BRAINSAM_STATUS_INTERNAL_ERROR,
                         format!(
                             "internal error (please report): {}",
-                            panic_message(&*payload)
+                            crate::error::panic_message(&*payload).unwrap_or("unknown panic")
                         ),
                     ),
                 };

@@ -304,7 +304,12 @@ impl Session {
         let (message, error) = match attempt {
             Ok(Ok(embeddings)) => return Ok(embeddings),
             Ok(Err(error)) => (error.to_string(), Some(error)),
-            Err(panic) => (panic_message(panic.as_ref()), None),
+            Err(panic) => (
+                crate::error::panic_message(panic.as_ref())
+                    .unwrap_or("the image encoder failed")
+                    .to_string(),
+                None,
+            ),
         };
         if batch.len() > 1 && message.contains("out of memory") {
             drop(input);
@@ -357,6 +362,13 @@ impl Session {
         Ok(done)
     }
 
+    /// Class logits `[b, classes, m, m]` (on the model's device) of `embeddings` decoded
+    /// without prompts: every mask token at once.
+    fn decode_unprompted(&self, embeddings: &Tensor) -> Result<Tensor> {
+        let output = tch::no_grad(|| self.model.sam().decode(embeddings, &Prompts::none()))?;
+        Ok(output.low_res_logits)
+    }
+
     /// Automatic segmentation of the whole region of interest: encodes every slice
     /// (cached), decodes all 13 classes without prompts, maps the result back to the
     /// volume's grid and applies the session's 3D clean-up. Prompts given earlier are
@@ -368,49 +380,36 @@ impl Session {
         // Encoding dominates the time: progress counts encoded slices.
         let total = if mirror { 2 * n } else { n };
         self.ensure_embeddings(&all, progress, 0, total)?;
-        let mut decoded: Vec<Tensor> = {
+        // With mirror averaging, the mirrored slices' results, mirrored back with left and
+        // right classes swapped, are averaged with the direct ones (test-time
+        // augmentation) on the device, batch by batch.
+        let swap = Tensor::from_slice(&MIRRORED_CLASSES).to_device(self.model.device());
+        let mut decoded = Vec::with_capacity(n);
+        let mut done = n;
+        for batch in all.chunks(self.batch_size()) {
             let state = self.state()?;
-            let sam = self.model.sam();
-            let mut out = Vec::with_capacity(n);
-            for batch in all.chunks(self.batch_size().max(8)) {
-                let embeddings = Tensor::cat(
-                    &batch
-                        .iter()
-                        .map(|&i| state.embeddings[i].as_ref().expect("encoded above"))
-                        .collect::<Vec<_>>(),
-                    0,
-                );
-                let output = tch::no_grad(|| sam.decode(&embeddings, &Prompts::none()))?;
-                let logits = output.low_res_logits.to_device(tch::Device::Cpu);
-                for position in 0..batch.len() {
-                    out.push(logits.get(position as i64));
-                }
-            }
-            out
-        };
-        if mirror {
-            // The mirrored slices' results, mirrored back with left and right classes
-            // swapped, averaged with the direct ones (test-time augmentation).
-            let swap = Tensor::from_slice(&MIRRORED_CLASSES).to_device(self.model.device());
-            let mut done = n;
-            for batch in all.chunks(self.batch_size()) {
-                let state = self.state()?;
-                let embeddings = self.encode_batch(state, batch, true)?;
-                let output =
-                    tch::no_grad(|| self.model.sam().decode(&embeddings, &Prompts::none()))?;
-                let logits = output
-                    .low_res_logits
+            let embeddings = Tensor::cat(
+                &batch
+                    .iter()
+                    .map(|&i| state.embeddings[i].as_ref().expect("encoded above"))
+                    .collect::<Vec<_>>(),
+                0,
+            );
+            let mut logits = self.decode_unprompted(&embeddings)?;
+            if mirror {
+                let mirrored = self.encode_batch(state, batch, true)?;
+                let mirrored_back = self
+                    .decode_unprompted(&mirrored)?
                     .f_flip([3])?
-                    .f_index_select(1, &swap)?
-                    .to_device(tch::Device::Cpu);
-                for (position, &index) in batch.iter().enumerate() {
-                    decoded[index] = (&decoded[index] + logits.get(position as i64)) * 0.5;
-                }
+                    .f_index_select(1, &swap)?;
+                logits = (logits + mirrored_back) * 0.5;
                 done += batch.len();
                 if !progress(done, total) {
                     return Err(Error::Cancelled);
                 }
             }
+            let logits = logits.to_device(tch::Device::Cpu);
+            decoded.extend((0..batch.len()).map(|position| logits.get(position as i64)));
         }
         let cleanup = self.options.cleanup;
         let state = self.state_mut()?;
@@ -607,17 +606,6 @@ fn encoder_activation_bytes(config: &crate::model::SamConfig, kind: Kind) -> u64
     let encoder = &config.image_encoder;
     let per_token = 7 * encoder.embed_dim as u64 + encoder.mlp_dim as u64;
     2 * grid * grid * per_token * kind.elt_size_in_bytes() as u64
-}
-
-/// The text of a caught panic (tch panics with the libtorch error message).
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = panic.downcast_ref::<String>() {
-        text.clone()
-    } else if let Some(text) = panic.downcast_ref::<&str>() {
-        (*text).to_string()
-    } else {
-        "the image encoder failed".to_string()
-    }
 }
 
 fn stack_index(state: &VolumeState, plane: usize) -> Result<usize> {

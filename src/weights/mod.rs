@@ -159,11 +159,7 @@ pub fn read_state_dict(path: &Path) -> Result<NamedTensors> {
         WeightFormat::Safetensors => read_safetensors(path).map(|(tensors, _)| tensors),
     }));
     outcome.unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
+        let message = crate::error::panic_message(panic.as_ref()).unwrap_or_default();
         Err(Error::invalid_file(
             path,
             format!("corrupt weights file (reader failed: {message})"),
