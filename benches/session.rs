@@ -83,6 +83,7 @@ fn main() {
         // One pass, as the reference (mirror averaging would encode every slice twice).
         let options = SessionOptions {
             mirror_averaging: false,
+            shift_averaging: false,
             ..SessionOptions::default()
         };
         let mut session = Session::new(model(&config), options).unwrap();

@@ -178,6 +178,7 @@ fn time_volume(model: &Arc<Model>, volume: &Volume) -> (Outcome, usize) {
         // default, doubles the encoder part).
         let options = SessionOptions {
             mirror_averaging: false,
+            shift_averaging: false,
             ..SessionOptions::default()
         };
         let mut session = Session::new(Arc::clone(model), options).unwrap();

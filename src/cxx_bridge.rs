@@ -81,6 +81,8 @@ mod bridge {
         no_cleanup: bool,
         /// 0 automatic, 1 on the device, 2 in host memory.
         embedding_cache: u32,
+        /// Skip shift averaging in automatic segmentation.
+        no_shift_averaging: bool,
     }
 
     /// Options of `load_model`.
@@ -359,6 +361,7 @@ impl Model {
             no_mirror_averaging: options.no_mirror_averaging.into(),
             no_cleanup: options.no_cleanup.into(),
             embedding_cache: options.embedding_cache,
+            no_shift_averaging: options.no_shift_averaging.into(),
         })?;
         let session = crate::session::Session::new(Arc::clone(&self.model), options)?;
         Ok(Box::new(Session { session }))

@@ -28,6 +28,10 @@ use crate::volume::{LabelVolume, Volume};
 /// Number of classes including background.
 pub const NUM_CLASSES: usize = 13;
 
+/// The class of each class in a left-right mirrored image: background stays, every left
+/// structure (odd id) trades places with its right twin (the next even id).
+pub const MIRRORED_CLASSES: [i64; NUM_CLASSES] = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11];
+
 /// One of the 12 target structures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Structure {

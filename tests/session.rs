@@ -31,13 +31,19 @@ fn structure_plane(session: &Session) -> (usize, usize) {
 }
 
 #[test]
-fn mirror_averaging_encodes_twice_and_changes_the_automatic_result() {
+fn mirror_and_shift_averaging_encode_more_views_and_change_the_automatic_result() {
     let (_, model) = test_model();
     let volume = synthetic_head();
     let mut results = Vec::new();
-    for mirror_averaging in [false, true] {
+    for (mirror_averaging, shift_averaging, views) in [
+        (false, false, 1),
+        (true, false, 2),
+        (false, true, 4),
+        (true, true, 8),
+    ] {
         let options = SessionOptions {
             mirror_averaging,
+            shift_averaging,
             ..SessionOptions::default()
         };
         let mut session = Session::new(Arc::clone(&model), options).unwrap();
@@ -50,22 +56,29 @@ fn mirror_averaging_encodes_twice_and_changes_the_automatic_result() {
                 true
             })
             .unwrap();
-        let factor = if mirror_averaging { 2 } else { 1 };
-        assert_eq!(last, (factor * n, factor * n));
+        assert_eq!(last, (views * n, views * n));
+        let automatic = session.labels().unwrap().data().to_vec();
         let (axis, plane) = structure_plane(&session);
         let mut ijk = [40.0, 48.0, 40.0];
         ijk[axis] = plane as f64;
         session.add_point(3, ijk, true).unwrap();
         session.segment_structure(3, plane).unwrap();
-        results.push(session.labels().unwrap().data().to_vec());
+        results.push(automatic);
     }
-    assert_ne!(results[0], results[1], "mirror averaging changed nothing");
+    for (index, result) in results.iter().enumerate().skip(1) {
+        assert_ne!(
+            &results[0], result,
+            "averaged views {index} changed nothing"
+        );
+    }
 
-    // Cancelling during the mirrored pass is honoured too.
+    // Cancelling during the extra views is honoured too.
     let mut session = Session::new(Arc::clone(&model), SessionOptions::default()).unwrap();
     session.set_volume(volume).unwrap();
     let n = session.geometry().unwrap().n_slices();
-    let error = session.segment_all(&mut |done, _| done <= n).unwrap_err();
+    let error = session
+        .segment_all(&mut |done, _| done <= 3 * n)
+        .unwrap_err();
     assert!(matches!(error, Error::Cancelled), "{error}");
 }
 
@@ -86,10 +99,10 @@ fn automatic_segmentation_reports_progress_and_keeps_the_grid() {
         .unwrap();
     assert_eq!(labels.grid(), volume.grid());
     assert!(labels.data().iter().all(|&l| l <= 12));
-    // Mirror averaging (on by default) encodes every slice twice.
+    // Mirror and shift averaging (on by default) encode every slice eight times.
     assert_eq!(
         calls.last(),
-        Some(&(2 * n, 2 * n)),
+        Some(&(8 * n, 8 * n)),
         "progress ends at total"
     );
     assert!(

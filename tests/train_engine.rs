@@ -224,6 +224,56 @@ fn tiny_model_learns_phantoms_and_its_output_loads_for_inference() {
     );
 }
 
+#[test]
+fn context_model_with_flips_learns_and_its_sessions_feed_the_same_context() {
+    let _turn = training_turn();
+    let dir = common::scratch_dir("train_context");
+    let mut config = tiny_config(&dir, 300);
+    // Two slices (8 mm) behind and in front, jittered to 1..3 slices; half the samples
+    // mirrored.
+    config.model.slice_context_mm = Some(2.0 * SPACING);
+    config.augment.context_jitter = 0.5;
+    config.augment.flip_probability = 0.5;
+    config.validation = vec!["val".into()];
+    config.run.validate_every = 300;
+    let subjects = vec![
+        subject("a", 1, 1.0),
+        subject("b", 2, 1.0),
+        subject("c", 3, 1.0),
+        subject("val", 4, 1.0),
+    ];
+    let mut trainer = Trainer::with_subjects(config, subjects, TrainOptions::default()).unwrap();
+    assert_eq!(trainer.sam().config().slice_context_mm, 2.0 * SPACING);
+    let report = trainer.run(&mut |_| true).unwrap();
+    let validation = report.last_validation.clone().expect("validated");
+    println!("context model validation: {validation:?}");
+    assert!(
+        validation.mean_dice > 0.5,
+        "validation mean Dice {:.3} after 300 iterations with context and flips",
+        validation.mean_dice
+    );
+    // The saved model keeps its context; a session built from it reads the same slices
+    // as the validation did and gets the same result.
+    let model = Model::load(&ModelOptions {
+        checkpoint: Some(report.outputs.model.clone()),
+        device: DeviceChoice::Cpu,
+        ..ModelOptions::default()
+    })
+    .unwrap();
+    assert_eq!(model.config().slice_context_mm, 2.0 * SPACING);
+    let (image, labels) = phantom(4, 1.0, 5.0);
+    let mut session = Session::new(model, SessionOptions::default()).unwrap();
+    session.set_volume(image).unwrap();
+    let predicted = session.segment_all(&mut |_, _| true).unwrap();
+    let reference = LabelScheme::FreeSurfer.to_classes(&labels).unwrap();
+    let dice = evaluate(predicted, &reference).unwrap().mean_dice.unwrap();
+    assert!(
+        (dice - validation.mean_dice).abs() < 0.02,
+        "loaded model Dice {dice} vs validation {}",
+        validation.mean_dice
+    );
+}
+
 fn run_to_end(config: TrainConfig, subjects: Vec<Subject>, options: TrainOptions) -> PathBuf {
     let mut trainer = Trainer::with_subjects(config, subjects, options).unwrap();
     let report = trainer.run(&mut |_| true).unwrap();

@@ -26,8 +26,8 @@ int main(int argc, char** argv) {
     options.checkpoint_path = argv[1];
     options.device = brainsam::Device::Auto;
     rust::Box<brainsam::Model> model = brainsam::load_model(options);
-    // Zero options are the defaults: batches sized to the device, mirror averaging and
-    // clean-up on (create_session() is the same).
+    // Zero options are the defaults: batches sized to the device, mirror and shift
+    // averaging and clean-up on (create_session() is the same).
     brainsam::SessionOptions session_options{};
     rust::Box<brainsam::Session> session = model->create_session_with_options(session_options);
 

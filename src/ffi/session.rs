@@ -121,7 +121,17 @@ pub struct brainsam_session_options {
     /// Where image embeddings are cached: 0 automatic (on the model's device while it
     /// has room, else in host memory), 1 always on the device, 2 always in host memory.
     pub embedding_cache: u32,
+    /// Non-zero: automatic segmentation skips shift averaging (the slices segmented again
+    /// on sampling grids shifted by one output pixel; about four times as fast, a little
+    /// less accurate). Added after the first 0.2 struct: callers whose `struct_size`
+    /// ends before it get 0.
+    pub no_shift_averaging: u32,
 }
+
+/// `sizeof(brainsam_session_options)` as first published in 0.2 (up to
+/// `embedding_cache`).
+const SESSION_OPTIONS_V1_SIZE: usize =
+    std::mem::offset_of!(brainsam_session_options, no_shift_averaging);
 
 /// `sizeof(brainsam_model_options)` as first published (0.1: up to `device`, padded to
 /// the pointer alignment). The 0.2 fields start inside that padding, so they are read only
@@ -365,18 +375,47 @@ pub unsafe extern "C" fn brainsam_session_create_with_options(
         let options = if options.is_null() {
             SessionOptions::default()
         } else {
-            // SAFETY: non-null; readable per the contract.
-            let options = unsafe { &*options };
-            checked_struct_size(
-                options.struct_size,
-                std::mem::size_of::<brainsam_session_options>(),
-                "brainsam_session_options",
-            )?;
-            session_options(options)?
+            // SAFETY: non-null; readable for its struct_size bytes per the contract.
+            session_options(&unsafe { read_session_options(options) }?)?
         };
         // SAFETY: per this function's contract.
         unsafe { create_session(&model, options, out_session) }
     })
+}
+
+/// A copy of the caller's `options`, with the fields its `struct_size` does not cover
+/// (a caller built against an older header) zero, i.e. their defaults.
+///
+/// # Safety
+/// `options` must point to a readable struct of at least its `struct_size` bytes.
+unsafe fn read_session_options(
+    options: *const brainsam_session_options,
+) -> Result<brainsam_session_options, FfiError> {
+    // SAFETY: every version starts with `struct_size`.
+    let struct_size = unsafe { std::ptr::addr_of!((*options).struct_size).read_unaligned() };
+    checked_struct_size(
+        struct_size,
+        SESSION_OPTIONS_V1_SIZE,
+        "brainsam_session_options",
+    )?;
+    // SAFETY: `struct_size` covers the first version's fields.
+    let mut copy = unsafe {
+        brainsam_session_options {
+            struct_size,
+            batch_size: std::ptr::addr_of!((*options).batch_size).read_unaligned(),
+            no_mirror_averaging: std::ptr::addr_of!((*options).no_mirror_averaging)
+                .read_unaligned(),
+            no_cleanup: std::ptr::addr_of!((*options).no_cleanup).read_unaligned(),
+            embedding_cache: std::ptr::addr_of!((*options).embedding_cache).read_unaligned(),
+            no_shift_averaging: 0,
+        }
+    };
+    if struct_size as usize >= std::mem::size_of::<brainsam_session_options>() {
+        // SAFETY: the caller's struct is the whole current version.
+        copy.no_shift_averaging =
+            unsafe { std::ptr::addr_of!((*options).no_shift_averaging).read_unaligned() };
+    }
+    Ok(copy)
 }
 
 /// The core options for C `options`.
@@ -397,6 +436,7 @@ pub(crate) fn session_options(
         batch_size: options.batch_size as usize,
         embedding_cache,
         mirror_averaging: options.no_mirror_averaging == 0,
+        shift_averaging: options.no_shift_averaging == 0,
         cleanup: if options.no_cleanup == 0 {
             CleanupOptions::default()
         } else {
@@ -889,5 +929,32 @@ mod tests {
         // Shorter than 0.1: refused.
         options.struct_size = 28;
         assert!(unsafe { read_model_options(&options) }.is_err());
+    }
+
+    #[test]
+    fn a_first_0_2_sized_session_options_struct_keeps_shift_averaging_on() {
+        let mut options = brainsam_session_options {
+            struct_size: SESSION_OPTIONS_V1_SIZE as u32,
+            batch_size: 3,
+            no_mirror_averaging: 1,
+            no_cleanup: 0,
+            embedding_cache: 2,
+            // Beyond a first-0.2 caller's struct: must not be read.
+            no_shift_averaging: 1,
+        };
+        assert_eq!(SESSION_OPTIONS_V1_SIZE, 20);
+        // SAFETY: a live struct of at least struct_size bytes.
+        let read = session_options(&unsafe { read_session_options(&options) }.unwrap()).unwrap();
+        assert_eq!(read.batch_size, 3);
+        assert!(!read.mirror_averaging);
+        assert!(read.shift_averaging, "the field after struct_size was read");
+        assert_eq!(read.embedding_cache, EmbeddingCache::Host);
+        // The whole current struct: the new field is read.
+        options.struct_size = std::mem::size_of::<brainsam_session_options>() as u32;
+        let read = session_options(&unsafe { read_session_options(&options) }.unwrap()).unwrap();
+        assert!(!read.shift_averaging);
+        // Shorter than the first 0.2 struct: refused.
+        options.struct_size = 16;
+        assert!(unsafe { read_session_options(&options) }.is_err());
     }
 }

@@ -109,6 +109,12 @@ pub struct SamConfig {
     pub pixel_mean: [f64; 3],
     /// Per-channel standard deviation divided by `Sam::preprocess`.
     pub pixel_std: [f64; 3],
+    /// Through-plane context: 0 (the published models, and files written before this
+    /// field existed) feeds a slice's grey level on all three input channels; a positive
+    /// distance feeds the slices that far (in mm, at least one slice) behind and in front
+    /// of it on the first and third channels, so the model sees a little of the 3D shape.
+    #[serde(default)]
+    pub slice_context_mm: f64,
 }
 
 /// Pixel mean of the published SAM models (ImageNet statistics in 0..255).
@@ -154,6 +160,7 @@ impl SamConfig {
             input_size: 1024,
             pixel_mean: SAM_PIXEL_MEAN,
             pixel_std: SAM_PIXEL_STD,
+            slice_context_mm: 0.0,
         }
     }
 
@@ -276,6 +283,13 @@ impl SamConfig {
         self
     }
 
+    /// Same configuration with through-plane context `mm` (0: none; see
+    /// [`SamConfig::slice_context_mm`]).
+    pub fn with_slice_context_mm(mut self, mm: f64) -> Self {
+        self.slice_context_mm = mm;
+        self
+    }
+
     /// Side of the image-embedding grid (input size / patch size).
     pub fn grid_size(&self) -> i64 {
         self.input_size / self.image_encoder.patch_size
@@ -394,6 +408,12 @@ impl SamConfig {
                     return bad(format!("lora.alpha must be finite, got {alpha}"));
                 }
             }
+        }
+        if !(self.slice_context_mm.is_finite() && self.slice_context_mm >= 0.0) {
+            return bad(format!(
+                "slice_context_mm must be finite and >= 0, got {}",
+                self.slice_context_mm
+            ));
         }
         if self.pixel_std.iter().any(|&s| !(s.is_finite() && s > 0.0))
             || self.pixel_mean.iter().any(|m| !m.is_finite())
@@ -607,9 +627,30 @@ mod tests {
         let config = SamConfig::vit_b()
             .with_input_size(512)
             .with_num_classes(12)
-            .with_lora_rank(16);
+            .with_lora_rank(16)
+            .with_slice_context_mm(2.0);
         let back = SamConfig::from_json(&config.to_json()).unwrap();
         assert_eq!(back, config);
+    }
+
+    #[test]
+    fn configs_written_before_slice_context_read_as_without_context() {
+        let mut json: serde_json::Value =
+            serde_json::from_str(&SamConfig::small().to_json()).unwrap();
+        json.as_object_mut()
+            .unwrap()
+            .remove("slice_context_mm")
+            .unwrap();
+        let back = SamConfig::from_json(&json.to_string()).unwrap();
+        assert_eq!(back.slice_context_mm, 0.0);
+        assert_eq!(back, SamConfig::small());
+        for bad in [-1.0, f64::NAN, f64::INFINITY] {
+            let err = SamConfig::small()
+                .with_slice_context_mm(bad)
+                .validate()
+                .unwrap_err();
+            assert!(err.to_string().contains("slice_context_mm"), "{err}");
+        }
     }
 
     #[test]

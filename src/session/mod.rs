@@ -16,26 +16,33 @@ pub use model::{
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ndarray::Array3;
 use tch::{Kind, Tensor};
 
 use crate::cleanup::{clean_labels, CleanupOptions};
 use crate::error::{Error, Result};
-use crate::labels::NUM_CLASSES;
+use crate::labels::{MIRRORED_CLASSES, NUM_CLASSES};
 use crate::model::{Prompts, Sam};
 use crate::volume::normalize::{normalize, NormalizeConfig};
 use crate::volume::roi::{find_roi, RoiConfig};
 use crate::volume::slicing::SliceGeometry;
 use crate::volume::{LabelVolume, Volume};
 
-/// The model input `[B, 3, S, S]` for grey slice images `[B, 1, S, S]` in [0, 1]: the
-/// grey level repeated on the three channels, in the value range the model's pixel
+/// The model input `[B, 3, S, S]` for slice images `[B, C, S, S]` in [0, 1]: one grey
+/// channel (repeated on the three input channels) or three channels of through-plane
+/// context (see [`gather_with_context`]), in the value range the model's pixel
 /// statistics expect, normalised and padded. Inference and training both use this.
 pub fn model_input(sam: &Sam, images: &Tensor) -> Result<Tensor> {
     let size = images.size();
-    if size.len() != 4 || size[1] != 1 {
+    let context = sam.config().slice_context_mm > 0.0;
+    let expected = if context { 3 } else { 1 };
+    if size.len() != 4 || size[1] != expected {
         return Err(Error::invalid_argument(format!(
-            "slice images must be [B, 1, S, S], got {size:?}"
+            "slice images for this model must be [B, {expected}, S, S] ({}), got {size:?}",
+            if context {
+                "the slice between its two context slices"
+            } else {
+                "one grey channel"
+            }
         )));
     }
     // Our models are trained on [0, 1] images with mean 0 / std 1 (as SAMed);
@@ -47,6 +54,45 @@ pub fn model_input(sam: &Sam, images: &Tensor) -> Result<Tensor> {
     };
     let rgb = (images * scale).expand([size[0], 3, size[2], size[3]], false);
     sam.preprocess(&rgb)
+}
+
+/// Stack step (in slices) between a slice and its context slices, for `context_mm` of
+/// through-plane context (see [`SamConfig::slice_context_mm`]) on slices `spacing_mm`
+/// apart: 0 without context, else the nearest whole number of slices, at least 1.
+///
+/// [`SamConfig::slice_context_mm`]: crate::model::SamConfig::slice_context_mm
+pub fn context_step(context_mm: f64, spacing_mm: f64) -> usize {
+    if context_mm <= 0.0 {
+        return 0;
+    }
+    ((context_mm / spacing_mm).round() as usize).max(1)
+}
+
+/// Slice images `[B, C, S, S]` for stack positions `indices` of a slice stack
+/// `[n, S, S]`: with `step` 0 the slice alone (`C = 1`); otherwise the slice `step`
+/// positions before it, the slice, and the one `step` after it (`C = 3`), clamped to the
+/// stack's ends. Training and inference both gather through this.
+pub fn gather_with_context(stack: &Tensor, indices: &[usize], step: usize) -> Tensor {
+    let last = stack.size()[0].max(1) as usize - 1;
+    let planes: Vec<i64> = indices
+        .iter()
+        .flat_map(|&index| {
+            if step == 0 {
+                vec![index as i64]
+            } else {
+                vec![
+                    index.saturating_sub(step) as i64,
+                    index as i64,
+                    (index + step).min(last) as i64,
+                ]
+            }
+        })
+        .collect();
+    let size = stack.size();
+    let channels = if step == 0 { 1 } else { 3 };
+    stack
+        .index_select(0, &Tensor::from_slice(&planes).to_device(stack.device()))
+        .view([indices.len() as i64, channels, size[1], size[2]])
 }
 
 /// Where a session keeps its cached image embeddings.
@@ -82,6 +128,12 @@ pub struct SessionOptions {
     /// the two (left and right classes swapped back): about twice the encoder time for
     /// a more accurate and more symmetric result. Prompts are not affected.
     pub mirror_averaging: bool,
+    /// Automatic segmentation also segments each slice with its sampling grid shifted by
+    /// one low-resolution output pixel right, down, and both (2 mm for the default model)
+    /// and averages the four results, shifted back (with mirror averaging, each shifted
+    /// grid is mirrored too): about four times the encoder time for a more accurate
+    /// result, since the patch grid of the encoder then falls differently on the anatomy.
+    pub shift_averaging: bool,
     /// 3D clean-up applied to the automatic result.
     pub cleanup: CleanupOptions,
     /// Intensity normalisation.
@@ -94,6 +146,7 @@ impl Default for SessionOptions {
             batch_size: 0,
             embedding_cache: EmbeddingCache::Auto,
             mirror_averaging: true,
+            shift_averaging: true,
             cleanup: CleanupOptions::default(),
             normalize: NormalizeConfig::default(),
         }
@@ -102,6 +155,61 @@ impl Default for SessionOptions {
 
 /// Progress of a long operation: called with (done, total); return `false` to cancel.
 pub type ProgressFn<'a> = dyn FnMut(usize, usize) -> bool + 'a;
+
+/// How the slices are presented to the encoder: as they are, or left-right mirrored and
+/// with their content moved by whole low-resolution output pixels (test-time
+/// augmentation of [`Session::segment_all`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct View {
+    mirrored: bool,
+    /// Content moved right and down, in low-resolution output pixels.
+    shift: (i64, i64),
+}
+
+impl View {
+    /// The views automatic segmentation averages under `options`.
+    fn averaged(options: &SessionOptions) -> Vec<View> {
+        let shifts: &[(i64, i64)] = if options.shift_averaging {
+            &[(0, 0), (1, 0), (0, 1), (1, 1)]
+        } else {
+            &[(0, 0)]
+        };
+        let mirrors: &[bool] = if options.mirror_averaging {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        shifts
+            .iter()
+            .flat_map(|&shift| {
+                mirrors
+                    .iter()
+                    .map(move |&mirrored| View { mirrored, shift })
+            })
+            .collect()
+    }
+}
+
+/// `images [B, C, H, W]` with their content moved `by` pixels along `dim` (2: down,
+/// 3: right); the uncovered edge is zero (`replicate` false) or repeats the edge pixels.
+fn shift_content(images: &Tensor, dim: i64, by: i64, replicate: bool) -> Result<Tensor> {
+    if by == 0 {
+        return Ok(images.shallow_clone());
+    }
+    let side = images.size()[dim as usize];
+    let (before, after) = if by > 0 { (by, 0) } else { (0, -by) };
+    let pad = if dim == 3 {
+        [before, after, 0, 0]
+    } else {
+        [0, 0, before, after]
+    };
+    let padded = if replicate {
+        images.f_pad(pad, "replicate", None)?
+    } else {
+        images.f_constant_pad_nd(pad)?
+    };
+    Ok(padded.f_narrow(dim, after, side)?)
+}
 
 /// A point prompt on a slice, in model-input pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -134,8 +242,10 @@ pub struct StructureStats {
 struct VolumeState {
     volume: Volume,
     geometry: SliceGeometry,
-    /// Normalised slice images `[n, size, size]` in [0, 1].
-    images: Array3<f32>,
+    /// Normalised slice images `[n, size, size]` in [0, 1], on the CPU.
+    images: Tensor,
+    /// Stack step to the context slices of the model's input (0: none).
+    context_step: usize,
     /// Cached image embeddings per slice, `[1, C, h, w]` on the model's device.
     embeddings: Vec<Option<Tensor>>,
     /// Latest class logits per slice, `[classes, m, m]` on the CPU.
@@ -159,10 +269,6 @@ impl std::fmt::Debug for Session {
             .finish()
     }
 }
-
-/// Class channel of the mirrored image that holds each class: background stays, every
-/// left structure (odd id) trades places with its right twin (the next even id).
-const MIRRORED_CLASSES: [i64; NUM_CLASSES] = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11];
 
 /// Number of structures (class ids 1..=12).
 const NUM_STRUCTURES: u8 = (NUM_CLASSES - 1) as u8;
@@ -214,11 +320,21 @@ impl Session {
         let normalised = normalize(&volume, &self.options.normalize)?;
         let images = geometry.extract(&normalised)?;
         let n = geometry.n_slices();
+        let images = Tensor::from_slice(images.as_slice().expect("standard layout")).view([
+            n as i64,
+            input_size as i64,
+            input_size as i64,
+        ]);
+        let context_step = context_step(
+            self.model.config().slice_context_mm,
+            geometry.slice_spacing_mm(),
+        );
         let labels = LabelVolume::zeros(volume.grid().clone());
         self.state = Some(VolumeState {
             volume,
             geometry,
             images,
+            context_step,
             embeddings: (0..n).map(|_| None).collect(),
             logits: (0..n).map(|_| None).collect(),
             labels,
@@ -237,24 +353,19 @@ impl Session {
         self.state.as_ref().map(|s| &s.geometry)
     }
 
-    /// Model input tensor `[b, 3, S, S]` for slices `indices`, in the value range the
-    /// model's pixel statistics expect; left-right mirrored when `mirrored`.
-    fn input_batch(
-        &self,
-        state: &VolumeState,
-        indices: &[usize],
-        mirrored: bool,
-    ) -> Result<Tensor> {
-        let size = state.geometry.size() as i64;
-        let mut values: Vec<f32> = Vec::with_capacity(indices.len() * (size * size) as usize);
-        for &index in indices {
-            values.extend(state.images.index_axis(ndarray::Axis(0), index).iter());
-        }
-        let grey = Tensor::from_slice(&values)
-            .view([indices.len() as i64, 1, size, size])
+    /// Model input tensor `[b, 3, S, S]` for slices `indices` (with their context slices
+    /// when the model takes them) seen as `view`, in the value range the model's pixel
+    /// statistics expect.
+    fn input_batch(&self, state: &VolumeState, indices: &[usize], view: View) -> Result<Tensor> {
+        let mut images = gather_with_context(&state.images, indices, state.context_step)
             .to_device(self.model.device());
-        let grey = if mirrored { grey.flip([3]) } else { grey };
-        model_input(self.model.sam(), &grey)
+        let pixels = self.model.config().input_size / self.model.config().low_res_size();
+        images = shift_content(&images, 3, view.shift.0 * pixels, false)?;
+        images = shift_content(&images, 2, view.shift.1 * pixels, false)?;
+        if view.mirrored {
+            images = images.f_flip([3])?;
+        }
+        model_input(self.model.sam(), &images)
     }
 
     /// The encoder batch size: the configured one, or the automatic choice (see
@@ -295,8 +406,8 @@ impl Session {
 
     /// Encodes slices `batch`; a batch that runs out of device memory is split in halves
     /// (down to single slices) instead of failing.
-    fn encode_batch(&self, state: &VolumeState, batch: &[usize], mirrored: bool) -> Result<Tensor> {
-        let input = self.input_batch(state, batch, mirrored)?;
+    fn encode_batch(&self, state: &VolumeState, batch: &[usize], view: View) -> Result<Tensor> {
+        let input = self.input_batch(state, batch, view)?;
         let sam = self.model.sam();
         let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             tch::no_grad(|| sam.encode_images(&input))
@@ -319,8 +430,8 @@ impl Session {
                 batch.len()
             );
             let (first, second) = batch.split_at(batch.len() / 2);
-            let first = self.encode_batch(state, first, mirrored)?;
-            let second = self.encode_batch(state, second, mirrored)?;
+            let first = self.encode_batch(state, first, view)?;
+            let second = self.encode_batch(state, second, view)?;
             return Ok(Tensor::cat(&[first, second], 0));
         }
         Err(error.unwrap_or(Error::Torch(tch::TchError::Torch(message))))
@@ -343,7 +454,7 @@ impl Session {
         let mut done = done_before + (indices.len() - missing.len());
         let batch_size = self.batch_size();
         for batch in missing.chunks(batch_size) {
-            let embeddings = self.encode_batch(self.state()?, batch, false)?;
+            let embeddings = self.encode_batch(self.state()?, batch, View::default())?;
             let bytes = (embeddings.numel() * embeddings.kind().elt_size_in_bytes()) as u64;
             let embeddings = if self.cache_on_device(bytes) {
                 embeddings
@@ -370,18 +481,19 @@ impl Session {
     }
 
     /// Automatic segmentation of the whole region of interest: encodes every slice
-    /// (cached), decodes all 13 classes without prompts, maps the result back to the
-    /// volume's grid and applies the session's 3D clean-up. Prompts given earlier are
-    /// kept but not applied (use [`Session::segment_structure`]).
+    /// (cached), decodes all 13 classes without prompts (averaging the mirrored and
+    /// shifted views the options ask for), maps the result back to the volume's grid and
+    /// applies the session's 3D clean-up. Prompts given earlier are kept but not applied
+    /// (use [`Session::segment_structure`]).
     pub fn segment_all(&mut self, progress: &mut ProgressFn<'_>) -> Result<&LabelVolume> {
         let n = self.state()?.geometry.n_slices();
         let all: Vec<usize> = (0..n).collect();
-        let mirror = self.options.mirror_averaging;
+        let views = View::averaged(&self.options);
         // Encoding dominates the time: progress counts encoded slices.
-        let total = if mirror { 2 * n } else { n };
+        let total = views.len() * n;
         self.ensure_embeddings(&all, progress, 0, total)?;
-        // With mirror averaging, the mirrored slices' results, mirrored back with left and
-        // right classes swapped, are averaged with the direct ones (test-time
+        // Every other view's logits are brought back to the plain view (mirrored back with
+        // left and right classes swapped, shifted back) and averaged with it (test-time
         // augmentation) on the device, batch by batch.
         let swap = Tensor::from_slice(&MIRRORED_CLASSES).to_device(self.model.device());
         let mut decoded = Vec::with_capacity(n);
@@ -395,20 +507,23 @@ impl Session {
                     .collect::<Vec<_>>(),
                 0,
             );
-            let mut logits = self.decode_unprompted(&embeddings)?;
-            if mirror {
-                let mirrored = self.encode_batch(state, batch, true)?;
-                let mirrored_back = self
-                    .decode_unprompted(&mirrored)?
-                    .f_flip([3])?
-                    .f_index_select(1, &swap)?;
-                logits = (logits + mirrored_back) * 0.5;
+            let mut sum = self.decode_unprompted(&embeddings)?;
+            for &view in views.iter().filter(|&&view| view != View::default()) {
+                let embeddings = self.encode_batch(state, batch, view)?;
+                let mut logits = self.decode_unprompted(&embeddings)?;
+                if view.mirrored {
+                    logits = logits.f_flip([3])?.f_index_select(1, &swap)?;
+                }
+                // Edge pixels stand in for the row and column shifted out.
+                logits = shift_content(&logits, 3, -view.shift.0, true)?;
+                logits = shift_content(&logits, 2, -view.shift.1, true)?;
+                sum += logits;
                 done += batch.len();
                 if !progress(done, total) {
                     return Err(Error::Cancelled);
                 }
             }
-            let logits = logits.to_device(tch::Device::Cpu);
+            let logits = (sum / views.len() as f64).to_device(tch::Device::Cpu);
             decoded.extend((0..batch.len()).map(|position| logits.get(position as i64)));
         }
         let cleanup = self.options.cleanup;
@@ -665,6 +780,102 @@ fn stack_probabilities(logits: &[Option<Tensor>]) -> Result<ndarray::Array4<f32>
 mod tests {
     use super::*;
     use crate::labels::STRUCTURES;
+    use crate::model::SamConfig;
+
+    #[test]
+    fn shifting_moves_content_and_fills_the_edge() {
+        let image = Tensor::arange(6, (Kind::Float, tch::Device::Cpu)).view([1, 1, 2, 3]);
+        let values = |t: &Tensor| Vec::<f32>::try_from(t.flatten(0, -1)).unwrap();
+        // Right by one, zeros entering on the left.
+        let right = shift_content(&image, 3, 1, false).unwrap();
+        assert_eq!(values(&right), [0.0, 0.0, 1.0, 0.0, 3.0, 4.0]);
+        // Back left by one, the edge column repeated: the original except that column.
+        let back = shift_content(&right, 3, -1, true).unwrap();
+        assert_eq!(values(&back), [0.0, 1.0, 1.0, 3.0, 4.0, 4.0]);
+        // Down by one.
+        let down = shift_content(&image, 2, 1, false).unwrap();
+        assert_eq!(values(&down), [0.0, 0.0, 0.0, 0.0, 1.0, 2.0]);
+        assert_eq!(
+            values(&shift_content(&image, 2, 0, false).unwrap()),
+            values(&image)
+        );
+    }
+
+    #[test]
+    fn the_averaged_views_follow_the_options() {
+        let views = |mirror_averaging, shift_averaging| {
+            View::averaged(&SessionOptions {
+                mirror_averaging,
+                shift_averaging,
+                ..SessionOptions::default()
+            })
+        };
+        assert_eq!(views(false, false), [View::default()]);
+        assert_eq!(views(true, false).len(), 2);
+        let all = views(true, true);
+        assert_eq!(all.len(), 8);
+        assert_eq!(all[0], View::default(), "the plain view comes first");
+        for shift in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+            for mirrored in [false, true] {
+                assert!(all.contains(&View { mirrored, shift }));
+            }
+        }
+    }
+
+    #[test]
+    fn context_step_rounds_the_distance_to_whole_slices() {
+        assert_eq!(context_step(0.0, 1.0), 0, "no context");
+        assert_eq!(context_step(2.0, 1.0), 2);
+        assert_eq!(context_step(2.0, 0.8), 3);
+        assert_eq!(context_step(2.0, 3.0), 1, "at least the next slice");
+        assert_eq!(context_step(1.0, 1.0), 1);
+    }
+
+    #[test]
+    fn gather_with_context_takes_the_neighbours_clamped_to_the_stack() {
+        // Slice i is filled with the value i.
+        let stack = Tensor::arange(5, (Kind::Float, tch::Device::Cpu))
+            .view([5, 1, 1])
+            .expand([5, 2, 2], false)
+            .contiguous();
+        let planes = |images: &Tensor| -> Vec<Vec<f64>> {
+            (0..images.size()[0])
+                .map(|b| {
+                    (0..images.size()[1])
+                        .map(|c| images.double_value(&[b, c, 1, 0]))
+                        .collect()
+                })
+                .collect()
+        };
+        let alone = gather_with_context(&stack, &[0, 3], 0);
+        assert_eq!(alone.size(), [2, 1, 2, 2]);
+        assert_eq!(planes(&alone), [[0.0], [3.0]]);
+        let context = gather_with_context(&stack, &[0, 2, 4], 2);
+        assert_eq!(context.size(), [3, 3, 2, 2]);
+        assert_eq!(
+            planes(&context),
+            [[0.0, 0.0, 2.0], [0.0, 2.0, 4.0], [2.0, 4.0, 4.0]]
+        );
+    }
+
+    #[test]
+    fn model_input_wants_the_channels_the_model_was_trained_on() {
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let grey = Tensor::zeros([2, 1, 64, 64], (Kind::Float, tch::Device::Cpu));
+        let three = Tensor::zeros([2, 3, 64, 64], (Kind::Float, tch::Device::Cpu));
+        let plain = Sam::new(&(vs.root() / "plain"), &SamConfig::tiny()).unwrap();
+        assert_eq!(model_input(&plain, &grey).unwrap().size(), [2, 3, 64, 64]);
+        let err = model_input(&plain, &three).unwrap_err();
+        assert!(err.to_string().contains("[B, 1, S, S]"), "{err}");
+        let context_config = SamConfig::tiny().with_slice_context_mm(2.0);
+        let context = Sam::new(&(vs.root() / "context"), &context_config).unwrap();
+        assert_eq!(
+            model_input(&context, &three).unwrap().size(),
+            [2, 3, 64, 64]
+        );
+        let err = model_input(&context, &grey).unwrap_err();
+        assert!(err.to_string().contains("context slices"), "{err}");
+    }
 
     #[test]
     fn mirrored_classes_swap_each_structure_with_its_other_side() {

@@ -11,6 +11,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::config::{AugmentSection, SynthSection};
 use crate::error::Result;
+use crate::labels::MIRRORED_CLASSES;
 
 fn symmetric(rng: &mut impl Rng, amplitude: f64) -> f64 {
     if amplitude <= 0.0 {
@@ -27,7 +28,8 @@ fn smooth_field(side: i64, grid: i64, strength: f64, device: Device) -> Result<T
     Ok(coarse.f_upsample_bilinear2d([side, side], true, None, None)?)
 }
 
-/// Gaussian blur of `[1, 1, S, S]` with `sigma` pixels (separable, zero padding).
+/// Gaussian blur of every channel of `[B, C, S, S]` with `sigma` pixels (separable, zero
+/// padding).
 fn gaussian_blur(image: &Tensor, sigma: f64) -> Result<Tensor> {
     if sigma < 0.1 {
         return Ok(image.shallow_clone());
@@ -42,16 +44,20 @@ fn gaussian_blur(image: &Tensor, sigma: f64) -> Result<Tensor> {
     let size = 2 * radius + 1;
     let horizontal = kernel.view([1, 1, 1, size]);
     let vertical = kernel.view([1, 1, size, 1]);
-    let blurred = image.f_conv2d::<Tensor>(&horizontal, None, [1, 1], [0, radius], [1, 1], 1)?;
-    Ok(blurred.f_conv2d::<Tensor>(&vertical, None, [1, 1], [radius, 0], [1, 1], 1)?)
+    let shape = image.size();
+    let planes = image.reshape([-1, 1, shape[2], shape[3]]);
+    let blurred = planes.f_conv2d::<Tensor>(&horizontal, None, [1, 1], [0, radius], [1, 1], 1)?;
+    let blurred = blurred.f_conv2d::<Tensor>(&vertical, None, [1, 1], [radius, 0], [1, 1], 1)?;
+    Ok(blurred.reshape(shape.as_slice()))
 }
 
-/// Synthesises images `[B, 1, S, S]` from compact label codes `[B, S, S]` (uint8):
-/// a random mean and spread per label, blur, a bias field and noise, then a robust
-/// rescaling to [0, 1] like the inference normalisation.
+/// Synthesises images `[B, C, S, S]` from compact label codes `[B, C, S, S]` (uint8):
+/// a random mean and spread per label (shared by a sample's channels, which are
+/// neighbouring slices of one synthetic scan), blur, a bias field and noise, then a
+/// robust rescaling to [0, 1] like the inference normalisation.
 pub fn synthesize(codes: &Tensor, rng: &mut impl Rng, settings: &SynthSection) -> Result<Tensor> {
     let size = codes.size();
-    let (batch, side) = (size[0], size[1]);
+    let (batch, channels, side) = (size[0], size[1], size[2]);
     let device = codes.device();
     let mut images = Vec::with_capacity(batch as usize);
     for b in 0..batch {
@@ -66,11 +72,11 @@ pub fn synthesize(codes: &Tensor, rng: &mut impl Rng, settings: &SynthSection) -
         let means = Tensor::from_slice(&means).to_device(device);
         let spreads = Tensor::from_slice(&spreads).to_device(device);
         let flat = sample.flatten(0, -1);
-        let mean_map = means.index_select(0, &flat).view([1, 1, side, side]);
-        let spread_map = spreads.index_select(0, &flat).view([1, 1, side, side]);
-        let mut image = mean_map
-            + spread_map
-                * Tensor::f_randn_like(&sample.to_kind(Kind::Float).view([1, 1, side, side]))?;
+        let shape = [1, channels, side, side];
+        let mean_map = means.index_select(0, &flat).view(shape);
+        let spread_map = spreads.index_select(0, &flat).view(shape);
+        let mut image =
+            mean_map + spread_map * Tensor::f_randn_like(&sample.to_kind(Kind::Float).view(shape))?;
         image = gaussian_blur(&image, rng.gen_range(0.0..=settings.blur_sigma.max(0.0)))?;
         let bias = smooth_field(
             side,
@@ -94,7 +100,7 @@ fn rescale(image: &Tensor) -> Result<Tensor> {
     Ok((image - &low) / (high - low).clamp_min(1e-6))
 }
 
-/// Random affine + elastic warp of images `[B, 1, S, S]` and class maps `[B, S, S]`
+/// Random affine + elastic warp of images `[B, C, S, S]` and class maps `[B, S, S]`
 /// (int64): bilinear for images, nearest for labels, one sampling grid per sample.
 pub fn spatial(
     images: &Tensor,
@@ -160,7 +166,7 @@ pub fn spatial(
     Ok((warped, warped_labels))
 }
 
-/// Random intensity changes, blur and resolution loss of images `[B, 1, S, S]`.
+/// Random intensity changes, blur and resolution loss of images `[B, C, S, S]`.
 pub fn intensity(images: &Tensor, rng: &mut impl Rng, settings: &AugmentSection) -> Result<Tensor> {
     let size = images.size();
     let (batch, side) = (size[0], size[2]);
@@ -201,6 +207,38 @@ pub fn intensity(images: &Tensor, rng: &mut impl Rng, settings: &AugmentSection)
     Ok(Tensor::cat(&out, 0))
 }
 
+/// Left-right flips of the samples marked in `flips`: images `[B, C, S, S]` and class
+/// maps `[B, S, S]` (int64) are mirrored and left and right structures trade labels.
+pub fn flip_left_right(
+    images: &Tensor,
+    labels: &Tensor,
+    flips: &[bool],
+) -> Result<(Tensor, Tensor)> {
+    if !flips.iter().any(|&f| f) {
+        return Ok((images.shallow_clone(), labels.shallow_clone()));
+    }
+    let swap = Tensor::from_slice(&MIRRORED_CLASSES).to_device(labels.device());
+    let mut flipped_images = Vec::with_capacity(flips.len());
+    let mut flipped_labels = Vec::with_capacity(flips.len());
+    for (b, &flip) in flips.iter().enumerate() {
+        let (image, label) = (images.narrow(0, b as i64, 1), labels.narrow(0, b as i64, 1));
+        if flip {
+            flipped_images.push(image.f_flip([3])?);
+            flipped_labels.push(
+                swap.f_index_select(0, &label.f_flip([2])?.flatten(0, -1))?
+                    .view_as(&label),
+            );
+        } else {
+            flipped_images.push(image);
+            flipped_labels.push(label);
+        }
+    }
+    Ok((
+        Tensor::cat(&flipped_images, 0),
+        Tensor::cat(&flipped_labels, 0),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,8 +249,8 @@ mod tests {
     fn synthesis_gives_label_dependent_images_in_unit_range() {
         tch::manual_seed(3);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let codes = Tensor::zeros([2, 32, 32], (Kind::Uint8, Device::Cpu));
-        let _ = codes.narrow(1, 8, 16).narrow(2, 8, 16).fill_(3);
+        let codes = Tensor::zeros([2, 1, 32, 32], (Kind::Uint8, Device::Cpu));
+        let _ = codes.narrow(2, 8, 16).narrow(3, 8, 16).fill_(3);
         let images = synthesize(&codes, &mut rng, &SynthSection::default()).unwrap();
         assert_eq!(images.size(), [2, 1, 32, 32]);
         let inside = images.narrow(2, 12, 8).narrow(3, 12, 8).mean(Kind::Float);
@@ -227,6 +265,69 @@ mod tests {
             images.max().double_value(&[]),
         );
         assert!(min > -0.5 && max < 1.5, "{min} {max}");
+    }
+
+    #[test]
+    fn synthesis_gives_a_label_the_same_intensity_on_every_context_slice() {
+        tch::manual_seed(5);
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        // Three neighbouring slices; the labelled square moves between them.
+        let codes = Tensor::zeros([1, 3, 32, 32], (Kind::Uint8, Device::Cpu));
+        for channel in 0..3 {
+            let _ = codes
+                .narrow(1, channel, 1)
+                .narrow(2, 6 + 2 * channel, 14)
+                .narrow(3, 8, 14)
+                .fill_(7);
+        }
+        let settings = SynthSection {
+            label_std: 0.0,
+            blur_sigma: 0.0,
+            noise_std: 0.0,
+            bias_field: 0.0,
+            ..SynthSection::default()
+        };
+        let images = synthesize(&codes, &mut rng, &settings).unwrap();
+        assert_eq!(images.size(), [1, 3, 32, 32]);
+        let means: Vec<f64> = (0..3)
+            .map(|channel| {
+                let square = images
+                    .narrow(1, channel, 1)
+                    .narrow(2, 8 + 2 * channel, 10)
+                    .narrow(3, 10, 10);
+                square.mean(Kind::Float).double_value(&[])
+            })
+            .collect();
+        assert!(
+            means.iter().all(|m| (m - means[0]).abs() < 0.05),
+            "one label, different intensities per slice: {means:?}"
+        );
+        let background = images.narrow(2, 26, 4).mean(Kind::Float).double_value(&[]);
+        assert!(
+            (means[0] - background).abs() > 0.02,
+            "{means:?} {background}"
+        );
+    }
+
+    #[test]
+    fn flip_mirrors_flagged_samples_and_swaps_left_and_right() {
+        let labels = Tensor::zeros([2, 4, 4], (Kind::Int64, Device::Cpu));
+        let _ = labels.narrow(2, 0, 1).fill_(1); // left thalamus in the first column
+        let _ = labels.narrow(2, 3, 1).fill_(10); // right hippocampus in the last
+        let images = labels
+            .to_kind(Kind::Float)
+            .unsqueeze(1)
+            .repeat([1, 3, 1, 1]);
+        let (images_out, labels_out) = flip_left_right(&images, &labels, &[true, false]).unwrap();
+        // Flipped: the first column now holds the mirrored right hippocampus (left).
+        assert_eq!(labels_out.int64_value(&[0, 0, 0]), 9);
+        assert_eq!(labels_out.int64_value(&[0, 2, 3]), 2);
+        assert_eq!(labels_out.int64_value(&[0, 1, 1]), 0);
+        assert_eq!(images_out.double_value(&[0, 2, 0, 0]), 10.0);
+        assert_eq!(images_out.double_value(&[0, 0, 1, 3]), 1.0);
+        // Not flagged: unchanged.
+        assert_eq!(labels_out.get(1), labels.get(1));
+        assert_eq!(images_out.get(1), images.get(1));
     }
 
     #[test]

@@ -88,6 +88,11 @@ pub struct ModelSection {
     pub lora_rank: i64,
     /// Model input size in pixels (None: the configuration's).
     pub input_size: Option<i64>,
+    /// Through-plane context of the trained model in mm (see
+    /// `SamConfig::slice_context_mm`; None: the base model's, 0 for official SAM).
+    /// Giving context to a model trained without it starts from its weights: the three
+    /// input channels then differ only where the neighbouring slices do.
+    pub slice_context_mm: Option<f64>,
 }
 
 impl Default for ModelSection {
@@ -98,6 +103,7 @@ impl Default for ModelSection {
             mode: "full".into(),
             lora_rank: 16,
             input_size: None,
+            slice_context_mm: None,
         }
     }
 }
@@ -212,6 +218,12 @@ pub struct AugmentSection {
     pub blur_sigma: f64,
     /// Maximum down-sampling factor of the resolution change (1 = off).
     pub max_downsample: f64,
+    /// Probability of a left-right flip (left and right structures swap labels).
+    pub flip_probability: f64,
+    /// Relative jitter of the through-plane context distance of models with context
+    /// (0.5: each sample uses 0.5 to 1.5 times the model's distance), so the model
+    /// copes with scans of other slice spacings.
+    pub context_jitter: f64,
 }
 
 impl Default for AugmentSection {
@@ -233,6 +245,8 @@ impl Default for AugmentSection {
             blur_probability: 0.2,
             blur_sigma: 1.0,
             max_downsample: 2.0,
+            flip_probability: 0.0,
+            context_jitter: 0.0,
         }
     }
 }
@@ -465,6 +479,8 @@ impl TrainConfig {
                 self.augment.intensity_probability,
             ),
             ("augment.blur_probability", self.augment.blur_probability),
+            ("augment.flip_probability", self.augment.flip_probability),
+            ("augment.context_jitter", self.augment.context_jitter),
         ];
         for (name, p) in probabilities {
             if !(0.0..=1.0).contains(&p) {

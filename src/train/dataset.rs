@@ -112,6 +112,8 @@ pub struct SubjectSlices {
     pub code_classes: Tensor,
     /// Whether each slice contains at least one structure.
     pub has_structure: Vec<bool>,
+    /// Distance between neighbouring slices, in mm.
+    pub slice_spacing_mm: f64,
 }
 
 impl SubjectSlices {
@@ -313,6 +315,7 @@ fn slice_subject(
         codes: array3_to_tensor_u8(&geometry.extract_labels(&codes)?),
         code_classes: Tensor::from_slice(&code_classes),
         has_structure,
+        slice_spacing_mm: geometry.slice_spacing_mm(),
     };
     Ok((slices, classes))
 }

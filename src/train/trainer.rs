@@ -27,7 +27,7 @@ use crate::labels::STRUCTURES;
 use crate::model::{
     adapt_state_dict, apply_training_mode, trainable_parameters, Sam, SamConfig, TrainingMode,
 };
-use crate::session::model_input;
+use crate::session::{context_step, gather_with_context, model_input};
 use crate::session::{DeviceChoice, CONFIG_METADATA_KEY};
 use crate::weights::{self, AdapterMetadata, LoadOptions};
 
@@ -317,6 +317,9 @@ impl Trainer {
         if let Some(size) = config.model.input_size {
             model_config = model_config.with_input_size(size);
         }
+        if let Some(mm) = config.model.slice_context_mm {
+            model_config = model_config.with_slice_context_mm(mm);
+        }
         if mode == TrainingMode::Lora {
             if config.model.lora_rank <= 0 {
                 return Err(Error::invalid_argument(
@@ -366,17 +369,25 @@ impl Trainer {
         tch::manual_seed(iteration_seed(seed, iteration));
         let device = self.device();
         let picks = self.dataset.sample(&mut rng, self.config.run.batch_size);
+        let context_mm = self.sam.config().slice_context_mm;
         let mut images = Vec::with_capacity(picks.len());
         let mut labels = Vec::with_capacity(picks.len());
         for &(s, i) in &picks {
             let subject = &self.dataset.training[s];
+            let jitter = self.config.augment.context_jitter;
+            let step = if context_mm > 0.0 && jitter > 0.0 {
+                let factor = rng.gen_range(1.0 - jitter..=1.0 + jitter);
+                context_step(context_mm * factor, subject.slice_spacing_mm)
+            } else {
+                context_step(context_mm, subject.slice_spacing_mm)
+            };
             let classes = gather_slices(&subject.classes, &[i]);
             let image = match &subject.images {
                 Some(stack) if !rng.gen_bool(self.config.synth.image_subject_probability) => {
-                    gather_slices(stack, &[i]).unsqueeze(1)
+                    gather_with_context(stack, &[i], step)
                 }
                 _ => augment::synthesize(
-                    &gather_slices(&subject.codes, &[i]),
+                    &gather_with_context(&subject.codes, &[i], step),
                     &mut rng,
                     &self.config.synth,
                 )?,
@@ -391,6 +402,12 @@ impl Trainer {
                 augment::spatial(&images, &labels, &mut rng, &self.config.augment)?;
             images = augment::intensity(&warped, &mut rng, &self.config.augment)?;
             labels = warped_labels;
+            // No draw at probability 0, so runs without flips keep their random stream.
+            let flip = self.config.augment.flip_probability;
+            if flip > 0.0 {
+                let flips: Vec<bool> = (0..picks.len()).map(|_| rng.gen_bool(flip)).collect();
+                (images, labels) = augment::flip_left_right(&images, &labels, &flips)?;
+            }
         }
         let side = labels.size()[1] as usize;
         let cpu_labels = labels.to_device(Device::Cpu).to_kind(Kind::Uint8);

@@ -18,7 +18,9 @@ use crate::error::{Error, Result};
 use crate::labels::NUM_CLASSES;
 use crate::metrics::evaluate;
 use crate::model::Sam;
-use crate::session::{model_input, Model, Session, SessionOptions};
+use crate::session::{
+    context_step, gather_with_context, model_input, Model, Session, SessionOptions,
+};
 
 const STRUCTURES: usize = NUM_CLASSES - 1;
 
@@ -61,15 +63,22 @@ fn average(per_subject: &[Vec<Option<f64>>]) -> Vec<Option<f64>> {
         .collect()
 }
 
-/// Images `[n, 1, S, S]` of a validation stack: the real ones, or images synthesised
-/// with a fixed seed (the same at every validation) for label-only subjects.
-fn stack_images(slices: &SubjectSlices, synth: &SynthSection) -> Result<Tensor> {
+/// Model-input images `[n, C, S, S]` of a validation stack (with the context slices
+/// `sam` takes): the real ones, or images synthesised with a fixed seed (the same at
+/// every validation) for label-only subjects.
+fn stack_images(sam: &Sam, slices: &SubjectSlices, synth: &SynthSection) -> Result<Tensor> {
+    let step = context_step(sam.config().slice_context_mm, slices.slice_spacing_mm);
+    let all: Vec<usize> = (0..slices.len()).collect();
     match &slices.images {
-        Some(images) => Ok(images.unsqueeze(1)),
+        Some(images) => Ok(gather_with_context(images, &all, step)),
         None => {
             let mut rng = ChaCha8Rng::seed_from_u64(0x5eed);
             tch::manual_seed(0x5eed);
-            synthesize(&slices.codes, &mut rng, synth)
+            synthesize(
+                &gather_with_context(&slices.codes, &all, step),
+                &mut rng,
+                synth,
+            )
         }
     }
 }
@@ -82,7 +91,7 @@ fn predict_stack(
     synth: &SynthSection,
     batch: usize,
 ) -> Result<(Tensor, Tensor)> {
-    let images = stack_images(slices, synth)?;
+    let images = stack_images(sam, slices, synth)?;
     let n = slices.len();
     let mut predictions = Vec::new();
     for start in (0..n).step_by(batch.max(1)) {
@@ -197,7 +206,7 @@ pub fn prompted_dice(
 ) -> Result<f64> {
     let (mut overlap, mut total) = (0i64, 0i64);
     for slices in stacks {
-        let images = stack_images(slices, synth)?;
+        let images = stack_images(sam, slices, synth)?;
         let side = slices.classes.size()[1] as usize;
         for index in 0..slices.len() {
             let classes_tensor = gather_slices(&slices.classes, &[index]).squeeze_dim(0);

@@ -214,6 +214,12 @@ impl SliceGeometry {
         &self.slices
     }
 
+    /// Distance between neighbouring slices of the stack, in mm (the grid's spacing
+    /// along the coronal axis).
+    pub fn slice_spacing_mm(&self) -> f64 {
+        self.spacing[self.frame.coronal_axis]
+    }
+
     /// Side of the square slice images, in pixels.
     pub fn size(&self) -> usize {
         self.size

@@ -158,6 +158,14 @@ static void check_session_options(brainsam_model *model) {
   options.batch_size = 3;
   options.no_mirror_averaging = 1;
   options.no_cleanup = 1;
+  options.no_shift_averaging = 1;
+  EXPECT(brainsam_session_create_with_options(model, &options, &session), BRAINSAM_STATUS_OK,
+         "");
+  CHECK(session != NULL);
+  brainsam_session_free(session);
+  session = NULL;
+  /* A caller built against the first 0.2 header (struct ending before no_shift_averaging). */
+  options.struct_size = offsetof(brainsam_session_options, no_shift_averaging);
   EXPECT(brainsam_session_create_with_options(model, &options, &session), BRAINSAM_STATUS_OK,
          "");
   CHECK(session != NULL);

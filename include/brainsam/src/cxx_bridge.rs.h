@@ -1050,6 +1050,8 @@ struct SessionOptions final {
   bool no_cleanup CXX_DEFAULT_VALUE(false);
   // 0 automatic, 1 on the device, 2 in host memory.
   ::std::uint32_t embedding_cache CXX_DEFAULT_VALUE(0);
+  // Skip shift averaging in automatic segmentation.
+  bool no_shift_averaging CXX_DEFAULT_VALUE(false);
 
   using IsRelocatable = ::std::true_type;
 };

@@ -115,6 +115,7 @@ class _SessionOptions(ctypes.Structure):
         ("no_mirror_averaging", ctypes.c_uint32),
         ("no_cleanup", ctypes.c_uint32),
         ("embedding_cache", ctypes.c_uint32),
+        ("no_shift_averaging", ctypes.c_uint32),
     ]
 
 
@@ -499,11 +500,14 @@ class Session(_OwnedHandle):
         mirror_averaging: bool = True,
         cleanup: bool = True,
         embedding_cache: str = "auto",
+        shift_averaging: bool = True,
     ):
         """`batch_size`: slices per encoder pass (0: automatic); `mirror_averaging`:
         automatic segmentation also segments the mirrored slices (twice the time, more
         accurate); `cleanup`: 3D clean-up of the automatic result; `embedding_cache`:
-        "auto", "device" or "host"."""
+        "auto", "device" or "host"; `shift_averaging`: automatic segmentation also
+        segments the slices on sampling grids shifted by one output pixel (four times the
+        time, more accurate)."""
         self.library = model.library
         if embedding_cache not in EMBEDDING_CACHES:
             raise BrainSAMError(
@@ -519,6 +523,7 @@ class Session(_OwnedHandle):
             0 if mirror_averaging else 1,
             0 if cleanup else 1,
             EMBEDDING_CACHES[embedding_cache],
+            0 if shift_averaging else 1,
         )
         handle = ctypes.c_void_p()
         self._handle = None
