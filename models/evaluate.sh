@@ -2,11 +2,14 @@
 # Evaluates a model on the held-out validation subjects of the default model's training
 # (FreeSurfer sub-09 and sub-10, MNE sample at 3 mm) against their FreeSurfer aseg labels,
 # and prints the per-structure mean Dice and HD95 over the subjects.
-# Usage (repository root): models/evaluate.sh [MODEL] [BRAINSAM BINARY]
+# Usage (repository root): models/evaluate.sh [MODEL] [BRAINSAM BINARY] [SEGMENT FLAGS...]
+# (e.g. `models/evaluate.sh models/brainsam-default.safetensors target/release/brainsam
+# --no-shift` to measure without shift averaging).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:-models/brainsam-default.safetensors}
 brainsam=${2:-target/release/brainsam}
+segment_flags=("${@:3}")
 data=${BRAINSAM_DATA:-../shared/data}
 out=out/evaluate
 mkdir -p "$out"
@@ -19,7 +22,7 @@ for pair in "${pairs[@]}"; do
     read -r name image labels <<<"$pair"
     start=$(date +%s%N)
     "$brainsam" segment --input "$image" --output "$out/$name.nii.gz" --model "$model" \
-        --device cpu >/dev/null
+        --device cpu "${segment_flags[@]}" >/dev/null
     echo "$name: segmented in $(( ($(date +%s%N) - start) / 1000000 )) ms"
     "$brainsam" evaluate --pred "$out/$name.nii.gz" --ref "$labels" --ref-labels freesurfer \
         --json "$out/$name.json" >/dev/null
