@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use brainsam::labels::LabelScheme;
 use brainsam::metrics::evaluate;
@@ -150,6 +151,16 @@ fn tiny_config(output: &Path, iterations: u64) -> TrainConfig {
     config
 }
 
+/// Three training phantoms and the validation phantom "val" (seed 4).
+fn three_phantoms_and_validation() -> Vec<Subject> {
+    vec![
+        subject("a", 1, 1.0),
+        subject("b", 2, 1.0),
+        subject("c", 3, 1.0),
+        subject("val", 4, 1.0),
+    ]
+}
+
 fn read_weights(path: &Path) -> Vec<(String, tch::Tensor)> {
     brainsam::weights::read_safetensors(path).unwrap().0
 }
@@ -162,12 +173,7 @@ fn tiny_model_learns_phantoms_and_its_output_loads_for_inference() {
     config.validation = vec!["val".into()];
     config.run.validate_every = 200;
     config.prompts.probability = 0.3;
-    let subjects = vec![
-        subject("a", 1, 1.0),
-        subject("b", 2, 1.0),
-        subject("c", 3, 1.0),
-        subject("val", 4, 1.0),
-    ];
+    let subjects = three_phantoms_and_validation();
     let started = std::time::Instant::now();
     let mut trainer = Trainer::with_subjects(config, subjects, TrainOptions::default()).unwrap();
     let mut calls = 0;
@@ -205,23 +211,30 @@ fn tiny_model_learns_phantoms_and_its_output_loads_for_inference() {
     let csv = std::fs::read_to_string(&outputs.validation_csv).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
     assert!(outputs.best_model.as_ref().unwrap().is_file());
+    check_loaded_model_matches_validation(&outputs.model, validation.mean_dice);
+}
+
+/// Loads a trained model like an application would and checks that a session on the
+/// validation phantom (seed 4) scores what the trainer's validation reported; returns
+/// the model.
+fn check_loaded_model_matches_validation(path: &Path, validation_dice: f64) -> Arc<Model> {
     let model = Model::load(&ModelOptions {
-        checkpoint: Some(outputs.model.clone()),
+        checkpoint: Some(path.to_path_buf()),
         device: DeviceChoice::Cpu,
         ..ModelOptions::default()
     })
     .unwrap();
     let (image, labels) = phantom(4, 1.0, 5.0);
-    let mut session = Session::new(model, SessionOptions::default()).unwrap();
+    let mut session = Session::new(Arc::clone(&model), SessionOptions::default()).unwrap();
     session.set_volume(image).unwrap();
     let predicted = session.segment_all(&mut |_, _| true).unwrap();
     let reference = LabelScheme::FreeSurfer.to_classes(&labels).unwrap();
     let dice = evaluate(predicted, &reference).unwrap().mean_dice.unwrap();
     assert!(
-        (dice - validation.mean_dice).abs() < 0.02,
-        "loaded model Dice {dice} vs validation {}",
-        validation.mean_dice
+        (dice - validation_dice).abs() < 0.02,
+        "loaded model Dice {dice} vs validation {validation_dice}"
     );
+    model
 }
 
 #[test]
@@ -236,12 +249,7 @@ fn context_model_with_flips_learns_and_its_sessions_feed_the_same_context() {
     config.augment.flip_probability = 0.5;
     config.validation = vec!["val".into()];
     config.run.validate_every = 300;
-    let subjects = vec![
-        subject("a", 1, 1.0),
-        subject("b", 2, 1.0),
-        subject("c", 3, 1.0),
-        subject("val", 4, 1.0),
-    ];
+    let subjects = three_phantoms_and_validation();
     let mut trainer = Trainer::with_subjects(config, subjects, TrainOptions::default()).unwrap();
     assert_eq!(trainer.sam().config().slice_context_mm, 2.0 * SPACING);
     let report = trainer.run(&mut |_| true).unwrap();
@@ -254,24 +262,8 @@ fn context_model_with_flips_learns_and_its_sessions_feed_the_same_context() {
     );
     // The saved model keeps its context; a session built from it reads the same slices
     // as the validation did and gets the same result.
-    let model = Model::load(&ModelOptions {
-        checkpoint: Some(report.outputs.model.clone()),
-        device: DeviceChoice::Cpu,
-        ..ModelOptions::default()
-    })
-    .unwrap();
+    let model = check_loaded_model_matches_validation(&report.outputs.model, validation.mean_dice);
     assert_eq!(model.config().slice_context_mm, 2.0 * SPACING);
-    let (image, labels) = phantom(4, 1.0, 5.0);
-    let mut session = Session::new(model, SessionOptions::default()).unwrap();
-    session.set_volume(image).unwrap();
-    let predicted = session.segment_all(&mut |_, _| true).unwrap();
-    let reference = LabelScheme::FreeSurfer.to_classes(&labels).unwrap();
-    let dice = evaluate(predicted, &reference).unwrap().mean_dice.unwrap();
-    assert!(
-        (dice - validation.mean_dice).abs() < 0.02,
-        "loaded model Dice {dice} vs validation {}",
-        validation.mean_dice
-    );
 }
 
 fn run_to_end(config: TrainConfig, subjects: Vec<Subject>, options: TrainOptions) -> PathBuf {
