@@ -36,16 +36,6 @@
 // Bytes of `brainsam_fine_tune_status.error_message`, its terminating NUL included.
 #define BRAINSAM_FINE_TUNE_MESSAGE_SIZE 512
 
-// Device memory a session leaves free when it sizes encoder batches and places
-// embeddings on a CUDA device (for the decoder, the clean-up, and other programs).
-#define DEVICE_MEMORY_RESERVE_BYTES (2 << 30)
-
-// Most bytes the relative-position bias of one attention call may take: larger batches
-// are processed in chunks. The bias is a dense [B, heads, N, N] tensor (fused kernels
-// need it materialised), which at 1024 input (N = 4096 in global blocks) is 400 MB per
-// slice in fp32; chunking keeps big batches from running out of device memory.
-#define ATTENTION_BIAS_BUDGET_BYTES (1 << 30)
-
 // Result of every fallible C function. The numbers are part of the ABI and never change.
 enum brainsam_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -375,16 +365,6 @@ typedef struct brainsam_fine_tune_status {
   // else empty.
   char error_message[BRAINSAM_FINE_TUNE_MESSAGE_SIZE];
 } brainsam_fine_tune_status;
-
-// The class of each class in a left-right mirrored image: background stays, every left
-// structure (odd id) trades places with its right twin (the next even id).
-#define MIRRORED_CLASSES { 0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, }
-
-// Pixel mean of the published SAM models (ImageNet statistics in 0..255).
-#define SAM_PIXEL_MEAN { 123.675, 116.28, 103.53, }
-
-// Pixel standard deviation of the published SAM models.
-#define SAM_PIXEL_STD { 58.395, 57.12, 57.375, }
 
 #ifdef __cplusplus
 extern "C" {
