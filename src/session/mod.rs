@@ -95,6 +95,14 @@ pub fn gather_with_context(stack: &Tensor, indices: &[usize], step: usize) -> Te
         .view([indices.len() as i64, channels, size[1], size[2]])
 }
 
+/// A `[n, h, w]` array as a CPU tensor of the same shape (one copy).
+pub(crate) fn array3_to_tensor<T: tch::kind::Element + Copy>(array: &ndarray::Array3<T>) -> Tensor {
+    let (n, h, w) = array.dim();
+    let standard = array.as_standard_layout();
+    Tensor::from_slice(standard.as_slice().expect("standard layout"))
+        .view([n as i64, h as i64, w as i64])
+}
+
 /// Where a session keeps its cached image embeddings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EmbeddingCache {
@@ -244,8 +252,6 @@ struct VolumeState {
     geometry: SliceGeometry,
     /// Normalised slice images `[n, size, size]` in [0, 1], on the CPU.
     images: Tensor,
-    /// Stack step to the context slices of the model's input (0: none).
-    context_step: usize,
     /// Cached image embeddings per slice, `[1, C, h, w]` on the model's device.
     embeddings: Vec<Option<Tensor>>,
     /// Latest class logits per slice, `[classes, m, m]` on the CPU.
@@ -318,23 +324,13 @@ impl Session {
         let roi = find_roi(&volume, &RoiConfig::default())?;
         let geometry = SliceGeometry::from_roi(volume.grid(), &roi, input_size)?;
         let normalised = normalize(&volume, &self.options.normalize)?;
-        let images = geometry.extract(&normalised)?;
+        let images = array3_to_tensor(&geometry.extract(&normalised)?);
         let n = geometry.n_slices();
-        let images = Tensor::from_slice(images.as_slice().expect("standard layout")).view([
-            n as i64,
-            input_size as i64,
-            input_size as i64,
-        ]);
-        let context_step = context_step(
-            self.model.config().slice_context_mm,
-            geometry.slice_spacing_mm(),
-        );
         let labels = LabelVolume::zeros(volume.grid().clone());
         self.state = Some(VolumeState {
             volume,
             geometry,
             images,
-            context_step,
             embeddings: (0..n).map(|_| None).collect(),
             logits: (0..n).map(|_| None).collect(),
             labels,
@@ -357,8 +353,12 @@ impl Session {
     /// when the model takes them) seen as `view`, in the value range the model's pixel
     /// statistics expect.
     fn input_batch(&self, state: &VolumeState, indices: &[usize], view: View) -> Result<Tensor> {
-        let mut images = gather_with_context(&state.images, indices, state.context_step)
-            .to_device(self.model.device());
+        let step = context_step(
+            self.model.config().slice_context_mm,
+            state.geometry.slice_spacing_mm(),
+        );
+        let mut images =
+            gather_with_context(&state.images, indices, step).to_device(self.model.device());
         let pixels = self.model.config().input_size / self.model.config().low_res_size();
         images = shift_content(&images, 3, view.shift.0 * pixels, false)?;
         images = shift_content(&images, 2, view.shift.1 * pixels, false)?;

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ndarray::Array3;
 use rand::distributions::{Distribution, WeightedIndex};
 use rand::Rng;
 use tch::Tensor;
@@ -14,6 +13,7 @@ use tch::Tensor;
 use super::config::{LabelOnlyEntry, SubjectEntry, TrainConfig};
 use crate::error::{Error, Result};
 use crate::labels::{LabelScheme, NUM_CLASSES};
+use crate::session::array3_to_tensor;
 use crate::volume::normalize::{normalize, NormalizeConfig};
 use crate::volume::roi::{find_roi, RoiConfig};
 use crate::volume::slicing::SliceGeometry;
@@ -194,18 +194,6 @@ pub fn read_subjects(config: &TrainConfig) -> Result<Vec<Subject>> {
     Ok(subjects)
 }
 
-fn array3_to_tensor_u8(array: &Array3<u8>) -> Tensor {
-    let (n, h, w) = array.dim();
-    let data: Vec<u8> = array.iter().copied().collect();
-    Tensor::from_slice(&data).view([n as i64, h as i64, w as i64])
-}
-
-fn array3_to_tensor_f32(array: &Array3<f32>) -> Tensor {
-    let (n, h, w) = array.dim();
-    let data: Vec<f32> = array.iter().copied().collect();
-    Tensor::from_slice(&data).view([n as i64, h as i64, w as i64])
-}
-
 /// Slices one subject: returns its slices and its reference classes.
 fn slice_subject(
     subject: &Subject,
@@ -292,7 +280,7 @@ fn slice_subject(
     let images = match &subject.image {
         Some(image) => {
             let normalised = normalize(image, &options.normalize).map_err(context)?;
-            Some(array3_to_tensor_f32(&geometry.extract(&normalised)?))
+            Some(array3_to_tensor(&geometry.extract(&normalised)?))
         }
         None => None,
     };
@@ -311,8 +299,8 @@ fn slice_subject(
     let slices = SubjectSlices {
         name: subject.name.clone(),
         images,
-        classes: array3_to_tensor_u8(&class_slices),
-        codes: array3_to_tensor_u8(&geometry.extract_labels(&codes)?),
+        classes: array3_to_tensor(&class_slices),
+        codes: array3_to_tensor(&geometry.extract_labels(&codes)?),
         code_classes: Tensor::from_slice(&code_classes),
         has_structure,
         slice_spacing_mm: geometry.slice_spacing_mm(),
