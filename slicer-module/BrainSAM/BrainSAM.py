@@ -17,7 +17,8 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from BrainSAMLib import binding
+import BrainSAMLib  # noqa: F401  (puts the brainsam package on the path in a checkout)
+from brainsam import binding
 from BrainSAMLib.engine import Engine
 from BrainSAMLib.settings import DEVICE_CHOICES, ModelSettings, read_settings, write_settings
 from BrainSAMLib.structures import STRUCTURES, structure

@@ -1,5 +1,6 @@
-"""pytest set-up: the binding is imported from slicer-module/ and finds the library that
-the Rust build produced through BRAINSAM_LIBRARY (set by scripts/test)."""
+"""pytest set-up: the binding (python/brainsam) and the Slicer logic (slicer-module/) are
+imported from the checkout; the binding finds the library that the Rust build produced
+through BRAINSAM_LIBRARY (set by scripts/test)."""
 
 import os
 import sys
@@ -9,6 +10,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "slicer-module" / "BrainSAM"))
+sys.path.insert(0, str(REPO / "python"))
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +28,6 @@ def library_path() -> str:
 
 @pytest.fixture(scope="session")
 def lib(library_path):
-    from BrainSAMLib import binding
+    from brainsam import binding
 
     return binding.load_library(library_path)

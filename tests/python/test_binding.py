@@ -4,7 +4,7 @@ import ctypes
 
 import pytest
 
-from BrainSAMLib import binding
+from brainsam import binding
 
 
 def test_version_and_abi(lib):

@@ -12,8 +12,8 @@ import threading
 import numpy as np
 import pytest
 
-from BrainSAMLib import binding
-from BrainSAMLib.binding import BrainSAMError
+from brainsam import binding
+from brainsam.binding import BrainSAMError
 
 INVALID_ARGUMENT, NULL_POINTER, IO_ERROR, INVALID_STATE, CANCELLED, BUFFER_TOO_SMALL = 1, 2, 3, 6, 8, 10
 

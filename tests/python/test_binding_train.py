@@ -8,8 +8,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from BrainSAMLib import binding
-from BrainSAMLib.binding import BrainSAMError
+from brainsam import binding
+from brainsam.binding import BrainSAMError
 
 IO_ERROR, INVALID_ARGUMENT, INVALID_STATE = 3, 1, 6
 

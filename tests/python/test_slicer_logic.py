@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from BrainSAMLib import geometry
-from BrainSAMLib.binding import BrainSAMError, decompose_ijk_to_ras
+from brainsam.binding import BrainSAMError, decompose_ijk_to_ras
 from BrainSAMLib.settings import ModelSettings, read_settings, write_settings
 from BrainSAMLib.structures import STRUCTURES, structure, structure_for_segment_id
 from BrainSAMLib.worker import JobWorker

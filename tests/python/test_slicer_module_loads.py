@@ -314,7 +314,7 @@ def test_logic_segment_all_runs_on_the_worker_and_writes_on_the_main_thread(slic
 
 def test_logic_shows_library_errors_as_messages(slicer_env):
     brainsam = importlib.import_module("BrainSAM")
-    from BrainSAMLib.binding import BrainSAMError
+    from brainsam.binding import BrainSAMError
 
     logic = brainsam.BrainSAMLogic.shared()
     logic.engine = FakeEngine(None, fail=BrainSAMError(4, "checkpoint /m.pt is not a BrainSAM model"))

@@ -12,7 +12,9 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from . import binding, geometry
+from brainsam import binding
+
+from . import geometry
 from .settings import ModelSettings
 from .structures import STRUCTURES
 

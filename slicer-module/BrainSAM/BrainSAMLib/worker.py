@@ -11,7 +11,7 @@ import queue
 import threading
 from typing import Any, Callable, Optional
 
-from .binding import BrainSAMError
+from brainsam.binding import BrainSAMError
 
 CANCELLED_STATUS = 8
 

@@ -217,7 +217,7 @@ def _find_library(explicit: str | os.PathLike | None) -> Path:
     # folder next to the module (source checkout used as "Additional module path") also works.
     name = _library_file_name()
     tried = []
-    for up in here.parents[:3]:
+    for up in list(here.parents)[:3]:
         tried += [up / name, up / "lib" / name]
     for candidate in tried:
         if candidate.is_file():
