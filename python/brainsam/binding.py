@@ -10,12 +10,15 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import re
 import sys
 import threading
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
+
+from . import _runtime
 
 #: The C ABI version this binding was written for (BRAINSAM_ABI_VERSION in brainsam.h).
 ABI_VERSION = 1
@@ -197,9 +200,10 @@ def _library_file_name() -> str:
 
 
 def _find_library(explicit: str | os.PathLike | None) -> Path:
-    """The libbrainsam.so to load: the explicit path, else $BRAINSAM_LIBRARY, else the
-    Slicer extension's lib folder, else the system search path. A path the user named
-    (argument or environment) must exist: it is never silently replaced by another."""
+    """The libbrainsam.so to load: the explicit path, else $BRAINSAM_LIBRARY, else the one
+    inside this package (wheel installs), else the Slicer extension's lib folder, else the
+    system search path. A path the user named (argument or environment) must exist: it is
+    never silently replaced by another."""
     if explicit:
         path = Path(explicit)
         if not path.is_file():
@@ -211,6 +215,9 @@ def _find_library(explicit: str | os.PathLike | None) -> Path:
         if not path.is_file():
             raise BrainSAMError(3, f"BRAINSAM_LIBRARY={env} does not exist")
         return path
+    bundled = _runtime.bundled_library()
+    if bundled is not None:
+        return bundled
     here = Path(__file__).resolve().parent
     # Slicer extension layout: the extension's CMake installs the library into Slicer's
     # third-party library folder (lib/Slicer-X.Y), two levels above this package; a lib
@@ -232,15 +239,43 @@ def _find_library(explicit: str | os.PathLike | None) -> Path:
     )
 
 
+def _load_with_torch(chosen: Path) -> ctypes.CDLL:
+    """Load libbrainsam, giving it libtorch first where it cannot find libtorch itself: the
+    wheel's library (no rpath to any libtorch) and any library when BRAINSAM_TORCH_DIR is
+    set; a library that fails to load for want of libtorch gets one found the same way.
+    A missing or wrong libtorch raises an error naming what to install."""
+    preloaded = False
+    if os.environ.get("BRAINSAM_TORCH_DIR") or chosen == _runtime.bundled_library():
+        try:
+            _runtime.preload_torch(_runtime.find_torch())
+        except _runtime.TorchNotFound as error:
+            raise BrainSAMError(3, f"cannot load {chosen}: {error}") from None
+        preloaded = True
+    try:
+        return ctypes.CDLL(str(chosen))
+    except OSError as error:
+        if preloaded or not re.search(r"lib(torch|c10)", str(error)):
+            raise BrainSAMError(3, f"cannot load {chosen}: {error}") from error
+        try:
+            _runtime.preload_torch(_runtime.find_torch())
+        except _runtime.TorchNotFound as torch_error:
+            raise BrainSAMError(3, f"cannot load {chosen} ({error}): {torch_error}") from None
+    try:
+        return ctypes.CDLL(str(chosen))
+    except OSError as error:
+        raise BrainSAMError(3, f"cannot load {chosen}: {error}") from error
+
+
 class Library:
     """A loaded libbrainsam with typed function prototypes."""
 
     def __init__(self, path: str | os.PathLike | None = None):
         chosen = _find_library(path)
-        try:
-            self._lib = ctypes.CDLL(str(chosen))
-        except OSError as error:
-            raise BrainSAMError(3, f"cannot load {chosen}: {error}") from error
+        self._lib = _load_with_torch(chosen)
+        model = _runtime.bundled_model()
+        if model is not None and chosen == _runtime.bundled_library():
+            # The wheel's library finds its default model through BRAINSAM_MODEL.
+            os.environ.setdefault("BRAINSAM_MODEL", str(model))
         self.path = chosen
         self._declare()
         abi = self._lib.brainsam_abi_version()
