@@ -6,7 +6,8 @@
 #
 # Works from an install tree (PREFIX/lib/cmake/BrainSAM/) and from the source tree
 # (cmake/ next to include/ and target/), where it uses target/release, else target/debug;
-# set BrainSAM_LIBRARY to pick a specific libbrainsam.so.
+# set BrainSAM_LIBRARY to pick a specific libbrainsam.so. In the relocatable package
+# (scripts/package) it also finds libtorch: see BrainSAMTorch.cmake.
 cmake_minimum_required(VERSION 3.16)
 
 get_filename_component(_brainsam_here "${CMAKE_CURRENT_LIST_DIR}" REALPATH)
@@ -60,9 +61,21 @@ if(NOT TARGET BrainSAM::brainsam)
     IMPORTED_LOCATION "${BrainSAM_LIBRARY}"
     IMPORTED_SONAME "libbrainsam.so"
     INTERFACE_INCLUDE_DIRECTORIES "${_brainsam_include}")
-  # libbrainsam.so carries an rpath to the libtorch it was built against; linkers use
-  # it to resolve libtorch at link time and the loader at run time, so consumers need
-  # nothing more.
+  if(EXISTS "${_brainsam_here}/BrainSAMTorch.cmake")
+    # Relocatable package (scripts/package): libbrainsam.so has no run path to libtorch;
+    # consumers link the libtorch found here and get its folder in their run path.
+    include("${_brainsam_here}/BrainSAMTorch.cmake")
+    if(_brainsam_torch_error)
+      set(BrainSAM_FOUND FALSE)
+      set(BrainSAM_NOT_FOUND_MESSAGE "${_brainsam_torch_error}")
+      return()
+    endif()
+    set_property(TARGET BrainSAM::brainsam PROPERTY
+      INTERFACE_LINK_LIBRARIES ${_brainsam_torch_libraries})
+  endif()
+  # Otherwise (source tree, cmake/install.sh) libbrainsam.so carries an rpath to the
+  # libtorch it was built against; linkers use it to resolve libtorch at link time and
+  # the loader at run time, so consumers need nothing more.
 endif()
 
 if(NOT TARGET BrainSAM::brainsam_cxx)
