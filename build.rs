@@ -35,7 +35,9 @@ fn main() {
 }
 
 /// Every binary, test and the cdylib gets an rpath to libtorch, so nothing needs
-/// LD_LIBRARY_PATH. `libtorch_cuda` is linked explicitly because as-needed linking would
+/// LD_LIBRARY_PATH in the build tree. This absolute path names the build machine:
+/// `scripts/package` replaces it with `$ORIGIN` in the packaged copies, which find an
+/// installed torch instead (README "Install"). `libtorch_cuda` is linked explicitly because as-needed linking would
 /// drop it (nothing references it directly) and CUDA would then never be available.
 fn link_libtorch(libtorch_lib: &Path) {
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", libtorch_lib.display());
