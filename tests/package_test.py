@@ -41,11 +41,12 @@ REAL_VOLUME = "mne_testing_sample/T1_3mm.nii.gz"
 
 failures: list[str] = []
 skips: list[str] = []
+STARTED = time.time()
 
 
 def check(name: str, ok: bool, detail: str = "") -> bool:
-    print(f"{'ok' if ok else 'FAILED'}: {name}" + (f"\n    {detail}" if detail and not ok else ""),
-          flush=True)
+    print(f"{'ok' if ok else 'FAILED'}: {name} [{time.time() - STARTED:.0f} s]"
+          + (f"\n    {detail}" if detail and not ok else ""), flush=True)
     if not ok:
         failures.append(name)
     return ok
@@ -432,12 +433,10 @@ def run_all(runner: Runner, scratch: Path, tarball: Path, wheel: Path, reference
     result = runner.run(["cmake", "-S", src / "tests/cmake_consumer", "-B", build,
                          f"-DCMAKE_PREFIX_PATH={prefix}", "-DCMAKE_BUILD_TYPE=Release"], env)
     if ok_run("tarball: CMake find_package(BrainSAM) configures", result):
-        result = runner.run(["cmake", "--build", build, "--parallel", "2"], env)
-        if ok_run("tarball: CMake consumers build", result):
-            for exe, expect in [("consumer_c", "c smoke test: ok"),
-                                ("consumer_cxx", "c++ consumer: ok")]:
-                ok_run(f"tarball: CMake {exe} runs", runner.run([build / exe], env, trace=True),
-                       expect)
+        # The README's examples only (the other consumers add compile time, not coverage).
+        result = runner.run(["cmake", "--build", build, "--parallel", "2", "--target",
+                             "example_c", "example_cpp"], env)
+        if ok_run("tarball: CMake builds the C and C++ examples", result):
             for exe, expect in [("example_c", "example c: ok"), ("example_cpp", "example c++: ok")]:
                 ok_run(f"tarball: CMake {exe} runs",
                        runner.run([build / exe, model], env, trace=True), expect)
