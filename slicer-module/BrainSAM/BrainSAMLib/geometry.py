@@ -6,7 +6,7 @@ library slices along one voxel axis (`axis`, 0/1/2 for i/j/k), whose numpy axis 
 
 from __future__ import annotations
 
-from typing import Iterator, Optional, Sequence
+from typing import Generator, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -89,6 +89,44 @@ def box_from_mask(
     return a, b
 
 
+def propagation_plan(
+    session,
+    structure: int,
+    start: int,
+    direction: str = "both",
+    max_slices: int = 1000,
+    margin: int = 2,
+    progress=None,
+) -> Generator[int, None, tuple]:
+    """Propagation of `structure` from slice `start` through its neighbours, as a
+    generator the caller drives: for each next slice it sets a box prompt from the
+    previous slice's mask, then yields the slice; the caller segments it (at once, or as a
+    library job) and resumes the generator, which reads the labels back. A run stops at
+    the first slice where the structure comes out empty or at the volume's edge.
+    `progress(done, total)` returning truthy stops early. Returns the slices done.
+
+    When the library does propagation itself, the caller replaces this whole plan by one
+    library job; the callers' interface (slices done, progress) stays the same."""
+    axis = session.slicing_axis()
+    runs = propagation_runs(start, session.slice_count(), direction, max_slices)
+    total = sum(len(run) for run in runs)
+    done = []
+    labels = session.copy_labels()
+    for run in runs:
+        for slice_index, previous in run:
+            box = box_from_mask(labels, structure, axis, previous, slice_index, margin)
+            if box is None:
+                break
+            session.clear_prompts(structure, slice_index)
+            session.add_box(structure, *box)
+            yield slice_index
+            labels = session.copy_labels(labels)
+            done.append(slice_index)
+            if progress is not None and progress(len(done), total):
+                return tuple(done)
+    return tuple(done)
+
+
 def iterate_propagation(
     session,
     structure: int,
@@ -98,26 +136,56 @@ def iterate_propagation(
     margin: int = 2,
     progress=None,
 ) -> Iterator[int]:
-    """Propagate `structure` from slice `start` through its neighbours with a session
-    (binding.Session or anything with the same methods): on each next slice, a box prompt
-    from the previous slice's mask, then segment_structure; a run stops at the first slice
-    where the structure comes out empty or at the volume's edge. Yields each slice done.
-    `progress(done, total)` returning truthy stops early."""
-    axis = session.slicing_axis()
-    runs = propagation_runs(start, session.slice_count(), direction, max_slices)
-    total = sum(len(run) for run in runs)
-    done = 0
-    labels = session.copy_labels()
-    for run in runs:
-        for slice_index, previous in run:
-            box = box_from_mask(labels, structure, axis, previous, slice_index, margin)
-            if box is None:
-                break
-            session.clear_prompts(structure, slice_index)
-            session.add_box(structure, *box)
-            session.segment_structure(structure, slice_index)
-            labels = session.copy_labels(labels)
-            done += 1
-            yield slice_index
-            if progress is not None and progress(done, total):
-                return
+    """propagation_plan() run synchronously with a session (binding.Session or anything
+    with the same methods): yields each slice once segmented."""
+    plan = propagation_plan(session, structure, start, direction, max_slices, margin, progress)
+    for slice_index in plan:
+        session.segment_structure(structure, slice_index)
+        yield slice_index
+
+
+def coronal_axis(ijk_to_ras) -> int:
+    """The voxel axis (0/1/2) closest to anterior-posterior: the library's slicing axis
+    for a volume with this IJK-to-RAS matrix (computed here so that it is known while a
+    job holds the session)."""
+    columns = np.asarray(ijk_to_ras, dtype=np.float64)[:3, :3]
+    norms = np.linalg.norm(columns, axis=0)
+    norms[norms == 0] = 1.0
+    return int(np.argmax(np.abs(columns[1, :]) / norms))
+
+
+def view_along_axis(slice_to_ras, ijk_to_ras, axis: int, tolerance_degrees: float = 10.0) -> bool:
+    """Whether a slice view (its 4x4 SliceToRAS) shows slices of voxel axis `axis`: its
+    normal is within `tolerance_degrees` of that axis. A box drawn in such a view lies on
+    one slice of the axis."""
+    normal = np.asarray(slice_to_ras, dtype=np.float64)[:3, 2]
+    column = np.asarray(ijk_to_ras, dtype=np.float64)[:3, axis]
+    if not np.linalg.norm(normal) or not np.linalg.norm(column):
+        return False
+    cosine = abs(float(normal @ column)) / (np.linalg.norm(normal) * np.linalg.norm(column))
+    return cosine >= np.cos(np.radians(tolerance_degrees))
+
+
+def slices_extent(shape: Sequence[int], axis: int, slices: Sequence[int]) -> list:
+    """The voxel extent [i0, i1, j0, j1, k0, k1] of a [k, j, i]-shaped volume that covers
+    the given slices of voxel axis `axis` (and the whole of the other axes)."""
+    dims = (shape[2], shape[1], shape[0])
+    extent = []
+    for voxel_axis in range(3):
+        if voxel_axis == axis:
+            extent += [int(min(slices)), int(max(slices))]
+        else:
+            extent += [0, int(dims[voxel_axis]) - 1]
+    return extent
+
+
+def structure_on_slices(labels: np.ndarray, structure: int, axis: int, slices: Sequence[int]) -> np.ndarray:
+    """uint8 mask [k, j, i]: 1 where `labels` is `structure` on the given slices of voxel
+    axis `axis`, 0 everywhere else (what a prompt changed, and nothing more)."""
+    mask = np.zeros(labels.shape, dtype=np.uint8)
+    numpy_axis = 2 - axis
+    for slice_index in slices:
+        index = [slice(None)] * 3
+        index[numpy_axis] = int(slice_index)
+        mask[tuple(index)] = labels[tuple(index)] == structure
+    return mask

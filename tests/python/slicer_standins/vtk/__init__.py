@@ -1,6 +1,8 @@
-"""Stand-in for `vtk`: event ids and a 4x4 matrix."""
+"""Stand-in for `vtk`: event ids, constants, a 4x4 matrix and a 3-vector."""
 
 import numpy as np
+
+VTK_UNSIGNED_CHAR = 3
 
 
 class vtkCommand:
@@ -14,4 +16,9 @@ class vtkMatrix4x4:
         self.values = np.eye(4)
 
     def DeepCopy(self, values):
-        self.values = np.asarray(values, dtype=float).reshape(4, 4).copy()
+        self.values = np.asarray(getattr(values, "values", values), dtype=float).reshape(4, 4).copy()
+
+
+class vtkVector3d:
+    def __init__(self, x, y, z):
+        self.values = (float(x), float(y), float(z))
