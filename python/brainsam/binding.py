@@ -713,6 +713,13 @@ class Session(_OwnedHandle):
 
     # -- background jobs ----------------------------------------------------------------
 
+    def slice_range(self) -> tuple[int, int]:
+        """(first, last) slice of the region of interest along the slicing axis: where
+        segment_all works and prompts may go (brainsam_session_slice_range)."""
+        first, last = ctypes.c_uint64(), ctypes.c_uint64()
+        self._call("brainsam_session_slice_range", ctypes.byref(first), ctypes.byref(last))
+        return int(first.value), int(last.value)
+
     def start_segment_all(self) -> "Job":
         """segment_all() as a library job (see Job): returns at once."""
         return Job(self, "brainsam_session_segment_all_start")
@@ -747,6 +754,11 @@ _JOB_PROTOTYPES = {
     "brainsam_job_cancel": [ctypes.c_void_p],
     "brainsam_job_wait": [ctypes.c_void_p],
     "brainsam_job_free": [ctypes.c_void_p],
+    "brainsam_session_slice_range": [
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_uint64),
+        ctypes.POINTER(ctypes.c_uint64),
+    ],
 }
 
 

@@ -90,6 +90,10 @@ def test_propagation_runs_go_outward_from_the_start():
     assert geometry.propagation_runs(5, 10, "forward", 100) == [[(6, 5), (7, 6), (8, 7), (9, 8)]]
     assert geometry.propagation_runs(2, 10, "backward", 100) == [[(1, 2), (0, 1)]]
     assert geometry.propagation_runs(5, 10, "both", 2) == [[(6, 5), (7, 6)], [(4, 5), (3, 4)]]
+    # Within the library's region of interest (slices 4..7 here).
+    assert geometry.propagation_runs(5, 8, "both", 100, first=4) == [[(6, 5), (7, 6)], [(4, 5)]]
+    with pytest.raises(ValueError, match="4..7"):
+        geometry.propagation_runs(3, 8, "both", 100, first=4)
     assert geometry.propagation_runs(0, 1, "both", 5) == [[], []]
     with pytest.raises(ValueError):
         geometry.propagation_runs(10, 10, "both", 5)

@@ -43,19 +43,20 @@ def box_on_slice(ijk_a: Sequence[float], ijk_b: Sequence[float], axis: int):
     return a, b
 
 
-def propagation_runs(start: int, slice_count: int, direction: str, max_slices: int):
+def propagation_runs(start: int, slice_count: int, direction: str, max_slices: int, first: int = 0):
     """Slices to visit when propagating from `start`: a list of runs, each a list of
-    (slice, previous_slice) in order outward from `start`. `direction` is "forward"
-    (increasing index), "backward" or "both"; each run has at most `max_slices` steps."""
+    (slice, previous_slice) in order outward from `start`, within slices
+    `first`..`slice_count - 1`. `direction` is "forward" (increasing index), "backward" or
+    "both"; each run has at most `max_slices` steps."""
     if direction not in ("forward", "backward", "both"):
         raise ValueError(f"direction must be forward, backward or both, got {direction!r}")
-    if not 0 <= start < slice_count:
-        raise ValueError(f"start slice {start} outside 0..{slice_count - 1}")
+    if not first <= start < slice_count:
+        raise ValueError(f"start slice {start} outside {first}..{slice_count - 1}")
     runs = []
     for step, name in ((1, "forward"), (-1, "backward")):
         if direction in (name, "both"):
             stop = start + step * (max_slices + 1)
-            stop = min(stop, slice_count) if step > 0 else max(stop, -1)
+            stop = min(stop, slice_count) if step > 0 else max(stop, first - 1)
             runs.append([(s, s - step) for s in range(start + step, stop, step)])
     return runs
 
@@ -102,13 +103,15 @@ def propagation_plan(
     generator the caller drives: for each next slice it sets a box prompt from the
     previous slice's mask, then yields the slice; the caller segments it (at once, or as a
     library job) and resumes the generator, which reads the labels back. A run stops at
-    the first slice where the structure comes out empty or at the volume's edge.
-    `progress(done, total)` returning truthy stops early. Returns the slices done.
+    the first slice where the structure comes out empty or at the edge of the region of
+    interest. `progress(done, total)` returning truthy stops early. Returns the slices done.
 
     When the library does propagation itself, the caller replaces this whole plan by one
     library job; the callers' interface (slices done, progress) stays the same."""
     axis = session.slicing_axis()
-    runs = propagation_runs(start, session.slice_count(), direction, max_slices)
+    # The library's region of interest, where prompts may go (whole volume without one).
+    first, last = session.slice_range() if hasattr(session, "slice_range") else (0, session.slice_count() - 1)
+    runs = propagation_runs(start, last + 1, direction, max_slices, first)
     total = sum(len(run) for run in runs)
     done = []
     labels = session.copy_labels()
