@@ -233,3 +233,28 @@ def test_every_ui_widget_the_module_uses_is_in_its_ui_file():
     names = {w.get("name") for w in ElementTree.parse(UI).iter("widget")}
     used = _attributes(ast.parse(MODULE.read_text()), "self.ui")
     assert used and used - names == set(), f"not in {UI.name}: {used - names}"
+
+
+def test_the_extension_has_what_the_extension_index_needs():
+    root = REPO / "slicer-module"
+    cmake = (root / "CMakeLists.txt").read_text()
+    values = dict(re.findall(r'set\((EXTENSION_[A-Z]+) "([^"]*)"\)', cmake))
+    for key in ("HOMEPAGE", "CATEGORY", "CONTRIBUTORS", "DESCRIPTION", "ICONURL", "SCREENSHOTURLS", "DEPENDS"):
+        assert values.get(f"EXTENSION_{key}", "").strip(), f"EXTENSION_{key} is empty"
+    assert "include(${Slicer_EXTENSION_GENERATE_CONFIG})" in cmake and "include(${Slicer_EXTENSION_CPACK})" in cmake
+    # The icon and screenshot URLs name files of this repository that exist and are PNGs.
+    for key in ("ICONURL", "SCREENSHOTURLS"):
+        for url in values[f"EXTENSION_{key}"].split():
+            relative = url.split("/main/", 1)[1]
+            assert (REPO / relative).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", url
+    # The extension index's description file.
+    description = json.loads((root / "BrainSAM.json").read_text())
+    assert description["category"] == values["EXTENSION_CATEGORY"]
+    assert description["scm_url"].startswith("https://") and description["scm_revision"]
+    assert (REPO / description["build_subdirectory"] / "CMakeLists.txt").is_file()
+    # Every Python file of the modules is installed by its CMakeLists.
+    for module in ("BrainSAM", "SegmentEditorBrainSAM"):
+        listed = (root / module / "CMakeLists.txt").read_text()
+        for path in (root / module).rglob("*.py"):
+            relative = path.relative_to(root / module).as_posix().replace(module, "${MODULE_NAME}", 1)
+            assert relative in listed, f"{module}/CMakeLists.txt does not install {path.name}"
