@@ -222,6 +222,9 @@ typedef uint32_t brainsam_fine_tune_output;
 // A fine-tuning run on a background thread (opaque).
 typedef struct brainsam_fine_tune brainsam_fine_tune;
 
+// Session work running on a library thread (opaque).
+typedef struct brainsam_job brainsam_job;
+
 // A loaded model (opaque).
 typedef struct brainsam_model brainsam_model;
 
@@ -378,6 +381,49 @@ const char *brainsam_last_error_message(void);
 // A short constant name for a status (e.g. `"BRAINSAM_STATUS_NULL_POINTER"`), or
 // `"BRAINSAM_STATUS_UNKNOWN"` for numbers this version does not know. Never null.
 const char *brainsam_status_name(uint32_t status);
+
+// Starts the automatic 13-class segmentation of the whole volume
+// (`brainsam_session_segment_all`) as a job; progress counts slices. A cancelled job
+// keeps the earlier result, if any. Free the job with `brainsam_job_free`.
+//
+// # Safety
+// `session` must be a live session handle; `job_out` a writable pointer.
+brainsam_status brainsam_session_segment_all_start(struct brainsam_session *session,
+                                                   struct brainsam_job **job_out);
+
+// Starts `brainsam_session_segment_structure(session, structure, slice)` as a job
+// (one unit of progress). The arguments are checked when the job runs; a wrong one
+// makes the job FAILED with its message.
+//
+// # Safety
+// `session` must be a live session handle; `job_out` a writable pointer.
+brainsam_status brainsam_session_segment_structure_start(struct brainsam_session *session,
+                                                         uint32_t structure,
+                                                         int64_t slice,
+                                                         struct brainsam_job **job_out);
+
+// Writes the job's progress (`done` of `total` units; total is 0 until known) and its
+// `brainsam_job_state` as u32. Any output pointer may be NULL. Never blocks on the work.
+//
+// # Safety
+// Non-null output pointers must be writable.
+brainsam_status brainsam_job_progress(const struct brainsam_job *job,
+                                      uint64_t *done,
+                                      uint64_t *total,
+                                      uint32_t *state);
+
+// Asks the job to stop at its next unit of work; returns at once. No effect on a job
+// that has ended.
+brainsam_status brainsam_job_cancel(const struct brainsam_job *job);
+
+// Blocks until the job has ended. OK when it finished, `BRAINSAM_STATUS_CANCELLED` when
+// it was cancelled, the error's status and message when it failed. Returns at once for
+// a job that has ended, so a poller calls it once after seeing a final state.
+brainsam_status brainsam_job_wait(const struct brainsam_job *job);
+
+// Frees a job: a running one is cancelled and waited for first. NULL and double frees
+// are ignored.
+void brainsam_job_free(struct brainsam_job *job);
 
 // Sends the library's log messages (info and more severe) to
 // `callback(user_data, level, message)`; a NULL callback stops forwarding. The

@@ -9,6 +9,7 @@
 pub mod cleanup;
 pub mod error;
 pub mod ffi;
+pub mod job;
 pub mod runtime;
 pub mod session;
 pub mod train;

@@ -333,6 +333,7 @@ class Library:
             "brainsam_fine_tune_save": [p, u32, ctypes.c_char_p],
             "brainsam_fine_tune_free": [p],
         }
+        prototypes.update(_JOB_PROTOTYPES)
         for name, argtypes in prototypes.items():
             if hasattr(lib, name):
                 function = getattr(lib, name)
@@ -744,6 +745,111 @@ class Session(_OwnedHandle):
             ctypes.byref(confidence),
         )
         return float(volume.value), float(confidence.value)
+
+    # -- background jobs ----------------------------------------------------------------
+
+    def slice_range(self) -> tuple[int, int]:
+        """(first, last) slice of the region of interest along the slicing axis: where
+        segment_all works and prompts may go (brainsam_session_slice_range)."""
+        first, last = ctypes.c_uint64(), ctypes.c_uint64()
+        self._call("brainsam_session_slice_range", ctypes.byref(first), ctypes.byref(last))
+        return int(first.value), int(last.value)
+
+    def start_segment_all(self) -> "Job":
+        """segment_all() as a library job (see Job): returns at once."""
+        return Job(self, "brainsam_session_segment_all_start")
+
+    def start_segment_structure(self, structure: int, slice_index: int) -> "Job":
+        """segment_structure() as a library job (see Job): returns at once."""
+        return Job(
+            self,
+            "brainsam_session_segment_structure_start",
+            ctypes.c_uint32(structure),
+            ctypes.c_int64(int(slice_index)),
+        )
+
+
+#: brainsam_job_state numbers (the same as the fine-tuning states).
+JOB_STATES = {0: "running", 1: "finished", 2: "failed", 3: "cancelled"}
+
+_JOB_PROTOTYPES = {
+    "brainsam_session_segment_all_start": [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)],
+    "brainsam_session_segment_structure_start": [
+        ctypes.c_void_p,
+        ctypes.c_uint32,
+        ctypes.c_int64,
+        ctypes.POINTER(ctypes.c_void_p),
+    ],
+    "brainsam_job_progress": [
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_uint64),
+        ctypes.POINTER(ctypes.c_uint64),
+        ctypes.POINTER(ctypes.c_uint32),
+    ],
+    "brainsam_job_cancel": [ctypes.c_void_p],
+    "brainsam_job_wait": [ctypes.c_void_p],
+    "brainsam_job_free": [ctypes.c_void_p],
+    "brainsam_session_slice_range": [
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_uint64),
+        ctypes.POINTER(ctypes.c_uint64),
+    ],
+}
+
+
+class Job(_OwnedHandle):
+    """Session work running on a library thread (brainsam_job), made by
+    Session.start_segment_all() / start_segment_structure(). Poll progress() from a UI
+    timer: it never blocks and needs no callback, so the work runs at full speed whatever
+    the host does with Python's GIL. While it runs, the session refuses other calls
+    (BrainSAMError INVALID_STATE). close() cancels a running job and waits for it."""
+
+    _free_function = "brainsam_job_free"
+
+    def __init__(self, session: "Session", start_function: str, *args):
+        self.library = session.library
+        self.session = session  # kept alive while the job runs
+        handle = ctypes.c_void_p()
+        self._handle = None
+        session._call(start_function, *args, ctypes.byref(handle))
+        self._handle = handle
+
+    def _live(self) -> ctypes.c_void_p:
+        if self._handle is None:
+            raise BrainSAMError(6, "the job is closed")
+        return self._handle
+
+    def progress(self) -> tuple[int, int, str]:
+        """(done, total, state): units done of total (0: not known yet) and "running",
+        "finished", "failed" or "cancelled"."""
+        done, total, state = ctypes.c_uint64(), ctypes.c_uint64(), ctypes.c_uint32()
+        self.library._call(
+            "brainsam_job_progress",
+            self._live(),
+            ctypes.byref(done),
+            ctypes.byref(total),
+            ctypes.byref(state),
+        )
+        return int(done.value), int(total.value), JOB_STATES.get(state.value, f"unknown {state.value}")
+
+    @property
+    def running(self) -> bool:
+        """Whether the job is still working."""
+        return self.progress()[2] == "running"
+
+    def cancel(self) -> None:
+        """Ask the job to stop at its next unit of work (returns at once)."""
+        self.library._call("brainsam_job_cancel", self._live())
+
+    def wait(self) -> str:
+        """Block until the job ends (at once when it has): "finished" or "cancelled";
+        BrainSAMError with the library's message when it failed. (ctypes releases the GIL
+        meanwhile.)"""
+        status = self.library._function("brainsam_job_wait")(self._live())
+        if status == 8:  # CANCELLED
+            return "cancelled"
+        self.library._check(status)
+        return "finished"
 
 
 class FineTune(_OwnedHandle):

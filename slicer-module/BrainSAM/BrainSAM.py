@@ -1,6 +1,10 @@
 """BrainSAM: automatic and interactive segmentation of 12 subcortical structures in T1 MRI
-(SAM + LoRA, through libbrainsam). The module segments everything at once; interactive
-prompts live in the Segment Editor effect "BrainSAM" (SegmentEditorBrainSAM)."""
+(SAM + LoRA, through libbrainsam). The module segments everything at once and holds the
+settings; interactive prompts live in the Segment Editor effect "BrainSAM"
+(SegmentEditorBrainSAM).
+
+This file loads without the `brainsam` package (a fresh Slicer): the package is imported
+only when work starts, after the module offered to install it."""
 
 import logging
 import time
@@ -15,14 +19,33 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleTest,
     ScriptedLoadableModuleWidget,
 )
-from slicer.util import VTKObservationMixin
 
 import BrainSAMLib  # noqa: F401  (puts the brainsam package on the path in a checkout)
-from brainsam import binding
+from BrainSAMLib import install
 from BrainSAMLib.engine import Engine
-from BrainSAMLib.settings import DEVICE_CHOICES, ModelSettings, read_settings, write_settings
+from BrainSAMLib.settings import (
+    DEVICE_CHOICES,
+    PRECISION_CHOICES,
+    InstallSettings,
+    ModelSettings,
+    read_install_settings,
+    read_settings,
+    valid_device,
+    write_install_settings,
+    write_settings,
+)
 from BrainSAMLib.structures import STRUCTURES, structure
-from BrainSAMLib.worker import JobWorker
+from BrainSAMLib.tasks import TaskRunner
+
+#: How often (ms) the UI polls running library jobs. Short: the poll itself is a few
+#: microseconds of Python, and the next job of a multi-step task starts at the next poll.
+POLL_INTERVAL_MS = 10
+
+ACKNOWLEDGEMENT = (
+    "BrainSAM adapts Segment Anything (Kirillov et al., Meta AI, Apache-2.0) with LoRA for "
+    "subcortical segmentation. Structure names and colours follow the FreeSurfer colour "
+    "table. Built on 3D Slicer (slicer.org) and libtorch."
+)
 
 
 class BrainSAM(ScriptedLoadableModule):
@@ -38,23 +61,20 @@ class BrainSAM(ScriptedLoadableModule):
             "Segments left/right thalamus, caudate, putamen, pallidum, hippocampus and amygdala "
             "in T1-weighted MRI with SAM adapted by LoRA. 'Segment all structures' runs the "
             "automatic segmentation; refine with point and box prompts in the Segment Editor "
-            "effect 'BrainSAM'."
+            "effect 'BrainSAM'. On first use the module offers to install its Python package "
+            "'brainsam' (see Installation)."
         )
-        self.parent.acknowledgementText = (
-            "Method after 'SAM + LoRA for subcortical segmentation'. Colours from the "
-            "FreeSurfer colour table."
-        )
+        self.parent.acknowledgementText = ACKNOWLEDGEMENT
 
 
-class BrainSAMWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Thin UI over BrainSAMLogic."""
+class BrainSAMWidget(ScriptedLoadableModuleWidget):
+    """Thin UI over BrainSAMLogic: inputs, settings, installation, Segment all."""
 
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
         self.logic = None
         self.ui = None
-        self._job = None
+        self._loading = False
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -66,40 +86,99 @@ class BrainSAMWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         for device in DEVICE_CHOICES:
             self.ui.deviceComboBox.addItem(device)
-        settings = self.logic.settings()
-        self.ui.checkpointPathLineEdit.currentPath = settings.checkpoint
-        self.ui.adapterPathLineEdit.currentPath = settings.adapter
-        self.ui.deviceComboBox.setCurrentIndex(DEVICE_CHOICES.index(settings.device))
+        for precision in PRECISION_CHOICES:
+            self.ui.precisionComboBox.addItem(precision)
+        self._showSettings()
         self.ui.checkpointPathLineEdit.connect("currentPathChanged(QString)", self.onSettingsChanged)
         self.ui.adapterPathLineEdit.connect("currentPathChanged(QString)", self.onSettingsChanged)
-        self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onSettingsChanged)
+        self.ui.deviceComboBox.connect("currentTextChanged(QString)", self.onSettingsChanged)
+        self.ui.precisionComboBox.connect("currentIndexChanged(int)", self.onSettingsChanged)
+        self.ui.mirrorViewsCheckBox.connect("toggled(bool)", self.onSettingsChanged)
+        self.ui.shiftViewsCheckBox.connect("toggled(bool)", self.onSettingsChanged)
+        self.ui.packageSourceLineEdit.connect("editingFinished()", self.onInstallSettingsChanged)
+        self.ui.libraryPathLineEdit.connect("currentPathChanged(QString)", self.onInstallSettingsChanged)
+        self.ui.installButton.connect("clicked(bool)", self.onInstall)
         self.ui.segmentAllButton.connect("clicked(bool)", self.onSegmentAll)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
-        self.ui.runtimeLabel.text = self.logic.runtimeDescription()
+        self.updateRuntime()
+
+    def _showSettings(self):
+        self._loading = True
+        try:
+            settings = self.logic.settings()
+            self.ui.checkpointPathLineEdit.currentPath = settings.checkpoint
+            self.ui.adapterPathLineEdit.currentPath = settings.adapter
+            self.ui.deviceComboBox.setCurrentText(settings.device)
+            self.ui.precisionComboBox.setCurrentIndex(PRECISION_CHOICES.index(settings.precision))
+            self.ui.mirrorViewsCheckBox.checked = settings.mirror_views
+            self.ui.shiftViewsCheckBox.checked = settings.shift_views
+            installSettings = self.logic.installSettings()
+            self.ui.packageSourceLineEdit.text = installSettings.package_source
+            self.ui.libraryPathLineEdit.currentPath = installSettings.library
+        finally:
+            self._loading = False
 
     def cleanup(self):
-        self.removeObservers()
+        pass
+
+    def updateRuntime(self):
+        """Show which library runs (or what is missing) without loading a model."""
+        problem = self.logic.missingDependency()
+        self.ui.installStatusLabel.text = problem.message if problem else "BrainSAM is installed."
+        self.ui.runtimeLabel.text = problem.message if problem else self.logic.runtimeDescription()
 
     def onSettingsChanged(self, *_):
+        if self._loading:
+            return
+        device = self.ui.deviceComboBox.currentText.strip().lower()
+        if not valid_device(device):
+            self.ui.statusLabel.text = f"Device '{device}' is not valid: use auto, cpu, cuda or cuda:N."
+            return
         self.logic.saveSettings(
             ModelSettings(
                 checkpoint=self.ui.checkpointPathLineEdit.currentPath,
                 adapter=self.ui.adapterPathLineEdit.currentPath,
-                device=self.ui.deviceComboBox.currentText,
+                device=device,
+                precision=self.ui.precisionComboBox.currentText,
+                mirror_views=bool(self.ui.mirrorViewsCheckBox.checked),
+                shift_views=bool(self.ui.shiftViewsCheckBox.checked),
             )
         )
+
+    def onInstallSettingsChanged(self, *_):
+        if self._loading:
+            return
+        self.logic.saveInstallSettings(
+            InstallSettings(
+                library=self.ui.libraryPathLineEdit.currentPath,
+                package_source=self.ui.packageSourceLineEdit.text.strip(),
+            )
+        )
+        self.updateRuntime()
+
+    def onInstall(self, *_):
+        self.onInstallSettingsChanged()
+        problem = self.logic.ensureReady(ask=True)
+        self.updateRuntime()
+        if problem is not None:
+            self.ui.statusLabel.text = problem.message
 
     def onSegmentAll(self, *_):
         volumeNode = self.ui.inputVolumeSelector.currentNode()
         segmentationNode = self.ui.segmentationSelector.currentNode()
         if volumeNode is None or segmentationNode is None:
-            slicer.util.errorDisplay("Select a T1 volume and a segmentation first.")
+            self.ui.statusLabel.text = "Select a T1 volume and a segmentation first."
+            return
+        problem = self.logic.ensureReady(ask=True)
+        if problem is not None:
+            self.ui.statusLabel.text = problem.message
+            self.updateRuntime()
             return
         self.ui.segmentAllButton.enabled = False
         self.ui.cancelButton.enabled = True
         self.ui.progressBar.value = 0
         self.ui.statusLabel.text = "Segmenting all structures..."
-        self._job = self.logic.segmentAll(
+        self.logic.segmentAll(
             volumeNode,
             segmentationNode,
             onProgress=self.onProgress,
@@ -122,9 +201,10 @@ class BrainSAMWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 class BrainSAMLogic(ScriptedLoadableModuleLogic):
-    """Everything the module and the effect do: one engine on one worker thread; outcomes
-    applied on the main thread by a Qt timer. Shared by the module and the effect
-    (BrainSAMLogic.shared()) so that both use the same model, session and thread."""
+    """Everything the module and the effect do. One engine (library, model, session) on
+    the main thread; long work runs as library jobs that a Qt timer polls (tasks.py), so
+    the UI never waits and the work runs at full speed. Shared by the module and the
+    effect (BrainSAMLogic.shared()) so that both use the same model and session."""
 
     _shared = None
 
@@ -137,29 +217,47 @@ class BrainSAMLogic(ScriptedLoadableModuleLogic):
 
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
-        self.engine = Engine()
-        self.worker = JobWorker()
-        self._submittedVolumeKey = None
+        self.engine = Engine(lambda: install.load_library(self.installSettings()))
+        self.runner = TaskRunner()
         self._timer = qt.QTimer()
-        self._timer.setInterval(100)
-        self._timer.connect("timeout()", self._drain)
+        self._timer.setInterval(POLL_INTERVAL_MS)
+        self._timer.connect("timeout()", self.poll)
 
-    # -- settings ------------------------------------------------------------------------
+    # -- settings and installation ---------------------------------------------------------
 
     def settings(self):
         """Model settings from Slicer's settings."""
         return read_settings(qt.QSettings())
 
     def saveSettings(self, settings):
-        """Store model settings; the model is reloaded on the next job."""
+        """Store model settings; the model or session is remade on the next job."""
         write_settings(qt.QSettings(), settings)
+
+    def installSettings(self):
+        """Where the package and library come from."""
+        return read_install_settings(qt.QSettings())
+
+    def saveInstallSettings(self, settings):
+        """Store the installation settings (a new library is used after a restart)."""
+        write_install_settings(qt.QSettings(), settings)
+
+    def missingDependency(self):
+        """None when BrainSAM can run, else an install.Problem naming what is missing."""
+        return install.library_problem(self.installSettings())
+
+    def ensureReady(self, ask=True):
+        """Offer to install what is missing (asks first); None when ready."""
+        problem = install.ensure_ready(slicer.util, self.installSettings(), ask=ask)
+        if problem is not None:
+            slicer.util.showStatusMessage(f"BrainSAM: {problem.message}", 10000)
+        return problem
 
     def runtimeDescription(self):
         """One line on the library and libtorch, or why the library cannot load."""
         try:
-            library = binding.load_library()
+            library = install.load_library(self.installSettings())
             info = library.runtime_info()
-        except binding.BrainSAMError as error:
+        except Exception as error:  # noqa: BLE001 - shown in the settings
             return f"libbrainsam not available: {error}"
         cuda = f"CUDA ({info['cuda_device_count']} devices)" if info["cuda_available"] else "no CUDA"
         return f"libbrainsam {library.version()}, libtorch {info['libtorch_version']}, {cuda}"
@@ -183,202 +281,170 @@ class BrainSAMLogic(ScriptedLoadableModuleLogic):
             ijkToRas = slicer.util.arrayFromVTKMatrix(toWorld) @ ijkToRas
         return np.asarray(ijkToRas, dtype=np.float64)
 
-    def _volumeInput(self, volumeNode):
-        """(key, array or None, ijkToRas), taken on the main thread. The voxels are copied
-        only when the session does not hold this volume yet."""
+    def _prepare(self, volumeNode):
+        """Load the model (first use: seconds) and give the session the volume when it
+        does not hold it yet (the voxels are copied only then)."""
+        self.engine.ensure_model(self.settings())
         ijkToRas = self.ijkToRas(volumeNode)
         key = (volumeNode.GetID(), volumeNode.GetImageData().GetMTime(), ijkToRas.tobytes())
-        array = None
-        if key != self._submittedVolumeKey:
+        if self.engine.needs_volume(key):
             array = np.array(slicer.util.arrayFromVolume(volumeNode), copy=True)
-        return key, array, ijkToRas
-
-    def _prepare(self, volumeNode):
-        """A worker-side function that loads the model and volume as needed."""
-        settings = self.settings()
-        key, array, ijkToRas = self._volumeInput(volumeNode)
-        self._submittedVolumeKey = key
-
-        def prepare():
-            self.engine.ensure_model(settings)
             self.engine.set_volume(key, array, ijkToRas)
 
-        return prepare
+    # -- tasks ---------------------------------------------------------------------------
 
-    # -- jobs ----------------------------------------------------------------------------
+    def _submit(self, description, volumeNode, steps, onDone, onProgress=None, onFinished=None):
+        """Queue a task: prepare the engine for `volumeNode`, then `steps(task)`. On
+        success onDone(result) then onFinished(result, message); a failure is logged,
+        shown in the status bar and reported as onFinished(None, message) - never a
+        modal dialog, never an exception into Qt."""
 
-    def _submit(self, description, work, onDone, onProgress=None, onFinished=None):
-        """Queue `work(job)`; on success onDone(result) then onFinished(result, message);
-        errors are shown with errorDisplay and reported as onFinished(None, message)."""
+        def run(task):
+            if volumeNode is not None:
+                self._prepare(volumeNode)
+            result = yield from steps(task)
+            return result
 
         def done(result):
             try:
                 onDone(result)
             except Exception as error:  # noqa: BLE001 - shown, never a crash
+                logging.exception("BrainSAM: applying the result failed")
                 failed(error)
                 return
             if onFinished:
                 onFinished(result, f"{description}: done.")
 
         def failed(error):
-            # The session may not hold the volume any more: send it again next time.
-            self._submittedVolumeKey = None
+            self.engine.forget_volume()  # send the volume again next time
             logging.error("BrainSAM: %s failed: %s", description, error)
-            slicer.util.errorDisplay(f"BrainSAM could not {description.lower()}:\n\n{error}")
+            message = f"{description} failed: {error}"
+            slicer.util.showStatusMessage(f"BrainSAM: {message}", 10000)
             if onFinished:
-                onFinished(None, f"{description}: failed.")
+                onFinished(None, message)
 
         def cancelled():
-            self._submittedVolumeKey = None  # the volume may not have reached the session
             if onFinished:
                 onFinished(None, f"{description}: cancelled.")
 
-        job = self.worker.submit(
-            work,
-            on_done=done,
-            on_error=failed,
-            on_cancelled=cancelled,
-            on_progress=onProgress,
-            description=description,
-        )
+        task = self.runner.submit(run, description, done, failed, cancelled, onProgress)
         if not self._timer.isActive():
             self._timer.start()
-        return job
+        return task
 
-    def _drain(self):
+    def poll(self):
+        """Advance the tasks (Qt timer, main thread)."""
         try:
-            self.worker.drain()
+            self.runner.poll()
         except Exception as error:  # noqa: BLE001 - a UI callback failed; show it
             logging.exception("BrainSAM callback failed")
-            slicer.util.errorDisplay(f"BrainSAM: {error}")
-        if not self.worker.busy:
+            slicer.util.showStatusMessage(f"BrainSAM: {error}", 10000)
+        if not self.runner.busy:
             self._timer.stop()
+
+    @property
+    def busy(self):
+        """Whether work is queued or running."""
+        return self.runner.busy
 
     def cancel(self):
         """Cancel queued and running work."""
-        self.worker.cancel_all()
+        self.runner.cancel_all()
 
     def waitForIdle(self, timeoutSeconds=3600.0):
-        """Process events until all jobs are applied (for tests and scripts)."""
-        deadline = time.monotonic() + timeoutSeconds
-        while self.worker.busy:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"BrainSAM still busy after {timeoutSeconds} s")
-            slicer.app.processEvents()
-            self._drain()
-            time.sleep(0.02)
+        """Process events until all work is done (for tests and scripts)."""
 
-    def _guard(self, volumeNode, segmentationNode):
+        def processEvents(seconds):
+            slicer.app.processEvents()
+            time.sleep(seconds)
+
+        self.runner.run_until_idle(processEvents, timeoutSeconds, time.monotonic)
+        self._timer.stop()
+
+    @staticmethod
+    def _guard(volumeNode, segmentationNode):
         if volumeNode is None or segmentationNode is None:
             raise ValueError("select a source volume and a segmentation first")
 
-    def segmentAll(self, volumeNode, segmentationNode, onProgress=None, onFinished=None, beforeWrite=None):
-        """Automatic segmentation into 12 named, coloured segments (created or updated)."""
+    def segmentAll(self, volumeNode, segmentationNode, onProgress=None, onFinished=None, apply=None):
+        """Automatic segmentation. `apply(result)` writes it (default: writeLabels into
+        12 named, coloured segments, created or updated)."""
         self._guard(volumeNode, segmentationNode)
-        prepare = self._prepare(volumeNode)
+        if apply is None:
+            def apply(result):
+                self.writeLabels(segmentationNode, volumeNode, result)
 
-        def work(job):
-            prepare()
-            return self.engine.segment_all(job.report)
+        return self._submit("Segment all structures", volumeNode, self.engine.segment_all_steps,
+                            apply, onProgress, onFinished)
 
-        def apply(result):
-            if beforeWrite:
-                beforeWrite()
-            self.writeLabels(segmentationNode, volumeNode, result)
-
-        return self._submit("Segment all structures", work, apply, onProgress, onFinished)
-
-    def addPoint(self, volumeNode, segmentationNode, structureId, ijk, positive, onFinished=None, beforeWrite=None):
-        """Point prompt at voxel (i, j, k), then re-segment its slice."""
-        self._guard(volumeNode, segmentationNode)
-        prepare = self._prepare(volumeNode)
+    def addPoint(self, volumeNode, structureId, ijk, positive, apply, onFinished=None):
+        """Point prompt at voxel (i, j, k); re-segments the coronal slice through it and
+        gives the result (only that slice changed) to `apply`."""
         ijk = [float(c) for c in ijk]
-
-        def work(job):
-            prepare()
-            return self.engine.add_point_and_segment(structureId, ijk, positive)
-
+        structure(structureId)
         return self._submit(
-            "Add point", work, self._applier(volumeNode, segmentationNode, beforeWrite), None, onFinished
+            "Add point", volumeNode,
+            lambda task: self.engine.point_steps(task, structureId, ijk, positive),
+            apply, None, onFinished,
         )
 
-    def addBox(self, volumeNode, segmentationNode, structureId, ijkA, ijkB, onFinished=None, beforeWrite=None):
-        """Box prompt from two corners, then re-segment its slice."""
-        self._guard(volumeNode, segmentationNode)
-        prepare = self._prepare(volumeNode)
+    def addBox(self, volumeNode, structureId, ijkA, ijkB, apply, onFinished=None):
+        """Box prompt from two corners on one coronal slice; re-segments that slice."""
         ijkA, ijkB = [float(c) for c in ijkA], [float(c) for c in ijkB]
-
-        def work(job):
-            prepare()
-            return self.engine.add_box_and_segment(structureId, ijkA, ijkB)
-
+        structure(structureId)
         return self._submit(
-            "Add box", work, self._applier(volumeNode, segmentationNode, beforeWrite), None, onFinished
+            "Add box", volumeNode,
+            lambda task: self.engine.box_steps(task, structureId, ijkA, ijkB),
+            apply, None, onFinished,
         )
 
-    def propagate(self, volumeNode, segmentationNode, structureId, startSlice, direction,
-                  maxSlices=1000, onProgress=None, onFinished=None, beforeWrite=None):
+    def propagate(self, volumeNode, structureId, startSlice, direction, maxSlices, apply,
+                  onProgress=None, onFinished=None):
         """Propagate a structure from `startSlice` through neighbouring slices."""
-        self._guard(volumeNode, segmentationNode)
-        prepare = self._prepare(volumeNode)
-
-        def work(job):
-            prepare()
-            return self.engine.propagate(structureId, int(startSlice), direction, maxSlices, job.report)
-
+        structure(structureId)
         return self._submit(
-            "Propagate", work, self._applier(volumeNode, segmentationNode, beforeWrite), onProgress, onFinished
+            "Propagate", volumeNode,
+            lambda task: self.engine.propagate_steps(task, structureId, int(startSlice), direction,
+                                                     int(maxSlices)),
+            apply, onProgress, onFinished,
         )
 
     def clearPrompts(self, structureId, sliceIndex=None, onFinished=None):
         """Forget the prompts of a structure (the segment itself is kept)."""
 
-        def work(job):
+        def steps(task):
             self.engine.clear_prompts(structureId, sliceIndex)
+            return None
+            yield  # a generator with no job
 
-        return self._submit("Clear prompts", work, lambda result: None, None, onFinished)
-
-    def _applier(self, volumeNode, segmentationNode, beforeWrite):
-        def apply(result):
-            if beforeWrite:
-                beforeWrite()
-            self.writeLabels(segmentationNode, volumeNode, result)
-
-        return apply
+        return self._submit("Clear prompts", None, steps, lambda result: None, None, onFinished)
 
     # -- writing segments ------------------------------------------------------------------
 
     @staticmethod
-    def ensureSegments(segmentationNode, classIds):
-        """Create missing BrainSAM segments and set their names and colours; returns
-        class id -> segment id."""
+    def ensureSegment(segmentationNode, classId):
+        """The id of the structure's BrainSAM segment, created with its FreeSurfer name
+        and colour when missing. An existing segment keeps the name and colour the user
+        gave it."""
+        info = structure(classId)
         segmentation = segmentationNode.GetSegmentation()
-        ids = {}
-        for classId in classIds:
-            info = structure(classId)
-            segment = segmentation.GetSegment(info.segment_id)
-            if segment is None:
-                segmentation.AddEmptySegment(info.segment_id, info.name, list(info.colour))
-                segment = segmentation.GetSegment(info.segment_id)
-            segment.SetName(info.name)
-            segment.SetColor(*info.colour)
-            ids[classId] = info.segment_id
-        return ids
+        if segmentation.GetSegment(info.segment_id) is None:
+            segmentation.AddEmptySegment(info.segment_id, info.name, list(info.colour))
+        return info.segment_id
 
     def writeLabels(self, segmentationNode, volumeNode, result):
-        """Write the result's structures from its label volume into the segmentation."""
+        """Write the result's structures from its label volume into the segmentation
+        (whole segments: the module's automatic segmentation)."""
         if segmentationNode.GetDisplayNode() is None:
             segmentationNode.CreateDefaultDisplayNodes()
         if not segmentationNode.GetNodeReference(
             segmentationNode.GetReferenceImageGeometryReferenceRole()
         ):
             segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(volumeNode)
-        segmentIds = self.ensureSegments(segmentationNode, result.structures)
         for classId in result.structures:
+            segmentId = self.ensureSegment(segmentationNode, classId)
             mask = (result.labels == classId).astype(np.uint8)
-            slicer.util.updateSegmentBinaryLabelmapFromArray(
-                mask, segmentationNode, segmentIds[classId], volumeNode
-            )
+            slicer.util.updateSegmentBinaryLabelmapFromArray(mask, segmentationNode, segmentId, volumeNode)
 
     @staticmethod
     def statsText(stats):

@@ -18,7 +18,10 @@ class SegmentEditorBrainSAM(ScriptedLoadableModule):
         self.parent.contributors = ["BrainSAM developers"]
         self.parent.hidden = True
         self.parent.helpText = "Segment Editor effect 'BrainSAM': SAM + LoRA prompts for 12 subcortical structures."
-        self.parent.acknowledgementText = ""
+        self.parent.acknowledgementText = (
+            "BrainSAM adapts Segment Anything (Kirillov et al., Meta AI, Apache-2.0) with LoRA for "
+            "subcortical segmentation. Built on 3D Slicer's Segment Editor (slicer.org)."
+        )
         slicer.app.connect("startupCompleted()", self.registerEditorEffect)
 
     def registerEditorEffect(self):

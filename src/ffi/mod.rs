@@ -14,11 +14,13 @@
 #![allow(non_camel_case_types)]
 
 mod handles;
+mod job;
 mod logging;
 mod runtime;
 mod session;
 mod train;
 
+pub use job::*;
 pub use logging::*;
 pub use runtime::*;
 pub use session::*;

@@ -173,11 +173,12 @@ pub struct brainsam_model {
 
 /// A segmentation session (opaque).
 pub struct brainsam_session {
-    session: Mutex<Session>,
+    pub(super) session: Mutex<Session>,
 }
 
 static MODELS: HandleRegistry<brainsam_model> = HandleRegistry::new("brainsam_model");
-static SESSIONS: HandleRegistry<brainsam_session> = HandleRegistry::new("brainsam_session");
+pub(super) static SESSIONS: HandleRegistry<brainsam_session> =
+    HandleRegistry::new("brainsam_session");
 
 /// Progress callback: return non-zero to cancel the operation.
 pub type brainsam_progress_fn =

@@ -1,17 +1,26 @@
 """The Slicer-independent logic of the BrainSAM module, for real: structure naming and
-colours, IJK/RAS conversions, propagation order and boxes, settings, the job worker."""
+colours, IJK/RAS conversions, views and slices, propagation order and boxes, settings,
+installation checks, and the task runner that polls library jobs."""
 
-import threading
-import time
+import sys
+import types
 
 import numpy as np
 import pytest
 
 from BrainSAMLib import geometry
 from brainsam.binding import BrainSAMError, decompose_ijk_to_ras
-from BrainSAMLib.settings import ModelSettings, read_settings, write_settings
+from BrainSAMLib import install
+from BrainSAMLib.settings import (
+    InstallSettings,
+    ModelSettings,
+    read_install_settings,
+    read_settings,
+    write_install_settings,
+    write_settings,
+)
 from BrainSAMLib.structures import STRUCTURES, structure, structure_for_segment_id
-from BrainSAMLib.worker import JobWorker
+from BrainSAMLib.tasks import TaskRunner
 
 LIA = np.array([[-1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]])
 
@@ -81,6 +90,10 @@ def test_propagation_runs_go_outward_from_the_start():
     assert geometry.propagation_runs(5, 10, "forward", 100) == [[(6, 5), (7, 6), (8, 7), (9, 8)]]
     assert geometry.propagation_runs(2, 10, "backward", 100) == [[(1, 2), (0, 1)]]
     assert geometry.propagation_runs(5, 10, "both", 2) == [[(6, 5), (7, 6)], [(4, 5), (3, 4)]]
+    # Within the library's region of interest (slices 4..7 here).
+    assert geometry.propagation_runs(5, 8, "both", 100, first=4) == [[(6, 5), (7, 6)], [(4, 5)]]
+    with pytest.raises(ValueError, match="4..7"):
+        geometry.propagation_runs(3, 8, "both", 100, first=4)
     assert geometry.propagation_runs(0, 1, "both", 5) == [[], []]
     with pytest.raises(ValueError):
         geometry.propagation_runs(10, 10, "both", 5)
@@ -171,6 +184,36 @@ def test_propagation_stops_when_progress_asks():
     assert done == [16, 17]
 
 
+# --- views and slices ------------------------------------------------------------------
+
+
+def test_coronal_axis_and_view_orientation():
+    lia = matrix([1.0, 1.0, 1.0], LIA, [0, 0, 0])
+    assert geometry.coronal_axis(lia) == 2  # k runs anterior in LIA
+    assert geometry.coronal_axis(np.eye(4)) == 1  # j in RAS
+    coronal_view = np.array([[-1.0, 0, 0, 0], [0, 0, 1.0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1]])  # normal A
+    axial_view = np.array([[-1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1]])  # normal S
+    assert geometry.view_along_axis(coronal_view, lia, 2)
+    assert not geometry.view_along_axis(axial_view, lia, 2)
+    assert geometry.view_along_axis(axial_view, lia, 1)
+    tilted = coronal_view.copy()
+    angle = np.radians(20)
+    tilted[:3, 2] = [0, np.cos(angle), np.sin(angle)]
+    assert not geometry.view_along_axis(tilted, lia, 2)
+
+
+def test_only_the_touched_slices_are_in_the_mask_and_extent():
+    labels = np.zeros((6, 7, 8), np.uint8)  # [k, j, i]
+    labels[:, 2:5, 3:6] = 4
+    labels[:, 0, 0] = 9
+    mask = geometry.structure_on_slices(labels, 4, axis=1, slices=[3])
+    assert mask.dtype == np.uint8
+    assert mask[:, 3, 3:6].all() and mask.sum() == 6 * 3
+    assert not mask[:, 2, :].any() and not mask[:, 4, :].any()
+    assert geometry.slices_extent(labels.shape, 1, [3, 5]) == [0, 7, 3, 5, 0, 5]
+    assert geometry.slices_extent(labels.shape, 2, [1]) == [0, 7, 0, 6, 1, 1]
+
+
 # --- settings --------------------------------------------------------------------------
 
 
@@ -185,114 +228,280 @@ class DictSettings:
         self.store[key] = value
 
 
-def test_settings_default_round_trip_and_bad_device():
+def test_settings_default_round_trip_and_bad_values():
     qsettings = DictSettings()
-    assert read_settings(qsettings) == ModelSettings("", "", "auto")
-    write_settings(qsettings, ModelSettings("/m/model.pt", "/m/lora.pt", "cuda"))
-    assert qsettings.store == {"BrainSAM/Checkpoint": "/m/model.pt", "BrainSAM/Adapter": "/m/lora.pt", "BrainSAM/Device": "cuda"}
-    assert read_settings(qsettings) == ModelSettings("/m/model.pt", "/m/lora.pt", "cuda")
+    assert read_settings(qsettings) == ModelSettings()
+    assert ModelSettings().mirror_views and ModelSettings().shift_views
+    chosen = ModelSettings("/m/model.pt", "/m/lora.pt", "cuda:1", "bf16", mirror_views=False, shift_views=True)
+    write_settings(qsettings, chosen)
+    assert qsettings.store["BrainSAM/Device"] == "cuda:1"
+    assert qsettings.store["BrainSAM/MirrorViews"] == "false"
+    assert read_settings(qsettings) == chosen
+    # QSettings .ini files give strings back; a restart reads the same settings.
+    reloaded = DictSettings()
+    reloaded.store = {k: str(v) for k, v in qsettings.store.items()}
+    assert read_settings(reloaded) == chosen
     qsettings.store["BrainSAM/Device"] = "TPU"
-    assert read_settings(qsettings).device == "auto"
+    qsettings.store["BrainSAM/Precision"] = "fp8"
+    assert read_settings(qsettings).device == "auto" and read_settings(qsettings).precision == "auto"
     with pytest.raises(ValueError, match="tpu"):
         write_settings(qsettings, ModelSettings(device="tpu"))
+    with pytest.raises(ValueError, match="cuda:x"):
+        write_settings(qsettings, ModelSettings(device="cuda:x"))
+    with pytest.raises(ValueError, match="fp8"):
+        write_settings(qsettings, ModelSettings(precision="fp8"))
+    # A model change reloads the model; a views change only remakes the session.
+    assert chosen.model_key() != ModelSettings().model_key()
+    assert ModelSettings(mirror_views=False).model_key() == ModelSettings().model_key()
+    assert ModelSettings(mirror_views=False).session_key() != ModelSettings().session_key()
 
 
-# --- worker ----------------------------------------------------------------------------
+def test_install_settings_round_trip():
+    qsettings = DictSettings()
+    assert read_install_settings(qsettings) == InstallSettings("", "brainsam")
+    write_install_settings(qsettings, InstallSettings("/opt/libbrainsam.so", "/tmp/brainsam-1.0-py3-none-any.whl"))
+    assert read_install_settings(qsettings) == InstallSettings("/opt/libbrainsam.so", "/tmp/brainsam-1.0-py3-none-any.whl")
+    write_install_settings(qsettings, InstallSettings("", ""))
+    assert read_install_settings(qsettings).package_source == "brainsam"
 
 
-def drain_until(worker, condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "worker did not finish in time"
-        worker.drain()
-        time.sleep(0.005)
+# --- installation -----------------------------------------------------------------------
+
+
+class FakeUtil:
+    """slicer.util's part that installation uses: records questions, pip runs, messages."""
+
+    def __init__(self, answer, pip_effect=None):
+        self.answer, self.pip_effect = answer, pip_effect
+        self.asked, self.installed, self.status = [], [], []
+
+    def confirmOkCancelDisplay(self, text, windowTitle=None, **kwargs):
+        self.asked.append(text)
+        return self.answer
+
+    def pip_install(self, source):
+        self.installed.append(source)
+        if self.pip_effect:
+            self.pip_effect(source)
+
+    def showStatusMessage(self, message, duration=0):
+        self.status.append(message)
 
 
 @pytest.fixture
-def worker():
-    created = JobWorker()
-    yield created
-    created.shutdown()
+def without_brainsam(monkeypatch):
+    """As in a fresh Slicer: `import brainsam` fails."""
+    for name in list(sys.modules):
+        if name == "brainsam" or name.startswith("brainsam."):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if not p.endswith("/python")])
+    import importlib.abc
+
+    class Block(importlib.abc.MetaPathFinder):
+        blocked = True
+
+        def find_spec(self, name, path=None, target=None):
+            if self.blocked and (name == "brainsam" or name.startswith("brainsam.")):
+                raise ImportError(f"No module named {name!r}")
+            return None
+
+    blocker = Block()
+    monkeypatch.setattr(sys, "meta_path", [blocker, *sys.meta_path])
+    return blocker
 
 
-def test_jobs_run_in_order_on_one_other_thread_and_results_arrive_on_drain(worker):
-    threads, results = [], []
-    release = threading.Event()
-    worker.submit(lambda job: release.wait(5) and threads.append(threading.get_ident()) or "first",
-                  on_done=results.append)
-    for n in range(5):
-        worker.submit(lambda job, n=n: threads.append(threading.get_ident()) or n, on_done=results.append)
-    assert worker.busy
-    time.sleep(0.05)
-    assert worker.drain() == 0 and results == []  # nothing delivered while the first job blocks
-    release.set()
-    drain_until(worker, lambda: not worker.busy)
-    assert results == ["first", 0, 1, 2, 3, 4]
-    assert len(set(threads)) == 1 and threads[0] != threading.get_ident()
+def test_a_missing_package_is_named_and_installed_only_after_asking(without_brainsam):
+    problem = install.library_problem(InstallSettings())
+    assert problem.installable and "brainsam" in problem.message and "not installed" in problem.message
+    # Declined: nothing installed, the problem stays (shown without a dialog).
+    util = FakeUtil(answer=False)
+    assert install.ensure_ready(util, InstallSettings(), ask=True).installable
+    assert len(util.asked) == 1 and util.installed == []
+    # Not asked (e.g. while only showing the state): nothing installed.
+    util = FakeUtil(answer=True)
+    assert install.ensure_ready(util, InstallSettings(), ask=False) is not None and util.asked == []
+
+    # Accepted: pip installs the configured source; afterwards the package imports.
+    def pip_effect(source):
+        without_brainsam.blocked = False
+
+    util = FakeUtil(answer=True, pip_effect=pip_effect)
+    wheel_source = "brainsam==0.3"
+    problem = install.ensure_ready(util, InstallSettings(library="", package_source=wheel_source), ask=True)
+    assert util.installed == [wheel_source]
+    assert any("Installing BrainSAM" in m for m in util.status)
+    # The package imports now; whether its library loads depends on this machine's build.
+    assert problem is None or "libbrainsam" in problem.message
 
 
-def test_errors_are_delivered_and_the_worker_keeps_going(worker):
-    errors, results = [], []
+def test_a_failed_pip_install_and_a_missing_wheel_are_named(without_brainsam):
+    def fail(source):
+        raise RuntimeError("Could not find a version that satisfies the requirement brainsam")
 
-    def fail(job):
-        raise BrainSAMError(4, "bad checkpoint")
-
-    worker.submit(fail, on_done=results.append, on_error=errors.append)
-    worker.submit(lambda job: 42, on_done=results.append)
-    drain_until(worker, lambda: not worker.busy)
-    assert results == [42] and len(errors) == 1 and "bad checkpoint" in str(errors[0])
-    assert worker.alive
-
-
-def test_cancel_queued_and_running_jobs(worker):
-    started, outcomes, progress = threading.Event(), [], []
-
-    def long_job(job):
-        started.set()
-        for step in range(1000):
-            if job.report(step, 1000):
-                raise BrainSAMError(8, "cancelled by the caller")
-            time.sleep(0.002)
-        return "finished"
-
-    running = worker.submit(long_job, on_done=outcomes.append, on_cancelled=lambda: outcomes.append("cancelled running"),
-                            on_progress=lambda d, t: progress.append((d, t)))
-    queued = worker.submit(lambda job: outcomes.append("queued ran"), on_cancelled=lambda: outcomes.append("cancelled queued"))
-    assert started.wait(5)
-    time.sleep(0.05)
-    worker.cancel_all()
-    drain_until(worker, lambda: not worker.busy)
-    assert outcomes == ["cancelled running", "cancelled queued"]
-    assert running.state == "cancelled" and queued.state == "cancelled"
-    assert progress and all(t == 1000 for _, t in progress)
-    assert len(progress) < 100  # coalesced to the latest per drain
-    # A cancellation reported by the library without cancel() is still a cancellation.
-    worker.submit(lambda job: (_ for _ in ()).throw(BrainSAMError(8, "x")), on_cancelled=lambda: outcomes.append("lib"))
-    drain_until(worker, lambda: not worker.busy)
-    assert outcomes[-1] == "lib"
+    util = FakeUtil(answer=True, pip_effect=fail)
+    problem = install.ensure_ready(util, InstallSettings(package_source="brainsam"), ask=True)
+    assert "pip install brainsam failed" in problem.message and "satisfies" in problem.message
+    util = FakeUtil(answer=True)
+    problem = install.ensure_ready(util, InstallSettings(package_source="/nowhere/brainsam-1.0-py3-none-any.whl"))
+    assert "/nowhere/brainsam-1.0-py3-none-any.whl does not exist" in problem.message and util.installed == []
 
 
-def test_a_failing_callback_does_not_lose_the_others(worker):
-    delivered = []
+def test_a_library_path_that_does_not_exist_is_named(tmp_path):
+    missing = tmp_path / "libbrainsam.so"
+    problem = install.library_problem(InstallSettings(library=str(missing)))
+    assert problem is not None and str(missing) in problem.message and not problem.installable
+    junk = tmp_path / "junk.so"
+    junk.write_bytes(b"not a library")
+    problem = install.library_problem(InstallSettings(library=str(junk)))
+    assert problem is not None and "cannot be loaded" in problem.message
+
+
+# --- task runner ------------------------------------------------------------------------
+
+
+class FakeJob:
+    """A library job stand-in that finishes after `polls` progress calls."""
+
+    def __init__(self, polls=3, fail=None, total=4):
+        self.polls, self.fail, self.total = polls, fail, total
+        self.seen, self.cancelled, self.closed = 0, False, False
+
+    def progress(self):
+        self.seen += 1
+        if self.cancelled:
+            return self.total, self.total, "cancelled"
+        if self.seen < self.polls:
+            return self.seen, self.total, "running"
+        return self.total, self.total, "failed" if self.fail else "finished"
+
+    def wait(self):
+        if self.fail:
+            raise self.fail
+        return "cancelled" if self.cancelled else "finished"
+
+    def cancel(self):
+        self.cancelled = True
+
+    def close(self):
+        self.closed = True
+
+
+def empty_steps(task):
+    """A task with no job."""
+    return None
+    yield
+
+
+def run(runner, limit=100):
+    for _ in range(limit):
+        if not runner.busy:
+            return
+        runner.poll()
+    raise AssertionError("runner still busy")
+
+
+def test_tasks_run_jobs_in_order_and_deliver_results_and_progress():
+    runner, events, jobs = TaskRunner(), [], []
+
+    def steps(name, count):
+        def make(task):
+            for n in range(count):
+                job = FakeJob()
+                jobs.append(job)
+                events.append(f"{name} start {n}")
+                yield job
+            return name
+
+        return make
+
+    runner.submit(steps("a", 2), on_done=events.append, on_progress=lambda d, t: events.append((d, t)))
+    runner.submit(steps("b", 1), on_done=events.append)
+    assert runner.busy
+    runner.poll()
+    assert events[:1] == ["a start 0"] and "b start 0" not in events  # one job at a time
+    run(runner)
+    assert [e for e in events if isinstance(e, str)] == ["a start 0", "a start 1", "a", "b start 0", "b"]
+    assert (4, 4) in events and all(job.closed for job in jobs)
+
+
+def test_a_failed_job_is_raised_into_its_task_and_reported():
+    from brainsam.binding import BrainSAMError
+
+    runner, errors, done = TaskRunner(), [], []
+
+    def steps(task):
+        yield FakeJob(fail=BrainSAMError(1, "slice 400 is outside 0..63"))
+        done.append("not reached")
+
+    runner.submit(steps, on_done=done.append, on_error=errors.append)
+    runner.submit(empty_steps, on_done=done.append)  # next task still runs
+    run(runner)
+    assert len(errors) == 1 and "slice 400" in str(errors[0]) and done == [None]
+
+
+def test_cancel_stops_the_running_job_and_drops_queued_tasks():
+    runner, outcome = TaskRunner(), []
+    job = FakeJob(polls=10_000)
+
+    def steps(task):
+        yield job
+        outcome.append("resumed after cancel")
+
+    runner.submit(steps, on_cancelled=lambda: outcome.append("cancelled running"))
+    runner.submit(empty_steps, on_cancelled=lambda: outcome.append("cancelled queued"),
+                  on_done=lambda r: outcome.append("queued ran"))
+    runner.poll()
+    runner.cancel_all()
+    assert job.cancelled
+    run(runner)
+    assert outcome == ["cancelled running", "cancelled queued"] and job.closed
+
+
+def test_a_failing_callback_does_not_lose_the_others():
+    runner, delivered = TaskRunner(), []
 
     def bad(result):
         raise RuntimeError("widget gone")
 
-    worker.submit(lambda job: 1, on_done=bad)
-    worker.submit(lambda job: 2, on_done=delivered.append)
-    deadline = time.monotonic() + 5
-    while worker.busy and time.monotonic() < deadline:
-        try:
-            worker.drain()
-        except RuntimeError as error:
-            assert "widget gone" in str(error)
-        time.sleep(0.005)
+    def one(value):
+        def make(task):
+            yield FakeJob(polls=1)
+            return value
+
+        return make
+
+    runner.submit(one(1), on_done=bad)
+    runner.submit(one(2), on_done=delivered.append)
+    with pytest.raises(RuntimeError, match="widget gone"):
+        for _ in range(10):
+            runner.poll()
+    run(runner)
     assert delivered == [2]
 
 
-def test_shutdown_stops_the_thread():
-    worker = JobWorker()
-    worker.shutdown()
-    assert not worker.alive
-    with pytest.raises(RuntimeError, match="stopped"):
-        worker.submit(lambda job: None)
+def test_propagation_as_tasks_gives_the_same_slices_as_the_blocking_loop():
+    from BrainSAMLib.engine import Engine
+
+    def make_session():
+        labels = np.zeros((30, 30, 30), np.uint8)
+        labels[10:20, 15, 10:20] = 6
+        session = ShrinkingSession(labels, axis=1)
+
+        def start_segment_structure(structure, slice_index):
+            session.segment_structure(structure, slice_index)
+            return FakeJob(polls=2, total=1)
+
+        session.start_segment_structure = start_segment_structure
+        session.shape = labels.shape
+        return session
+
+    blocking = list(geometry.iterate_propagation(make_session(), 6, 15, "both", max_slices=20))
+    engine = Engine(library_loader=lambda: None)
+    session = make_session()
+    engine._session, engine._volume_key = session, "volume"
+    runner, results, progress = TaskRunner(), [], []
+    runner.submit(lambda task: engine.propagate_steps(task, 6, 15, "both", 20),
+                  on_done=results.append, on_progress=lambda d, t: progress.append((d, t)))
+    run(runner, limit=1000)
+    assert list(results[0].slices) == blocking == [16, 17, 18, 19, 20, 14, 13, 12, 11, 10]
+    assert results[0].axis == 1 and progress[-1] == (10, 29)

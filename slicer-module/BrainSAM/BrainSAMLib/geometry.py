@@ -6,7 +6,7 @@ library slices along one voxel axis (`axis`, 0/1/2 for i/j/k), whose numpy axis 
 
 from __future__ import annotations
 
-from typing import Iterator, Optional, Sequence
+from typing import Generator, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -43,19 +43,20 @@ def box_on_slice(ijk_a: Sequence[float], ijk_b: Sequence[float], axis: int):
     return a, b
 
 
-def propagation_runs(start: int, slice_count: int, direction: str, max_slices: int):
+def propagation_runs(start: int, slice_count: int, direction: str, max_slices: int, first: int = 0):
     """Slices to visit when propagating from `start`: a list of runs, each a list of
-    (slice, previous_slice) in order outward from `start`. `direction` is "forward"
-    (increasing index), "backward" or "both"; each run has at most `max_slices` steps."""
+    (slice, previous_slice) in order outward from `start`, within slices
+    `first`..`slice_count - 1`. `direction` is "forward" (increasing index), "backward" or
+    "both"; each run has at most `max_slices` steps."""
     if direction not in ("forward", "backward", "both"):
         raise ValueError(f"direction must be forward, backward or both, got {direction!r}")
-    if not 0 <= start < slice_count:
-        raise ValueError(f"start slice {start} outside 0..{slice_count - 1}")
+    if not first <= start < slice_count:
+        raise ValueError(f"start slice {start} outside {first}..{slice_count - 1}")
     runs = []
     for step, name in ((1, "forward"), (-1, "backward")):
         if direction in (name, "both"):
             stop = start + step * (max_slices + 1)
-            stop = min(stop, slice_count) if step > 0 else max(stop, -1)
+            stop = min(stop, slice_count) if step > 0 else max(stop, first - 1)
             runs.append([(s, s - step) for s in range(start + step, stop, step)])
     return runs
 
@@ -89,6 +90,46 @@ def box_from_mask(
     return a, b
 
 
+def propagation_plan(
+    session,
+    structure: int,
+    start: int,
+    direction: str = "both",
+    max_slices: int = 1000,
+    margin: int = 2,
+    progress=None,
+) -> Generator[int, None, tuple]:
+    """Propagation of `structure` from slice `start` through its neighbours, as a
+    generator the caller drives: for each next slice it sets a box prompt from the
+    previous slice's mask, then yields the slice; the caller segments it (at once, or as a
+    library job) and resumes the generator, which reads the labels back. A run stops at
+    the first slice where the structure comes out empty or at the edge of the region of
+    interest. `progress(done, total)` returning truthy stops early. Returns the slices done.
+
+    When the library does propagation itself, the caller replaces this whole plan by one
+    library job; the callers' interface (slices done, progress) stays the same."""
+    axis = session.slicing_axis()
+    # The library's region of interest, where prompts may go (whole volume without one).
+    first, last = session.slice_range() if hasattr(session, "slice_range") else (0, session.slice_count() - 1)
+    runs = propagation_runs(start, last + 1, direction, max_slices, first)
+    total = sum(len(run) for run in runs)
+    done = []
+    labels = session.copy_labels()
+    for run in runs:
+        for slice_index, previous in run:
+            box = box_from_mask(labels, structure, axis, previous, slice_index, margin)
+            if box is None:
+                break
+            session.clear_prompts(structure, slice_index)
+            session.add_box(structure, *box)
+            yield slice_index
+            labels = session.copy_labels(labels)
+            done.append(slice_index)
+            if progress is not None and progress(len(done), total):
+                return tuple(done)
+    return tuple(done)
+
+
 def iterate_propagation(
     session,
     structure: int,
@@ -98,26 +139,56 @@ def iterate_propagation(
     margin: int = 2,
     progress=None,
 ) -> Iterator[int]:
-    """Propagate `structure` from slice `start` through its neighbours with a session
-    (binding.Session or anything with the same methods): on each next slice, a box prompt
-    from the previous slice's mask, then segment_structure; a run stops at the first slice
-    where the structure comes out empty or at the volume's edge. Yields each slice done.
-    `progress(done, total)` returning truthy stops early."""
-    axis = session.slicing_axis()
-    runs = propagation_runs(start, session.slice_count(), direction, max_slices)
-    total = sum(len(run) for run in runs)
-    done = 0
-    labels = session.copy_labels()
-    for run in runs:
-        for slice_index, previous in run:
-            box = box_from_mask(labels, structure, axis, previous, slice_index, margin)
-            if box is None:
-                break
-            session.clear_prompts(structure, slice_index)
-            session.add_box(structure, *box)
-            session.segment_structure(structure, slice_index)
-            labels = session.copy_labels(labels)
-            done += 1
-            yield slice_index
-            if progress is not None and progress(done, total):
-                return
+    """propagation_plan() run synchronously with a session (binding.Session or anything
+    with the same methods): yields each slice once segmented."""
+    plan = propagation_plan(session, structure, start, direction, max_slices, margin, progress)
+    for slice_index in plan:
+        session.segment_structure(structure, slice_index)
+        yield slice_index
+
+
+def coronal_axis(ijk_to_ras) -> int:
+    """The voxel axis (0/1/2) closest to anterior-posterior: the library's slicing axis
+    for a volume with this IJK-to-RAS matrix (computed here so that it is known while a
+    job holds the session)."""
+    columns = np.asarray(ijk_to_ras, dtype=np.float64)[:3, :3]
+    norms = np.linalg.norm(columns, axis=0)
+    norms[norms == 0] = 1.0
+    return int(np.argmax(np.abs(columns[1, :]) / norms))
+
+
+def view_along_axis(slice_to_ras, ijk_to_ras, axis: int, tolerance_degrees: float = 10.0) -> bool:
+    """Whether a slice view (its 4x4 SliceToRAS) shows slices of voxel axis `axis`: its
+    normal is within `tolerance_degrees` of that axis. A box drawn in such a view lies on
+    one slice of the axis."""
+    normal = np.asarray(slice_to_ras, dtype=np.float64)[:3, 2]
+    column = np.asarray(ijk_to_ras, dtype=np.float64)[:3, axis]
+    if not np.linalg.norm(normal) or not np.linalg.norm(column):
+        return False
+    cosine = abs(float(normal @ column)) / (np.linalg.norm(normal) * np.linalg.norm(column))
+    return cosine >= np.cos(np.radians(tolerance_degrees))
+
+
+def slices_extent(shape: Sequence[int], axis: int, slices: Sequence[int]) -> list:
+    """The voxel extent [i0, i1, j0, j1, k0, k1] of a [k, j, i]-shaped volume that covers
+    the given slices of voxel axis `axis` (and the whole of the other axes)."""
+    dims = (shape[2], shape[1], shape[0])
+    extent = []
+    for voxel_axis in range(3):
+        if voxel_axis == axis:
+            extent += [int(min(slices)), int(max(slices))]
+        else:
+            extent += [0, int(dims[voxel_axis]) - 1]
+    return extent
+
+
+def structure_on_slices(labels: np.ndarray, structure: int, axis: int, slices: Sequence[int]) -> np.ndarray:
+    """uint8 mask [k, j, i]: 1 where `labels` is `structure` on the given slices of voxel
+    axis `axis`, 0 everywhere else (what a prompt changed, and nothing more)."""
+    mask = np.zeros(labels.shape, dtype=np.uint8)
+    numpy_axis = 2 - axis
+    for slice_index in slices:
+        index = [slice(None)] * 3
+        index[numpy_axis] = int(slice_index)
+        mask[tuple(index)] = labels[tuple(index)] == structure
+    return mask

@@ -1,4 +1,8 @@
-"""Stand-in for Slicer's SegmentEditorEffects: the scripted effect base class."""
+"""Stand-in for Slicer's SegmentEditorEffects: the scripted effect base class. Like
+Slicer's, xyToRas maps a slice-view position through the view's XYToRAS (here: the slice
+node's SliceToRAS, one pixel = one mm)."""
+
+import numpy as np
 
 
 class AbstractScriptedSegmentEditorEffect:
@@ -6,8 +10,6 @@ class AbstractScriptedSegmentEditorEffect:
         self.scriptedEffect = scriptedEffect
         scriptedEffect.effect = self
 
-    def xyToIjk(self, xy, viewWidget, image, parentTransformNode=None):
-        return self.scriptedEffect.xyToIjk(xy, viewWidget, image, parentTransformNode)
-
     def xyToRas(self, xy, viewWidget):
-        return self.scriptedEffect.xyToRas(xy, viewWidget)
+        sliceToRas = viewWidget.mrmlSliceNode().GetSliceToRAS().values
+        return (sliceToRas @ np.array([xy[0], xy[1], 0.0, 1.0]))[:3]

@@ -1,8 +1,6 @@
-"""Stand-in for Slicer's `qt` (PythonQt): just what BrainSAM touches."""
-
-
-class _Signal:
-    pass
+"""Stand-in for Slicer's `qt` (PythonQt): what BrainSAM touches, with signals that fire
+like Qt's (a combo box emits currentIndexChanged when its index changes) and a QTimer
+driven by the test's event loop (tests call `run_timers()`, or the GIL model does)."""
 
 
 class QObject:
@@ -13,27 +11,38 @@ class QObject:
         self._slots.setdefault(signal, []).append(slot)
 
     def emit(self, signal, *args):
-        for slot in self._slots.get(signal, []):
+        for slot in list(self._slots.get(signal, [])):
             slot(*args)
 
 
 class QTimer(QObject):
+    """Active timers are in `QTimer.active_timers`; the stand-in event loop fires them."""
+
+    active_timers = []
+
     def __init__(self):
         super().__init__()
         self.interval = 0
-        self.active = False
 
     def setInterval(self, milliseconds):
         self.interval = milliseconds
 
     def start(self):
-        self.active = True
+        if self not in QTimer.active_timers:
+            QTimer.active_timers.append(self)
 
     def stop(self):
-        self.active = False
+        if self in QTimer.active_timers:
+            QTimer.active_timers.remove(self)
 
     def isActive(self):
-        return self.active
+        return self in QTimer.active_timers
+
+
+def run_timers():
+    """One turn of the event loop: fire every active timer once."""
+    for timer in list(QTimer.active_timers):
+        timer.emit("timeout()")
 
 
 class QSettings:
@@ -84,10 +93,12 @@ class QComboBox(QWidget):
     def addItem(self, text, data=None):
         self.items.append((text, data))
         if self.currentIndex < 0:
-            self.currentIndex = 0
+            self.setCurrentIndex(0)
 
     def setCurrentIndex(self, index):
-        self.currentIndex = index
+        if index != self.currentIndex:
+            self.currentIndex = index
+            self.emit("currentIndexChanged(int)", index)
 
     @property
     def currentText(self):

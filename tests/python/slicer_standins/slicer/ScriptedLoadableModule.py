@@ -6,6 +6,12 @@ import os
 class _Parent:
     def __init__(self):
         self.hidden = False
+        self.title = ""
+        self.categories = []
+        self.dependencies = []
+        self.contributors = []
+        self.helpText = ""
+        self.acknowledgementText = ""
 
 
 class ScriptedLoadableModule:
