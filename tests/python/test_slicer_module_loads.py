@@ -533,6 +533,9 @@ def test_a_prompt_writes_into_the_selected_segment_or_creates_the_structure_segm
     apply(result_for(labels, 9, [12]))
     assert segments["BrainSAM_Left_Hippocampus"].name == "Left-Hippocampus"
     assert segments["BrainSAM_Left_Hippocampus"].mask[:, 12, 3:6].all()
+    scripted.undo()  # undo removes the segment the prompt created, too
+    assert "BrainSAM_Left_Hippocampus" not in segments
+    apply(result_for(labels, 9, [12]))
     # The user's own segment selected: the prompt merges into it.
     segmentation.segmentation.AddEmptySegment("Segment_1", "my structure", (1, 0, 0))
     scripted.parameter_node.SetSelectedSegmentID("Segment_1")
