@@ -289,12 +289,16 @@ class FakeSliceWidget:
 class RecordingLogic:
     def __init__(self):
         self.calls = []
+        self.problem = None
 
     def ijkToRas(self, volumeNode):
         return volumeNode.matrix
 
     def ensureReady(self, ask=True):
-        return None
+        return self.problem
+
+    def missingDependency(self):
+        return self.problem
 
     def addPoint(self, *args, **kwargs):
         self.calls.append(("point", args, kwargs))
@@ -446,6 +450,16 @@ def test_a_click_outside_the_volume_is_a_status_bar_hint(slicer_env):
     assert click(effect, FakeSliceWidget(CORONAL_VIEW), (-40, 3))
     assert effect._logic.calls == [] and slicer_env.util.errors == []
     assert "outside the source volume" in slicer_env.util.status[-1]
+
+
+def test_a_click_without_the_runtime_names_what_is_missing(slicer_env):
+    from BrainSAMLib.install import Problem
+
+    effect, *_ = make_effect(slicer_env)
+    effect._logic.problem = Problem("The BrainSAM Python package 'brainsam' is not installed", installable=True)
+    assert click(effect, FakeSliceWidget(CORONAL_VIEW), (10, 8))
+    assert effect._logic.calls == [] and slicer_env.util.errors == []
+    assert "'brainsam' is not installed" in slicer_env.util.status[-1]
 
 
 def test_selecting_a_segment_switches_the_structure_and_back(slicer_env):

@@ -287,6 +287,11 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
             self._removeBoxPreview()
             self._hint("the click is outside the source volume: click inside the brain")
             return
+        problem = self.logic.missingDependency()
+        if problem is not None:
+            self._removeBoxPreview()
+            self._hint(problem.message)
+            return
         structureId = self.selectedStructure()
         if press.dragged():
             if press.negative:
@@ -445,8 +450,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
     def onSegmentAll(self):
         def start():
             volumeNode, segmentationNode = self._nodes()
-            if self.logic.ensureReady(ask=True) is not None:
-                raise ValueError(self.logic.missingDependency().message)
+            problem = self.logic.ensureReady(ask=True)
+            if problem is not None:
+                raise ValueError(problem.message)
             self.statusLabel.text = "Segmenting all structures..."
             self.logic.segmentAll(
                 volumeNode, segmentationNode, onProgress=self._onProgress, onFinished=self._onFinished,
