@@ -289,12 +289,16 @@ class FakeSliceWidget:
 class RecordingLogic:
     def __init__(self):
         self.calls = []
+        self.problem = None
 
     def ijkToRas(self, volumeNode):
         return volumeNode.matrix
 
     def ensureReady(self, ask=True):
-        return None
+        return self.problem
+
+    def missingDependency(self):
+        return self.problem
 
     def addPoint(self, *args, **kwargs):
         self.calls.append(("point", args, kwargs))
@@ -448,6 +452,16 @@ def test_a_click_outside_the_volume_is_a_status_bar_hint(slicer_env):
     assert "outside the source volume" in slicer_env.util.status[-1]
 
 
+def test_a_click_without_the_runtime_names_what_is_missing(slicer_env):
+    from BrainSAMLib.install import Problem
+
+    effect, *_ = make_effect(slicer_env)
+    effect._logic.problem = Problem("The BrainSAM Python package 'brainsam' is not installed", installable=True)
+    assert click(effect, FakeSliceWidget(CORONAL_VIEW), (10, 8))
+    assert effect._logic.calls == [] and slicer_env.util.errors == []
+    assert "'brainsam' is not installed" in slicer_env.util.status[-1]
+
+
 def test_selecting_a_segment_switches_the_structure_and_back(slicer_env):
     effect, scripted, _, segmentation = make_effect(slicer_env)
     brainsam = importlib.import_module("BrainSAM")
@@ -533,6 +547,9 @@ def test_a_prompt_writes_into_the_selected_segment_or_creates_the_structure_segm
     apply(result_for(labels, 9, [12]))
     assert segments["BrainSAM_Left_Hippocampus"].name == "Left-Hippocampus"
     assert segments["BrainSAM_Left_Hippocampus"].mask[:, 12, 3:6].all()
+    scripted.undo()  # undo removes the segment the prompt created, too
+    assert "BrainSAM_Left_Hippocampus" not in segments
+    apply(result_for(labels, 9, [12]))
     # The user's own segment selected: the prompt merges into it.
     segmentation.segmentation.AddEmptySegment("Segment_1", "my structure", (1, 0, 0))
     scripted.parameter_node.SetSelectedSegmentID("Segment_1")

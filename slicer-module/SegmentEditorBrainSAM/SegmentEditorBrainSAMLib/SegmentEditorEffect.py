@@ -209,16 +209,15 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
     def _targetSegment(self, segmentationNode, structureId):
         """The segment a prompt for `structureId` writes into: the selected segment,
         unless it is another structure's BrainSAM segment or none is selected; then the
-        structure's own segment (created with its name and colour if missing)."""
+        structure's own segment (writeSlices creates it, with its name and colour, if
+        missing)."""
         parameterNode = self.scriptedEffect.parameterSetNode()
         selected = parameterNode.GetSelectedSegmentID() or ""
         segment = segmentationNode.GetSegmentation().GetSegment(selected) if selected else None
         info = structure_for_segment_id(selected)
         if segment is not None and (info is None or info.class_id == structureId):
             return selected
-        from BrainSAM import BrainSAMLogic
-
-        return BrainSAMLogic.ensureSegment(segmentationNode, structureId)
+        return structure(structureId).segment_id
 
     # -- interaction -----------------------------------------------------------------------
 
@@ -287,6 +286,11 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         if not geometry.inside(ijkStart, shape):
             self._removeBoxPreview()
             self._hint("the click is outside the source volume: click inside the brain")
+            return
+        problem = self.logic.missingDependency()
+        if problem is not None:
+            self._removeBoxPreview()
+            self._hint(problem.message)
             return
         structureId = self.selectedStructure()
         if press.dragged():
@@ -357,6 +361,11 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
         extent = geometry.slices_extent(result.labels.shape, result.axis, slices)
         parameterNode = self.scriptedEffect.parameterSetNode()
         self.scriptedEffect.saveStateForUndo()
+        if segmentationNode.GetSegmentation().GetSegment(segmentId) is None:
+            # Created after the undo snapshot: undo removes it again.
+            from BrainSAM import BrainSAMLogic
+
+            segmentId = BrainSAMLogic.ensureSegment(segmentationNode, classId)
         if parameterNode.GetSelectedSegmentID() != segmentId:
             parameterNode.SetSelectedSegmentID(segmentId)
         effects = slicer.qSlicerSegmentEditorAbstractEffect
@@ -441,8 +450,9 @@ class SegmentEditorEffect(AbstractScriptedSegmentEditorEffect):
     def onSegmentAll(self):
         def start():
             volumeNode, segmentationNode = self._nodes()
-            if self.logic.ensureReady(ask=True) is not None:
-                raise ValueError(self.logic.missingDependency().message)
+            problem = self.logic.ensureReady(ask=True)
+            if problem is not None:
+                raise ValueError(problem.message)
             self.statusLabel.text = "Segmenting all structures..."
             self.logic.segmentAll(
                 volumeNode, segmentationNode, onProgress=self._onProgress, onFinished=self._onFinished,
