@@ -447,7 +447,9 @@ fn two_processes_on_one_output_never_do_a_scan_twice() {
 #[test]
 fn a_full_output_disk_stops_the_run_cleanly_and_a_rerun_completes() {
     let dir = scratch_dir("cohort_full");
-    let scans = write_scans(&dir, 3);
+    // Five scans: more than the workers and the read-ahead queue hold, so the reader
+    // must notice that the workers stopped.
+    let scans = write_scans(&dir, 5);
     let list = dir.join("scans.txt");
     write_list(&list, &scans);
     let Some(disk) = Tmpfs::mount(&dir.join("disk"), "8M", "full disk") else {
@@ -480,8 +482,11 @@ fn a_full_output_disk_stops_the_run_cleanly_and_a_rerun_completes() {
     assert!(!message.contains("panicked"), "{message}");
     // Nothing half-written under a final name; what was done is intact.
     assert_eq!(done_records(&out), 1, "no scan can be done on a full disk");
-    for id in ["scan1", "scan2"] {
-        assert!(!out.join(id).exists(), "{id}: output folder created on a full disk");
+    for id in ["scan1", "scan2", "scan3", "scan4"] {
+        assert!(
+            !out.join(id).exists(),
+            "{id}: output folder created on a full disk"
+        );
     }
     assert_each_done_once(&out, &["scan0".to_string()]);
     std::fs::remove_file(&filler).unwrap();
@@ -489,8 +494,11 @@ fn a_full_output_disk_stops_the_run_cleanly_and_a_rerun_completes() {
         &["cohort", "--list", s(&list), "--out", s(&out)],
         &fast,
     ));
-    assert!(printed.contains("2 done now, 1 already done"), "{printed}");
-    assert_each_done_once(&out, &["scan0", "scan1", "scan2"].map(String::from));
+    assert!(printed.contains("4 done now, 1 already done"), "{printed}");
+    assert_each_done_once(
+        &out,
+        &(0..5).map(|i| format!("scan{i}")).collect::<Vec<_>>(),
+    );
 }
 
 #[test]

@@ -289,7 +289,7 @@ fn draw_qc_figure(path: &Path, rows: &[ScanVolumes], flags: &[Flag]) -> Result<(
         &mut canvas,
         left,
         6 + i64::from(text_height(1)) + 4,
-        "red: |robust z| > 3.5   orange: confidence < 0.5   blue: ok   grey: median",
+        "red: |robust z| > 3.5   orange: confidence < 0.5   blue: ok   grey: median   under each name: largest volume, mm3",
         [90, 90, 90],
         1,
     );

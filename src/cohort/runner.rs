@@ -7,7 +7,7 @@ use std::io::Write;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -130,30 +130,30 @@ impl Settings {
         Ok((description, fingerprint))
     }
 
-    /// The devices of the workers: one per GPU for `cuda`/`auto` with several GPUs and
-    /// `jobs` 0, else `jobs` workers on the chosen device (GPUs taken in turn).
+    /// The devices of the workers. `auto`/`cuda` with several GPUs: `jobs` 0 means one
+    /// worker per GPU, and workers are spread over the GPUs in turn; `cuda:N` pins every
+    /// worker to GPU N; the CPU (or one GPU) gets `jobs` workers (0: one).
     fn worker_devices(&self) -> Result<Vec<DeviceChoice>> {
         let choice = DeviceChoice::parse(&self.device)?;
+        let pinned = self.device.trim().to_ascii_lowercase().starts_with("cuda:");
         let gpus = if tch::Cuda::is_available() {
             tch::Cuda::device_count().max(0) as usize
         } else {
             0
         };
-        let jobs = match (self.jobs, choice) {
-            (0, DeviceChoice::Auto | DeviceChoice::Cuda(_)) if gpus > 1 => gpus,
-            (0, _) => 1,
-            (n, _) => n,
+        let spread = !pinned && gpus > 1 && choice != DeviceChoice::Cpu;
+        let jobs = match self.jobs {
+            0 if spread => gpus,
+            0 => 1,
+            n => n,
         };
         Ok((0..jobs)
-            .map(|worker| match choice {
-                DeviceChoice::Cuda(first) if self.jobs == 0 => {
-                    DeviceChoice::Cuda((first + worker) % gpus.max(1))
+            .map(|worker| {
+                if spread {
+                    DeviceChoice::Cuda(worker % gpus)
+                } else {
+                    choice
                 }
-                DeviceChoice::Auto if gpus > 0 => DeviceChoice::Cuda(worker % gpus),
-                DeviceChoice::Cuda(first) if gpus > 0 => {
-                    DeviceChoice::Cuda((first + worker) % gpus)
-                }
-                other => other,
             })
             .collect())
     }
@@ -194,7 +194,8 @@ struct Prefetched {
     scan: Scan,
     _lock: ScanLock,
     volume: Result<Volume>,
-    started: Instant,
+    /// Seconds spent reading it.
+    read_seconds: f64,
 }
 
 /// Context shared by the workers.
@@ -325,15 +326,16 @@ pub fn run(
                 }
                 match claim(shared, &scan) {
                     Ok(Some(lock)) => {
-                        let started = Instant::now();
+                        let reading = Instant::now();
                         let volume = Volume::read(&scan.input);
+                        let read_seconds = reading.elapsed().as_secs_f64();
                         let job = Prefetched {
                             scan,
                             _lock: lock,
                             volume,
-                            started,
+                            read_seconds,
                         };
-                        if sender.send(job).is_err() {
+                        if !hand_over(shared, &sender, job) {
                             break;
                         }
                     }
@@ -364,6 +366,24 @@ pub fn run(
     let mut summary = shared.summary.into_inner().expect("summary lock");
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Queues a read-ahead volume for the workers; false when the run stops (the workers
+/// are gone after a fatal error: a blocking send would wait for them forever).
+fn hand_over(shared: &Shared<'_>, sender: &SyncSender<Prefetched>, mut job: Prefetched) -> bool {
+    loop {
+        match sender.try_send(job) {
+            Ok(()) => return true,
+            Err(TrySendError::Disconnected(_)) => return false,
+            Err(TrySendError::Full(returned)) => {
+                if shared.abort.load(Ordering::SeqCst) {
+                    return false;
+                }
+                job = returned;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
 }
 
 /// Claims a scan unless another process holds it or finished it meanwhile.
@@ -400,6 +420,7 @@ fn worker(
         let Ok(job) = receiver.lock().expect("receiver lock").recv() else {
             return;
         };
+        let picked_up = Instant::now();
         let started_record = shared.record(&job.scan, Status::Started, &device);
         if let Err(error) = shared.append(&started_record) {
             shared.stop(error);
@@ -418,7 +439,8 @@ fn worker(
             }),
             Err(error) => Err(error),
         };
-        let seconds = job.started.elapsed().as_secs_f64();
+        // Reading (done ahead) plus this worker's time; not the time spent queued.
+        let seconds = job.read_seconds + picked_up.elapsed().as_secs_f64();
         let mut record = shared.record(&job.scan, Status::Done, &device);
         record.seconds = Some(seconds);
         match result {
@@ -549,4 +571,56 @@ fn segment_scan(
 /// Removes the staging folder of a scan that failed, so a full disk gets its space back.
 fn clear_staging(output: &Path, scan: &str) {
     let _ = std::fs::remove_dir_all(output.join(STATE_DIR).join("staging").join(scan));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_workers_follow_jobs() {
+        let settings = |device: &str, jobs: usize| Settings {
+            device: device.into(),
+            jobs,
+            ..Settings::default()
+        };
+        assert_eq!(
+            settings("cpu", 0).worker_devices().unwrap(),
+            [DeviceChoice::Cpu]
+        );
+        assert_eq!(
+            settings("cpu", 3).worker_devices().unwrap(),
+            [DeviceChoice::Cpu; 3]
+        );
+        assert!(settings("tpu", 1).worker_devices().is_err());
+        assert!(settings("cpu", 1).validate().is_ok());
+        assert!(Settings {
+            threads: Some(0),
+            ..settings("cpu", 1)
+        }
+        .validate()
+        .is_err());
+    }
+
+    #[test]
+    fn tables_list_every_structure() {
+        let table = label_table();
+        assert_eq!(table.lines().count(), 14);
+        assert!(
+            table.contains("1\tLeft thalamus\tL-Thal\t#00760e"),
+            "{table}"
+        );
+        let stats = [(
+            3u8,
+            StructureStats {
+                voxels: 10,
+                volume_mm3: 80.0,
+                confidence: 0.5,
+            },
+        )];
+        assert_eq!(
+            volumes_table(&stats, '\t'),
+            "class\tstructure\tvoxels\tvolume_mm3\tconfidence\n3\tLeft caudate\t10\t80.000\t0.5000\n"
+        );
+    }
 }
