@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod cleanup;
+pub mod cohort;
 pub mod error;
 pub mod ffi;
 pub mod job;

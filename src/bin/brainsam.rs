@@ -41,6 +41,171 @@ enum Command {
     InitModel(InitModelArgs),
     /// Fine-tune a model on labelled volumes (TOML configuration, flags override it).
     FineTune(brainsam::train::cli::FineTuneArgs),
+    /// BIDS App: segment the T1w scans of a BIDS dataset (participant level) or tabulate
+    /// the cohort (group level), resumably, locally or on SLURM.
+    Bids(BidsArgs),
+    /// Segment a list of scans (one path per line) resumably, with a manifest, locally or
+    /// on SLURM; ends with the cohort's volumes table.
+    Cohort(CohortArgs),
+    /// One SLURM array task or group step of a submitted cohort (written by --slurm).
+    #[command(hide = true)]
+    CohortWorker(CohortWorkerArgs),
+}
+
+/// How scans are segmented in a cohort.
+#[derive(clap::Args)]
+struct CohortSegmentArgs {
+    /// Model weights (default: the bundled model).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// LoRA adapter made for the model.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Precision of the image encoder: auto, fp32, bf16 or fp16.
+    #[arg(long, default_value = "auto")]
+    precision: String,
+    /// Slices encoded per forward pass (0: sized to the device).
+    #[arg(long, default_value_t = 0)]
+    batch_size: usize,
+    /// Skip the 3D clean-up.
+    #[arg(long)]
+    no_cleanup: bool,
+    /// Do not average with the left-right mirrored slices.
+    #[arg(long)]
+    no_mirror: bool,
+    /// Do not average with the shifted sampling grids.
+    #[arg(long)]
+    no_shift: bool,
+    /// Scans segmented at once (0: one per GPU with several GPUs, else 1); each worker
+    /// reads the next volume while it segments the current one.
+    #[arg(long, default_value_t = 0)]
+    jobs: usize,
+    /// CPU threads per worker (default: the cores divided among the workers).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+impl CohortSegmentArgs {
+    fn settings(&self) -> brainsam::cohort::Settings {
+        brainsam::cohort::Settings {
+            model: self.model.clone(),
+            adapter: self.adapter.clone(),
+            device: self.device.clone(),
+            precision: self.precision.clone(),
+            batch_size: self.batch_size,
+            mirror: !self.no_mirror,
+            shift: !self.no_shift,
+            cleanup: !self.no_cleanup,
+            jobs: self.jobs,
+            threads: self.threads,
+        }
+    }
+}
+
+/// SLURM submission options.
+#[derive(clap::Args)]
+struct SlurmArgs {
+    /// Submit an sbatch job array (and a dependent group step) instead of running here.
+    #[arg(long)]
+    slurm: bool,
+    /// Scans per array task.
+    #[arg(long, default_value_t = 10)]
+    chunk_size: usize,
+    /// Array tasks running at once.
+    #[arg(long)]
+    max_concurrent: Option<usize>,
+    /// SLURM partition.
+    #[arg(long)]
+    partition: Option<String>,
+    /// Time limit per array task (sbatch --time, e.g. 02:00:00).
+    #[arg(long)]
+    time: Option<String>,
+    /// GPUs per array task.
+    #[arg(long)]
+    gpus: Option<usize>,
+    /// CPUs per array task (also its torch threads).
+    #[arg(long)]
+    cpus_per_task: Option<usize>,
+    /// Memory per array task (sbatch --mem, e.g. 8G).
+    #[arg(long)]
+    mem: Option<String>,
+    /// Further sbatch option, passed through (repeatable), e.g. --sbatch-arg=--account=lab.
+    #[arg(long = "sbatch-arg", allow_hyphen_values = true)]
+    sbatch_args: Vec<String>,
+}
+
+impl SlurmArgs {
+    fn options(&self) -> brainsam::cohort::slurm::SlurmOptions {
+        brainsam::cohort::slurm::SlurmOptions {
+            chunk_size: self.chunk_size,
+            max_concurrent: self.max_concurrent,
+            partition: self.partition.clone(),
+            time: self.time.clone(),
+            gpus: self.gpus,
+            cpus_per_task: self.cpus_per_task,
+            mem: self.mem.clone(),
+            extra: self.sbatch_args.clone(),
+        }
+    }
+}
+
+/// Analysis level of the BIDS App.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AnalysisLevel {
+    /// Segment each participant's T1w scans.
+    Participant,
+    /// One volumes table, outliers and QC figure for the cohort.
+    Group,
+}
+
+#[derive(clap::Args)]
+struct BidsArgs {
+    /// The BIDS dataset.
+    bids_dir: PathBuf,
+    /// Output folder (BIDS-Derivatives).
+    output_dir: PathBuf,
+    /// participant or group.
+    analysis_level: AnalysisLevel,
+    /// Participants to process (labels with or without `sub-`; default: all).
+    #[arg(long, num_args = 1..)]
+    participant_label: Vec<String>,
+    /// Sessions to process (labels with or without `ses-`; default: all).
+    #[arg(long, num_args = 1..)]
+    session_label: Vec<String>,
+    #[command(flatten)]
+    segment: CohortSegmentArgs,
+    #[command(flatten)]
+    slurm: SlurmArgs,
+}
+
+#[derive(clap::Args)]
+struct CohortArgs {
+    /// Text file with one NIfTI path per line (relative paths: to the list's folder).
+    #[arg(long)]
+    list: PathBuf,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    segment: CohortSegmentArgs,
+    #[command(flatten)]
+    slurm: SlurmArgs,
+}
+
+#[derive(clap::Args)]
+struct CohortWorkerArgs {
+    /// Plan file written by --slurm.
+    #[arg(long)]
+    plan: PathBuf,
+    /// Array task index.
+    #[arg(long, conflicts_with = "group", required_unless_present = "group")]
+    chunk: Option<usize>,
+    /// Run the group step.
+    #[arg(long)]
+    group: bool,
 }
 
 #[derive(clap::Args)]
@@ -149,6 +314,9 @@ fn main() {
         Command::Info(args) => info(&args),
         Command::InitModel(args) => init_model_command(&args),
         Command::FineTune(args) => brainsam::train::cli::run_fine_tune(&args),
+        Command::Bids(args) => bids_command(&args),
+        Command::Cohort(args) => cohort_command(&args),
+        Command::CohortWorker(args) => cohort_worker_command(&args),
     };
     if let Err(error) = result {
         eprintln!("error: {error}");
@@ -263,16 +431,7 @@ fn print_volume_table(stats: &[(u8, StructureStats)]) {
 }
 
 fn write_volumes_csv(path: &Path, stats: &[(u8, StructureStats)]) -> Result<()> {
-    let mut text = String::from("class,structure,voxels,volume_mm3,confidence\n");
-    for (class, stat) in stats {
-        text.push_str(&format!(
-            "{class},{},{},{:.3},{:.4}\n",
-            structure_name(*class),
-            stat.voxels,
-            stat.volume_mm3,
-            stat.confidence
-        ));
-    }
+    let text = brainsam::cohort::volumes_table(stats, ',');
     brainsam::weights::atomic_write(path, |file| {
         file.write_all(text.as_bytes())
             .map_err(|e| Error::io(path, e))
@@ -455,4 +614,141 @@ fn init_model_command(args: &InitModelArgs) -> Result<()> {
         args.seed
     );
     Ok(())
+}
+
+/// Prints one line per scan as a cohort runs.
+fn print_event(event: &brainsam::cohort::Event) {
+    use brainsam::cohort::Event;
+    let line = match event {
+        Event::AlreadyDone(scan) => format!("{scan}: already done (outputs verified)"),
+        Event::Busy(scan) => format!("{scan}: being segmented by another process, skipped"),
+        Event::Done(scan, seconds) => format!("{scan}: done in {seconds:.1} s"),
+        Event::Failed(scan, error) => format!("{scan}: FAILED: {error}"),
+    };
+    // A closed stdout (`| head`) must not stop the workers.
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// Runs scans here, prints the totals, and fails when any scan failed.
+fn run_scans(
+    output: &Path,
+    scans: &[brainsam::cohort::Scan],
+    settings: &brainsam::cohort::Settings,
+) -> Result<()> {
+    println!("{} scans, output {}", scans.len(), output.display());
+    let summary = brainsam::cohort::run(output, scans, settings, &mut print_event)?;
+    let total = summary.already_done + summary.done + summary.busy + summary.failed.len();
+    println!(
+        "{} done now, {} already done, {} left to another process, {} failed, of {} scans in {:.1} s \
+         ({:.2} scans/minute)",
+        summary.done,
+        summary.already_done,
+        summary.busy,
+        summary.failed.len(),
+        summary.scans,
+        summary.seconds,
+        summary.done as f64 * 60.0 / summary.seconds.max(1e-9)
+    );
+    debug_assert!(total <= summary.scans);
+    if !summary.failed.is_empty() {
+        return Err(Error::InvalidState(format!(
+            "{} scan(s) failed (errors in {}; a rerun retries them): {}",
+            summary.failed.len(),
+            output.join(".brainsam/journal.jsonl").display(),
+            summary
+                .failed
+                .iter()
+                .map(|(scan, _)| scan.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(())
+}
+
+fn print_group(report: &brainsam::cohort::GroupReport) {
+    println!(
+        "group: {} scans tabulated, {} flag(s){}",
+        report.rows,
+        report.flags.len(),
+        if report.missing.is_empty() {
+            String::new()
+        } else {
+            format!(", {} scan(s) not done yet left out", report.missing.len())
+        }
+    );
+    for file in &report.files {
+        println!("  {}", file.display());
+    }
+}
+
+fn submit_slurm(
+    output: &Path,
+    scans: &[brainsam::cohort::Scan],
+    settings: &brainsam::cohort::Settings,
+    slurm: &SlurmArgs,
+) -> Result<()> {
+    let submission = brainsam::cohort::slurm::submit(output, scans, settings, &slurm.options())?;
+    match &submission.array_job {
+        Some(id) => println!(
+            "submitted array job {id}: {} scans pending in {} task(s)",
+            submission.pending, submission.tasks
+        ),
+        None => println!("nothing pending: every scan is done"),
+    }
+    println!("submitted group step {}", submission.group_job);
+    println!("plan, scripts and logs: {}", submission.folder.display());
+    Ok(())
+}
+
+fn bids_command(args: &BidsArgs) -> Result<()> {
+    brainsam::cohort::check_bids_output(&args.bids_dir, &args.output_dir)?;
+    let scans = brainsam::cohort::discover_bids(
+        &args.bids_dir,
+        &args.participant_label,
+        &args.session_label,
+    )?;
+    let settings = args.segment.settings();
+    match args.analysis_level {
+        AnalysisLevel::Participant => {
+            settings.validate()?;
+            let (model, _) = settings.identity()?;
+            brainsam::cohort::write_dataset_description(&args.output_dir, &args.bids_dir, &model)?;
+            if args.slurm.slurm {
+                submit_slurm(&args.output_dir, &scans, &settings, &args.slurm)
+            } else {
+                run_scans(&args.output_dir, &scans, &settings)
+            }
+        }
+        AnalysisLevel::Group => {
+            let report = brainsam::cohort::run_group(&args.output_dir, &scans)?;
+            print_group(&report);
+            Ok(())
+        }
+    }
+}
+
+fn cohort_command(args: &CohortArgs) -> Result<()> {
+    let scans = brainsam::cohort::read_scan_list(&args.list)?;
+    let settings = args.segment.settings();
+    if args.slurm.slurm {
+        return submit_slurm(&args.out, &scans, &settings, &args.slurm);
+    }
+    let result = run_scans(&args.out, &scans, &settings);
+    // The table of what is done, also when some scans failed.
+    if let Ok(report) = brainsam::cohort::run_group(&args.out, &scans) {
+        print_group(&report);
+    }
+    result
+}
+
+fn cohort_worker_command(args: &CohortWorkerArgs) -> Result<()> {
+    let plan = brainsam::cohort::slurm::Plan::read(&args.plan)?;
+    if args.group {
+        let report = brainsam::cohort::run_group(&plan.output, &plan.scans)?;
+        print_group(&report);
+        return Ok(());
+    }
+    let task = args.chunk.expect("clap requires --chunk without --group");
+    run_scans(&plan.output, &plan.chunk(task)?, &plan.settings)
 }
