@@ -129,6 +129,7 @@ class _VolumeDesc(ctypes.Structure):
         ("origin", ctypes.c_double * 3),
         ("direction", ctypes.c_double * 9),
         ("coordinates", ctypes.c_uint32),
+        ("data_len", ctypes.c_uint64),
     ]
 
 
@@ -151,6 +152,7 @@ class _FineTuneOptions(ctypes.Structure):
         ("resume", ctypes.c_uint32),
         ("progress", _FINE_TUNE_PROGRESS_FN),
         ("user_data", ctypes.c_void_p),
+        ("overwrite", ctypes.c_uint32),
     ]
 
 
@@ -591,6 +593,7 @@ class Session(_OwnedHandle):
         desc = _VolumeDesc()
         desc.struct_size = ctypes.sizeof(_VolumeDesc)
         desc.data = array.ctypes.data_as(ctypes.c_void_p)
+        desc.data_len = array.nbytes
         desc.dtype = code
         desc.dims[:] = [array.shape[2], array.shape[1], array.shape[0]]
         desc.spacing[:] = [float(x) for x in geometry[0].ravel()]
@@ -714,8 +717,10 @@ class Session(_OwnedHandle):
 class FineTune(_OwnedHandle):
     """A fine-tuning run (brainsam_fine_tune) configured by a `brainsam train` TOML file,
     training on a library thread: poll progress() (e.g. from a Qt timer), cancel(),
-    wait(), then save(). The configuration is read and checked by the constructor, which
-    raises BrainSAMError naming the problem; errors in the data end the run as "failed".
+    wait(), then save(). The configuration, the files it names and the output folder are
+    checked by the constructor, which raises BrainSAMError naming the problem (an output
+    folder holding an earlier run needs resume=True or overwrite=True); errors in the
+    data's content end the run as "failed".
     close() (or leaving a `with` block) cancels a running run and waits for its thread."""
 
     _free_function = "brainsam_fine_tune_free"
@@ -725,11 +730,13 @@ class FineTune(_OwnedHandle):
         config_path: str | os.PathLike,
         resume: bool = False,
         library: Library | None = None,
+        overwrite: bool = False,
     ):
         self.library = library if library is not None else load_library()
         options = _FineTuneOptions()
         options.struct_size = ctypes.sizeof(_FineTuneOptions)
         options.resume = 1 if resume else 0
+        options.overwrite = 1 if overwrite else 0
         handle = ctypes.c_void_p()
         self._handle = None
         self.library._call(
