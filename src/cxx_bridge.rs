@@ -162,6 +162,9 @@ mod bridge {
     struct FineTuneOptions {
         /// Continue from the checkpoint in the run's output folder, if any.
         resume: bool,
+        /// Start afresh even if the output folder holds an earlier run (its results are
+        /// deleted); without it, or `resume`, such a folder is refused.
+        overwrite: bool,
     }
 
     /// A snapshot of a fine-tuning run (as `brainsam_fine_tune_status`).
@@ -474,7 +477,12 @@ fn start_fine_tune(
             "config_toml_path is an empty string",
         ));
     }
-    let run = FineTuneRun::start(Path::new(config_toml_path), options.resume, None)?;
+    let run = FineTuneRun::start(
+        Path::new(config_toml_path),
+        options.resume,
+        options.overwrite,
+        None,
+    )?;
     Ok(Box::new(FineTune { run }))
 }
 

@@ -1246,6 +1246,9 @@ enum class FineTuneOutput : ::std::uint32_t {
 struct FineTuneOptions final {
   // Continue from the checkpoint in the run's output folder, if any.
   bool resume CXX_DEFAULT_VALUE(false);
+  // Start afresh even if the output folder holds an earlier run (its results are
+  // deleted); without it, or `resume`, such a folder is refused.
+  bool overwrite CXX_DEFAULT_VALUE(false);
 
   using IsRelocatable = ::std::true_type;
 };
