@@ -230,3 +230,83 @@ fn info_reports_runtime_and_paper_parameter_counts() {
     assert!(printed.contains("libtorch 2.11.0"), "{printed}");
     assert!(printed.contains("5917273 trainable"), "{printed}");
 }
+
+#[test]
+fn segment_outputs_are_checked_first_and_written_atomically() {
+    let dir = scratch_dir("cli_outputs");
+    let (input, model) = (dir.join("head.nii"), dir.join("tiny.safetensors"));
+    synthetic_head().write(&input).unwrap();
+    let input_bytes = std::fs::read(&input).unwrap();
+    // Refused before any work (no model is even given, so segmenting would fail later).
+    let started = std::time::Instant::now();
+    fails_with(
+        &[
+            "segment",
+            "--input",
+            s(&input),
+            "--output",
+            s(&dir.join("seg.nrrd")),
+        ],
+        "must end in .nii or .nii.gz",
+    );
+    fails_with(
+        &[
+            "segment",
+            "--input",
+            s(&input),
+            "--output",
+            s(&dir.join("./head.nii")),
+        ],
+        "is the input file",
+    );
+    fails_with(
+        &[
+            "segment",
+            "--input",
+            s(&input),
+            "--output",
+            s(&dir.join("seg.nii")),
+            "--volumes",
+            s(&input),
+        ],
+        "is the input file",
+    );
+    assert!(started.elapsed().as_secs_f64() < 20.0);
+    assert_eq!(
+        std::fs::read(&input).unwrap(),
+        input_bytes,
+        "the input was touched"
+    );
+
+    // A full disk (simulated with a file-size limit: writes past 64 KiB fail with EFBIG)
+    // leaves the previous output whole and no partial file behind.
+    ok(&["init-model", "--config", "tiny", "--out", s(&model)]);
+    let output = dir.join("seg.nii");
+    std::fs::write(&output, b"previous result").unwrap();
+    let limited = Command::new("bash")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 128; exec \"$@\"")
+        .arg("brainsam")
+        .arg(env!("CARGO_BIN_EXE_brainsam"))
+        .args(["segment", "--input", s(&input), "--output", s(&output)])
+        .args([
+            "--model",
+            s(&model),
+            "--device",
+            "cpu",
+            "--no-mirror",
+            "--no-shift",
+        ])
+        .output()
+        .unwrap();
+    let message = text(&limited);
+    assert!(!limited.status.success(), "{message}");
+    assert!(message.contains("seg.nii"), "{message}");
+    assert_eq!(std::fs::read(&output).unwrap(), b"previous result");
+    let leftovers: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -171,13 +171,59 @@ fn check_output_path(path: &Path, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn segment(args: &SegmentArgs) -> Result<()> {
+/// The path as it will be resolved (the folder made absolute), to tell two names of
+/// one file apart before anything is written.
+fn resolved(path: &Path) -> PathBuf {
+    if let Ok(path) = path.canonicalize() {
+        return path;
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    match (
+        parent.unwrap_or(Path::new(".")).canonicalize(),
+        path.file_name(),
+    ) {
+        (Ok(folder), Some(name)) => folder.join(name),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Every output path is checked before the segmentation starts: its folder exists, the
+/// label map's extension is one we write, and no output would overwrite the input or
+/// another output.
+fn check_segment_outputs(args: &SegmentArgs) -> Result<()> {
     check_output_path(&args.output, "output")?;
-    for (path, what) in [(&args.volumes, "volumes file"), (&args.overlay, "overlay")] {
+    brainsam::volume::nifti_output_kind(&args.output)?;
+    let mut outputs = vec![(&args.output, "--output")];
+    for (path, what) in [(&args.volumes, "--volumes"), (&args.overlay, "--overlay")] {
         if let Some(path) = path {
             check_output_path(path, what)?;
+            outputs.push((path, what));
         }
     }
+    let input = resolved(&args.input);
+    for (index, (path, what)) in outputs.iter().enumerate() {
+        let target = resolved(path);
+        if target == input {
+            return Err(Error::invalid_argument(format!(
+                "{what} {} is the input file: writing it would destroy the input; choose another name",
+                path.display()
+            )));
+        }
+        if let Some((_, other)) = outputs[..index]
+            .iter()
+            .find(|(other, _)| resolved(other) == target)
+        {
+            return Err(Error::invalid_argument(format!(
+                "{what} and {other} name the same file {}",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn segment(args: &SegmentArgs) -> Result<()> {
+    check_segment_outputs(args)?;
     let started = Instant::now();
     let volume = Volume::read(&args.input)?;
     let model = Model::load(&ModelOptions {
