@@ -100,20 +100,16 @@ fn drop_iteratively(values: impl IntoIterator<Item = Value>) {
         match value {
             // Only the last owner empties a container; its own drop then has nothing
             // left to recurse into.
-            Value::List(list) => {
-                if Rc::strong_count(&list) == 1 {
-                    if let Ok(mut list) = list.try_borrow_mut() {
-                        pending.append(&mut list.items);
-                    }
+            Value::List(list) if Rc::strong_count(&list) == 1 => {
+                if let Ok(mut list) = list.try_borrow_mut() {
+                    pending.append(&mut list.items);
                 }
             }
-            Value::Dict(dict) => {
-                if Rc::strong_count(&dict) == 1 {
-                    if let Ok(mut dict) = dict.try_borrow_mut() {
-                        for (key, value) in std::mem::take(&mut dict.entries) {
-                            pending.push(key);
-                            pending.push(value);
-                        }
+            Value::Dict(dict) if Rc::strong_count(&dict) == 1 => {
+                if let Ok(mut dict) = dict.try_borrow_mut() {
+                    for (key, value) in std::mem::take(&mut dict.entries) {
+                        pending.push(key);
+                        pending.push(value);
                     }
                 }
             }
