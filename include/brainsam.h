@@ -33,6 +33,16 @@
 // Patch version of the library.
 #define BRAINSAM_VERSION_PATCH 0
 
+// `brainsam_session_structure_qc` flag: the structure's volume is below the range
+// plausible for a T1 brain (absent included).
+#define BRAINSAM_QC_VOLUME_LOW 1
+
+// `brainsam_session_structure_qc` flag: the structure's volume is above the plausible range.
+#define BRAINSAM_QC_VOLUME_HIGH 2
+
+// `brainsam_session_structure_qc` flag: the model's mean confidence in the structure is low.
+#define BRAINSAM_QC_LOW_CONFIDENCE 4
+
 // Bytes of `brainsam_fine_tune_status.error_message`, its terminating NUL included.
 #define BRAINSAM_FINE_TUNE_MESSAGE_SIZE 512
 
@@ -551,6 +561,18 @@ brainsam_status brainsam_session_structure_stats(const struct brainsam_session *
                                                  uint32_t structure,
                                                  double *volume_mm3,
                                                  double *confidence);
+
+// Writes the input-QC flags (`BRAINSAM_QC_*` bits; 0: plausible) of `structure` (1..12)
+// in the current label volume to `*flags`, or the union over all 12 structures for
+// `structure` 0. A non-zero result means the input is probably not a T1 brain image
+// with a correct header, or the model failed on it: show a warning with the numbers.
+// The ranges are documented in the README's Reliability section.
+//
+// # Safety
+// `session` must be a live session handle; `flags` a valid pointer.
+brainsam_status brainsam_session_structure_qc(const struct brainsam_session *session,
+                                              uint32_t structure,
+                                              uint32_t *flags);
 
 // Starts fine-tuning as configured by the TOML file `config_toml_path` (the format of
 // `brainsam train`; relative paths in it are taken relative to its folder). The file is

@@ -123,6 +123,8 @@ mod bridge {
         volume_mm3: f64,
         /// Mean model confidence in [0, 1].
         confidence: f64,
+        /// Input-QC flags (`BRAINSAM_QC_*` bits of brainsam.h; 0: plausible for a T1 brain).
+        qc: u32,
     }
 
     /// First and last slice (voxel indices along the slicing axis) of the region of
@@ -454,11 +456,13 @@ impl Session {
     }
 
     fn structure_stats(&self, structure: u32) -> Result<bridge::StructureStats> {
-        let stats = self.session.structure_stats(structure_id(structure)?)?;
+        let class = structure_id(structure)?;
+        let stats = self.session.structure_stats(class)?;
         Ok(bridge::StructureStats {
             voxels: stats.voxels as u64,
             volume_mm3: stats.volume_mm3,
             confidence: stats.confidence,
+            qc: crate::session::qc::structure_flags(class, &stats),
         })
     }
 }

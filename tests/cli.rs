@@ -83,7 +83,7 @@ fn segment_writes_labels_on_the_input_grid_with_volumes_and_overlay() {
         .all(|&v| (0.0..=12.0).contains(&v) && v.fract() == 0.0));
     let table = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(table.lines().count(), 13, "{table}");
-    assert!(table.starts_with("class,structure,voxels,volume_mm3,confidence"));
+    assert!(table.starts_with("class,structure,voxels,volume_mm3,confidence,qc"));
     let png_bytes = std::fs::read(&png).unwrap();
     assert_eq!(&png_bytes[..8], b"\x89PNG\r\n\x1a\n");
 }
@@ -309,4 +309,48 @@ fn segment_outputs_are_checked_first_and_written_atomically() {
         .filter(|name| name.contains(".tmp-"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn implausible_results_are_flagged_and_strict_refuses_them() {
+    // A random tiny model on a phantom: nothing like a brain segmentation.
+    let dir = scratch_dir("cli_qc");
+    let (input, model) = (dir.join("head.nii.gz"), dir.join("tiny.safetensors"));
+    synthetic_head().write(&input).unwrap();
+    ok(&["init-model", "--config", "tiny", "--out", s(&model)]);
+    let (output, csv) = (dir.join("seg.nii.gz"), dir.join("v.csv"));
+    let common = [
+        "segment",
+        "--input",
+        s(&input),
+        "--output",
+        s(&output),
+        "--model",
+        s(&model),
+        "--device",
+        "cpu",
+        "--no-mirror",
+        "--no-shift",
+        "--volumes",
+        s(&csv),
+    ];
+    let lenient = brainsam(&common);
+    assert!(lenient.status.success(), "{}", text(&lenient));
+    let stderr = String::from_utf8_lossy(&lenient.stderr);
+    assert!(
+        stderr.contains("warning: input QC:") && stderr.contains("implausible for a T1 brain"),
+        "{stderr}"
+    );
+    let table = std::fs::read_to_string(&csv).unwrap();
+    let flagged = table
+        .lines()
+        .skip(1)
+        .filter(|l| !l.ends_with(",ok"))
+        .count();
+    assert!(flagged > 0, "{table}");
+    std::fs::remove_file(&output).unwrap();
+    let mut strict = common.to_vec();
+    strict.push("--strict");
+    fails_with(&strict, "--strict: no output written");
+    assert!(!output.exists(), "--strict wrote the label map");
 }

@@ -159,6 +159,11 @@ class _FineTuneOptions(ctypes.Structure):
 #: BRAINSAM_FINE_TUNE_MESSAGE_SIZE in brainsam.h.
 _FINE_TUNE_MESSAGE_SIZE = 512
 
+#: Input-QC flags of Session.structure_qc (BRAINSAM_QC_* in brainsam.h).
+QC_VOLUME_LOW = 1
+QC_VOLUME_HIGH = 2
+QC_LOW_CONFIDENCE = 4
+
 
 class _FineTuneStatus(ctypes.Structure):
     _fields_ = [
@@ -712,6 +717,16 @@ class Session(_OwnedHandle):
             ctypes.byref(confidence),
         )
         return float(volume.value), float(confidence.value)
+
+    def structure_qc(self, structure: int = 0) -> int:
+        """Input-QC flags of one structure (1..12), or of all together (0): a bit set of
+        QC_VOLUME_LOW, QC_VOLUME_HIGH and QC_LOW_CONFIDENCE; 0 means plausible for a T1
+        brain. Non-zero: warn that the input is probably not a T1 brain image."""
+        flags = ctypes.c_uint32()
+        self._call(
+            "brainsam_session_structure_qc", ctypes.c_uint32(structure), ctypes.byref(flags)
+        )
+        return int(flags.value)
 
 
 class FineTune(_OwnedHandle):

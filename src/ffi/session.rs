@@ -997,6 +997,51 @@ pub unsafe extern "C" fn brainsam_session_structure_stats(
     })
 }
 
+/// `brainsam_session_structure_qc` flag: the structure's volume is below the range
+/// plausible for a T1 brain (absent included).
+pub const BRAINSAM_QC_VOLUME_LOW: u32 = 1;
+/// `brainsam_session_structure_qc` flag: the structure's volume is above the plausible range.
+pub const BRAINSAM_QC_VOLUME_HIGH: u32 = 2;
+/// `brainsam_session_structure_qc` flag: the model's mean confidence in the structure is low.
+pub const BRAINSAM_QC_LOW_CONFIDENCE: u32 = 4;
+const _: () = assert!(
+    BRAINSAM_QC_VOLUME_LOW == crate::session::qc::QC_VOLUME_LOW
+        && BRAINSAM_QC_VOLUME_HIGH == crate::session::qc::QC_VOLUME_HIGH
+        && BRAINSAM_QC_LOW_CONFIDENCE == crate::session::qc::QC_LOW_CONFIDENCE
+);
+
+/// Writes the input-QC flags (`BRAINSAM_QC_*` bits; 0: plausible) of `structure` (1..12)
+/// in the current label volume to `*flags`, or the union over all 12 structures for
+/// `structure` 0. A non-zero result means the input is probably not a T1 brain image
+/// with a correct header, or the model failed on it: show a warning with the numbers.
+/// The ranges are documented in the README's Reliability section.
+///
+/// # Safety
+/// `session` must be a live session handle; `flags` a valid pointer.
+#[no_mangle]
+pub unsafe extern "C" fn brainsam_session_structure_qc(
+    session: *const brainsam_session,
+    structure: u32,
+    flags: *mut u32,
+) -> brainsam_status {
+    guard("brainsam_session_structure_qc", || {
+        let session = SESSIONS.get(session, "session")?;
+        require_non_null(flags, "flags")?;
+        let structure = u8::try_from(structure)
+            .ok()
+            .filter(|&s| s <= 12)
+            .ok_or_else(|| {
+                Error::invalid_argument(format!(
+                    "structure {structure} is not a class id: use 1..=12, or 0 for all"
+                ))
+            })?;
+        let value = lock(&session)?.structure_qc(structure)?;
+        // SAFETY: non-null checked above.
+        unsafe { *flags = value };
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 //! prompts then re-run only the prompt encoder and mask decoder.
 
 mod model;
+pub mod qc;
 
 pub use model::{
     default_model_path, init_model, save_model, DeviceChoice, Model, ModelOptions, Precision,
@@ -693,6 +694,27 @@ impl Session {
     /// The current label volume (all background until a segmentation ran).
     pub fn labels(&self) -> Result<&LabelVolume> {
         Ok(&self.state()?.labels)
+    }
+
+    /// Input QC of the current label volume (see [`qc`]): which structures have an
+    /// implausible volume or a low model confidence.
+    pub fn quality(&self) -> Result<qc::QualityReport> {
+        let stats = (1..=12u8)
+            .map(|class| self.structure_stats(class).map(|s| (class, s)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(qc::QualityReport::from_stats(&stats))
+    }
+
+    /// The QC flags (`qc::QC_*` bits) of `structure` 1..=12, or of every structure
+    /// together for 0.
+    pub fn structure_qc(&self, structure: u8) -> Result<u32> {
+        if structure == 0 {
+            return Ok(self.quality()?.any_flags());
+        }
+        Ok(qc::structure_flags(
+            structure,
+            &self.structure_stats(structure)?,
+        ))
     }
 
     /// Volume and confidence of `structure` in the current label volume.

@@ -472,6 +472,20 @@ int main(int argc, char **argv) {
   CHECK(confidence >= 0.0 && confidence <= 1.0);
   EXPECT(brainsam_session_structure_stats(session, 2, NULL, NULL), BRAINSAM_STATUS_OK, "");
   free(labels);
+  /* Input QC: per structure, and the union over all for structure 0. */
+  uint32_t every = 0, flags = 0xdead;
+  for (uint32_t s = 1; s <= 12; s++) {
+    EXPECT(brainsam_session_structure_qc(session, s, &flags), BRAINSAM_STATUS_OK, "");
+    CHECK((flags & ~(uint32_t)(BRAINSAM_QC_VOLUME_LOW | BRAINSAM_QC_VOLUME_HIGH |
+                               BRAINSAM_QC_LOW_CONFIDENCE)) == 0);
+    every |= flags;
+  }
+  EXPECT(brainsam_session_structure_qc(session, 0, &flags), BRAINSAM_STATUS_OK, "");
+  CHECK(flags == every);
+  EXPECT(brainsam_session_structure_qc(session, 13, &flags), BRAINSAM_STATUS_INVALID_ARGUMENT,
+         "structure 13");
+  EXPECT(brainsam_session_structure_qc(session, 1, NULL), BRAINSAM_STATUS_NULL_POINTER,
+         "`flags`");
 
   check_prompts(session);
 
