@@ -33,6 +33,16 @@
 // Patch version of the library.
 #define BRAINSAM_VERSION_PATCH 0
 
+// `brainsam_session_structure_qc` flag: the structure's volume is below the range
+// plausible for a T1 brain (absent included).
+#define BRAINSAM_QC_VOLUME_LOW 1
+
+// `brainsam_session_structure_qc` flag: the structure's volume is above the plausible range.
+#define BRAINSAM_QC_VOLUME_HIGH 2
+
+// `brainsam_session_structure_qc` flag: the model's mean confidence in the structure is low.
+#define BRAINSAM_QC_LOW_CONFIDENCE 4
+
 // Bytes of `brainsam_fine_tune_status.error_message`, its terminating NUL included.
 #define BRAINSAM_FINE_TUNE_MESSAGE_SIZE 512
 
@@ -316,6 +326,12 @@ typedef struct brainsam_volume_desc {
   double direction[9];
   // A `brainsam_coordinates` value.
   uint32_t coordinates;
+  // Size in bytes of the buffer at `data`. When given (non-zero), a buffer shorter than
+  // `dims[0] * dims[1] * dims[2]` values of `dtype` is refused with
+  // `BRAINSAM_STATUS_BUFFER_TOO_SMALL` instead of being read past its end. 0: not given
+  // (the library cannot check). Added in 0.2.1: callers built against an older header
+  // (smaller `struct_size`) are read as 0.
+  uint64_t data_len;
 } brainsam_volume_desc;
 
 // Progress callback: return non-zero to cancel the operation.
@@ -342,6 +358,11 @@ typedef struct brainsam_fine_tune_options {
   brainsam_fine_tune_progress_fn progress;
   // Passed to `progress`, on the training thread.
   void *user_data;
+  // Non-zero: start afresh even if the output folder holds an earlier run, deleting
+  // its results. Without it (or `resume`) such a folder is refused with
+  // INVALID_ARGUMENT. Added in 0.2.1: callers built against an older header (smaller
+  // `struct_size`) are read as 0.
+  uint32_t overwrite;
 } brainsam_fine_tune_options;
 
 // A snapshot of a run, filled by `brainsam_fine_tune_progress`.
@@ -587,10 +608,25 @@ brainsam_status brainsam_session_structure_stats(const struct brainsam_session *
                                                  double *volume_mm3,
                                                  double *confidence);
 
+// Writes the input-QC flags (`BRAINSAM_QC_*` bits; 0: plausible) of `structure` (1..12)
+// in the current label volume to `*flags`, or the union over all 12 structures for
+// `structure` 0. A non-zero result means the input is probably not a T1 brain image
+// with a correct header, or the model failed on it: show a warning with the numbers.
+// The ranges are documented in the README's Reliability section.
+//
+// # Safety
+// `session` must be a live session handle; `flags` a valid pointer.
+brainsam_status brainsam_session_structure_qc(const struct brainsam_session *session,
+                                              uint32_t structure,
+                                              uint32_t *flags);
+
 // Starts fine-tuning as configured by the TOML file `config_toml_path` (the format of
 // `brainsam train`; relative paths in it are taken relative to its folder). The file is
 // read and its values checked before this returns (IO_ERROR, INVALID_FILE,
-// INVALID_ARGUMENT); the data is then prepared and the model trained on a new thread:
+// INVALID_ARGUMENT: also for a configuration without training data, a data or model
+// file that does not exist, or an output folder holding an earlier run without
+// `resume` or `overwrite`; INVALID_STATE when another run writes into the same output
+// folder); the data is then prepared and the model trained on a new thread:
 // poll with `brainsam_fine_tune_progress`, stop with `brainsam_fine_tune_cancel`, join
 // with `brainsam_fine_tune_wait`. Errors of the data or of training end the run in the
 // FAILED state. `options` may be NULL (no resume, no callback). On success `*out`

@@ -123,6 +123,8 @@ mod bridge {
         volume_mm3: f64,
         /// Mean model confidence in [0, 1].
         confidence: f64,
+        /// Input-QC flags (`BRAINSAM_QC_*` bits of brainsam.h; 0: plausible for a T1 brain).
+        qc: u32,
     }
 
     /// First and last slice (voxel indices along the slicing axis) of the region of
@@ -162,6 +164,9 @@ mod bridge {
     struct FineTuneOptions {
         /// Continue from the checkpoint in the run's output folder, if any.
         resume: bool,
+        /// Start afresh even if the output folder holds an earlier run (its results are
+        /// deleted); without it, or `resume`, such a folder is refused.
+        overwrite: bool,
     }
 
     /// A snapshot of a fine-tuning run (as `brainsam_fine_tune_status`).
@@ -451,11 +456,13 @@ impl Session {
     }
 
     fn structure_stats(&self, structure: u32) -> Result<bridge::StructureStats> {
-        let stats = self.session.structure_stats(structure_id(structure)?)?;
+        let class = structure_id(structure)?;
+        let stats = self.session.structure_stats(class)?;
         Ok(bridge::StructureStats {
             voxels: stats.voxels as u64,
             volume_mm3: stats.volume_mm3,
             confidence: stats.confidence,
+            qc: crate::session::qc::structure_flags(class, &stats),
         })
     }
 }
@@ -474,7 +481,12 @@ fn start_fine_tune(
             "config_toml_path is an empty string",
         ));
     }
-    let run = FineTuneRun::start(Path::new(config_toml_path), options.resume, None)?;
+    let run = FineTuneRun::start(
+        Path::new(config_toml_path),
+        options.resume,
+        options.overwrite,
+        None,
+    )?;
     Ok(Box::new(FineTune { run }))
 }
 

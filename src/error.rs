@@ -51,9 +51,11 @@ pub enum Error {
     #[error("operation cancelled")]
     Cancelled,
 
-    /// libtorch reported an error.
-    #[error("libtorch error: {0}")]
-    Torch(#[from] tch::TchError),
+    /// libtorch reported an error. The message is libtorch's first line only: the C++
+    /// backtrace that follows it (frame addresses, build paths) is logged at debug level
+    /// when the error is converted, never shown to users.
+    #[error("libtorch error: {}", torch_summary(.0))]
+    Torch(#[source] tch::TchError),
 
     /// A bug inside BrainSAM (a caught panic); please report it.
     #[error("internal error: {0}")]
@@ -67,6 +69,37 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
         .downcast_ref::<String>()
         .map(String::as_str)
         .or_else(|| payload.downcast_ref::<&str>().copied())
+}
+
+impl From<tch::TchError> for Error {
+    fn from(error: tch::TchError) -> Self {
+        log::debug!("libtorch error in full: {error}");
+        Error::Torch(error)
+    }
+}
+
+/// The user-facing part of a libtorch error text: its first non-empty line, without
+/// the "Exception raised from ..." trailer and C++ backtrace frames.
+pub fn torch_summary(error: &tch::TchError) -> String {
+    strip_backtrace(&error.to_string())
+}
+
+/// The first non-empty line of a libtorch message (see [`torch_summary`]); also used on
+/// panic texts, which carry libtorch messages when tch panics.
+pub fn strip_backtrace(text: &str) -> String {
+    let text = text.split("Exception raised from").next().unwrap_or(text);
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .unwrap_or("(no message)");
+    const MAX_CHARS: usize = 500;
+    if line.chars().count() > MAX_CHARS {
+        let short: String = line.chars().take(MAX_CHARS).collect();
+        format!("{short}...")
+    } else {
+        line.to_string()
+    }
 }
 
 /// Result type of the BrainSAM core.
@@ -92,5 +125,31 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libtorch_errors_show_one_line_without_the_backtrace() {
+        // A real libtorch error: its text carries the C++ backtrace.
+        let torch_error = tch::Tensor::zeros([2, 3], (tch::Kind::Float, tch::Device::Cpu))
+            .f_reshape([7])
+            .unwrap_err();
+        let full = torch_error.to_string();
+        let message = Error::from(torch_error).to_string();
+        assert!(message.starts_with("libtorch error: "), "{message}");
+        assert!(message.contains("[7]"), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+        for trace in ["Exception raised from", "frame #"] {
+            assert!(!message.contains(trace), "{message}");
+        }
+        assert!(full.len() >= message.len() - "libtorch error: ".len());
+        let text =
+            "shape '[7]' is invalid\nException raised from foo at /build/x.cpp:1\nframe #0: 0x7f";
+        assert_eq!(strip_backtrace(text), "shape '[7]' is invalid");
+        assert_eq!(strip_backtrace("\n\n"), "(no message)");
     }
 }

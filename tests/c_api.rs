@@ -166,8 +166,18 @@ fn fine_tuning_from_c_runs_cancels_fails_and_saves_a_loadable_model() {
         ),
         (
             "failing.toml",
-            fine_tune_config(20, "failing-out", "nowhere_T1.nii.gz"),
+            fine_tune_config(20, "failing-out", "broken_T1.nii.gz"),
         ),
+        (
+            "absent.toml",
+            fine_tune_config(20, "absent-out", "nowhere_T1.nii.gz"),
+        ),
+        (
+            "batch.toml",
+            fine_tune_config(20, "batch-out", "a_T1.nii.gz")
+                .replace("batch_size = 2", "batch_size = 1000000000"),
+        ),
+        ("empty.toml", String::new()),
         (
             "invalid.toml",
             fine_tune_config(0, "invalid-out", "a_T1.nii.gz"),
@@ -177,6 +187,7 @@ fn fine_tuning_from_c_runs_cancels_fails_and_saves_a_loadable_model() {
     for (name, text) in configs {
         std::fs::write(dir.join(name), text).unwrap();
     }
+    std::fs::write(dir.join("broken_T1.nii.gz"), "not an image").unwrap();
     let exe = dir.join("fine_tune");
     compile_c_with_asan(&["fine_tune.c"], &exe);
     let started = std::time::Instant::now();

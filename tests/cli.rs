@@ -83,7 +83,7 @@ fn segment_writes_labels_on_the_input_grid_with_volumes_and_overlay() {
         .all(|&v| (0.0..=12.0).contains(&v) && v.fract() == 0.0));
     let table = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(table.lines().count(), 13, "{table}");
-    assert!(table.starts_with("class,structure,voxels,volume_mm3,confidence"));
+    assert!(table.starts_with("class,structure,voxels,volume_mm3,confidence,qc"));
     let png_bytes = std::fs::read(&png).unwrap();
     assert_eq!(&png_bytes[..8], b"\x89PNG\r\n\x1a\n");
 }
@@ -229,4 +229,128 @@ fn info_reports_runtime_and_paper_parameter_counts() {
     ]);
     assert!(printed.contains("libtorch 2.11.0"), "{printed}");
     assert!(printed.contains("5917273 trainable"), "{printed}");
+}
+
+#[test]
+fn segment_outputs_are_checked_first_and_written_atomically() {
+    let dir = scratch_dir("cli_outputs");
+    let (input, model) = (dir.join("head.nii"), dir.join("tiny.safetensors"));
+    synthetic_head().write(&input).unwrap();
+    let input_bytes = std::fs::read(&input).unwrap();
+    // Refused before any work (no model is even given, so segmenting would fail later).
+    let started = std::time::Instant::now();
+    fails_with(
+        &[
+            "segment",
+            "--input",
+            s(&input),
+            "--output",
+            s(&dir.join("seg.nrrd")),
+        ],
+        "must end in .nii or .nii.gz",
+    );
+    fails_with(
+        &[
+            "segment",
+            "--input",
+            s(&input),
+            "--output",
+            s(&dir.join("./head.nii")),
+        ],
+        "is the input file",
+    );
+    fails_with(
+        &[
+            "segment",
+            "--input",
+            s(&input),
+            "--output",
+            s(&dir.join("seg.nii")),
+            "--volumes",
+            s(&input),
+        ],
+        "is the input file",
+    );
+    assert!(started.elapsed().as_secs_f64() < 20.0);
+    assert_eq!(
+        std::fs::read(&input).unwrap(),
+        input_bytes,
+        "the input was touched"
+    );
+
+    // A full disk (simulated with a file-size limit: writes past 64 KiB fail with EFBIG)
+    // leaves the previous output whole and no partial file behind.
+    ok(&["init-model", "--config", "tiny", "--out", s(&model)]);
+    let output = dir.join("seg.nii");
+    std::fs::write(&output, b"previous result").unwrap();
+    let limited = Command::new("bash")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 128; exec \"$@\"")
+        .arg("brainsam")
+        .arg(env!("CARGO_BIN_EXE_brainsam"))
+        .args(["segment", "--input", s(&input), "--output", s(&output)])
+        .args([
+            "--model",
+            s(&model),
+            "--device",
+            "cpu",
+            "--no-mirror",
+            "--no-shift",
+        ])
+        .output()
+        .unwrap();
+    let message = text(&limited);
+    assert!(!limited.status.success(), "{message}");
+    assert!(message.contains("seg.nii"), "{message}");
+    assert_eq!(std::fs::read(&output).unwrap(), b"previous result");
+    let leftovers: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn implausible_results_are_flagged_and_strict_refuses_them() {
+    // A random tiny model on a phantom: nothing like a brain segmentation.
+    let dir = scratch_dir("cli_qc");
+    let (input, model) = (dir.join("head.nii.gz"), dir.join("tiny.safetensors"));
+    synthetic_head().write(&input).unwrap();
+    ok(&["init-model", "--config", "tiny", "--out", s(&model)]);
+    let (output, csv) = (dir.join("seg.nii.gz"), dir.join("v.csv"));
+    let common = [
+        "segment",
+        "--input",
+        s(&input),
+        "--output",
+        s(&output),
+        "--model",
+        s(&model),
+        "--device",
+        "cpu",
+        "--no-mirror",
+        "--no-shift",
+        "--volumes",
+        s(&csv),
+    ];
+    let lenient = brainsam(&common);
+    assert!(lenient.status.success(), "{}", text(&lenient));
+    let stderr = String::from_utf8_lossy(&lenient.stderr);
+    assert!(
+        stderr.contains("warning: input QC:") && stderr.contains("implausible for a T1 brain"),
+        "{stderr}"
+    );
+    let table = std::fs::read_to_string(&csv).unwrap();
+    let flagged = table
+        .lines()
+        .skip(1)
+        .filter(|l| !l.ends_with(",ok"))
+        .count();
+    assert!(flagged > 0, "{table}");
+    std::fs::remove_file(&output).unwrap();
+    let mut strict = common.to_vec();
+    strict.push("--strict");
+    fails_with(&strict, "--strict: no output written");
+    assert!(!output.exists(), "--strict wrote the label map");
 }

@@ -488,3 +488,76 @@ fn bad_input_is_reported_before_training() {
     expect_invalid(zero_batch, "batch_size");
     assert!(TrainConfig::from_toml("[run]\nbogus = 1\n").is_err());
 }
+
+#[test]
+fn a_finished_run_is_never_overwritten_silently_and_one_folder_takes_one_run() {
+    let _turn = training_turn();
+    let dir = common::scratch_dir("train_folder_guard");
+    let config = tiny_config(&dir, 2);
+    let model = run_to_end(
+        config.clone(),
+        vec![subject("a", 1, 1.0)],
+        TrainOptions::default(),
+    );
+    let finished = std::fs::read(&model).unwrap();
+    // A fresh run into the finished run's folder is refused and changes nothing.
+    let refused = Trainer::with_subjects(
+        config.clone(),
+        vec![subject("a", 1, 1.0)],
+        TrainOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        refused.contains("already holds an earlier run") && refused.contains("model.safetensors"),
+        "{refused}"
+    );
+    assert_eq!(std::fs::read(&model).unwrap(), finished);
+    // Two runs at once into one folder: the second is refused while the first lives.
+    let first = Trainer::with_subjects(
+        config.clone(),
+        vec![subject("a", 1, 1.0)],
+        TrainOptions {
+            resume: true,
+            ..TrainOptions::default()
+        },
+    )
+    .unwrap();
+    let second = Trainer::with_subjects(
+        config.clone(),
+        vec![subject("a", 1, 1.0)],
+        TrainOptions {
+            resume: true,
+            ..TrainOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&second, Error::InvalidState(m) if m.contains("another fine-tuning run")),
+        "{second}"
+    );
+    drop(first);
+    // Overwriting on request starts afresh: the earlier results are gone first.
+    let mut config_longer = config.clone();
+    config_longer.run.iterations = 1;
+    let mut trainer = Trainer::with_subjects(
+        config_longer,
+        vec![subject("a", 1, 1.0)],
+        TrainOptions {
+            overwrite: true,
+            ..TrainOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(!model.exists(), "overwrite keeps the old model");
+    assert_eq!(trainer.state().iteration, 0);
+    let report = trainer.run(&mut |_| true).unwrap();
+    assert_eq!(report.iterations, 1);
+    // Bounds checked before anything is read.
+    let mut huge = config;
+    huge.run.batch_size = 1_000_000_000;
+    let message = Trainer::with_subjects(huge, vec![], TrainOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("run.batch_size 1000000000"), "{message}");
+}

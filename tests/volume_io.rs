@@ -505,3 +505,270 @@ fn real_volumes_round_trip() {
     }
     assert!(count >= 40, "only {count} volumes in the manifest");
 }
+
+/// A small valid little-endian float32 file (written by the library itself).
+fn small_float_file(dir: &Path) -> (std::path::PathBuf, Volume) {
+    let grid = oblique_grid([5, 6, 7]);
+    let volume = Volume::new(grid.clone(), ramp(&grid)).unwrap();
+    let path = dir.join("small.nii");
+    volume.write(&path).unwrap();
+    (path, volume)
+}
+
+/// Offsets and sizes of the numeric fields of a NIfTI-1 header (everything but the
+/// byte-sized fields and the text fields), for byte swapping.
+fn nifti1_numeric_fields() -> Vec<(usize, usize)> {
+    let mut fields = vec![(0, 4), (32, 4), (36, 2)];
+    fields.extend((0..8).map(|i| (40 + 2 * i, 2)));
+    fields.extend([
+        (56, 4),
+        (60, 4),
+        (64, 4),
+        (68, 2),
+        (70, 2),
+        (72, 2),
+        (74, 2),
+    ]);
+    fields.extend((0..8).map(|i| (76 + 4 * i, 4)));
+    fields.extend([(108, 4), (112, 4), (116, 4), (120, 2)]);
+    fields.extend((0..6).map(|i| (124 + 4 * i, 4)));
+    fields.extend([(252, 2), (254, 2)]);
+    fields.extend((0..18).map(|i| (256 + 4 * i, 4)));
+    fields
+}
+
+/// The same image in NIfTI-2 layout (540-byte header, 64-bit fields).
+fn to_nifti2(nifti1: &[u8]) -> Vec<u8> {
+    let f32_at = |at: usize| f32::from_le_bytes(nifti1[at..at + 4].try_into().unwrap());
+    let i16_at = |at: usize| i16::from_le_bytes(nifti1[at..at + 2].try_into().unwrap());
+    let mut h = vec![0u8; 540];
+    let mut put = |at: usize, bytes: &[u8]| h[at..at + bytes.len()].copy_from_slice(bytes);
+    put(0, &540i32.to_le_bytes());
+    put(4, b"n+2\0\r\n\x1a\n");
+    put(12, &i16_at(70).to_le_bytes());
+    put(14, &i16_at(72).to_le_bytes());
+    for i in 0..8 {
+        put(16 + 8 * i, &i64::from(i16_at(40 + 2 * i)).to_le_bytes());
+    }
+    for i in 0..8 {
+        put(104 + 8 * i, &f64::from(f32_at(76 + 4 * i)).to_le_bytes());
+    }
+    put(168, &544i64.to_le_bytes());
+    put(176, &f64::from(f32_at(112)).to_le_bytes());
+    put(184, &f64::from(f32_at(116)).to_le_bytes());
+    put(344, &i32::from(i16_at(252)).to_le_bytes());
+    put(348, &i32::from(i16_at(254)).to_le_bytes());
+    for i in 0..18 {
+        put(352 + 8 * i, &f64::from(f32_at(256 + 4 * i)).to_le_bytes());
+    }
+    put(500, &[nifti1[123], 0, 0, 0]);
+    let mut bytes = h;
+    bytes.extend_from_slice(&[0; 4]);
+    bytes.extend_from_slice(&nifti1[352..]);
+    bytes
+}
+
+#[test]
+fn big_endian_and_nifti2_files_read_as_the_little_endian_nifti1_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, original) = small_float_file(dir.path());
+    let little = std::fs::read(&path).unwrap();
+    // Big-endian: every numeric header field and every voxel byte-swapped.
+    let mut big = little.clone();
+    for (at, size) in nifti1_numeric_fields() {
+        big[at..at + size].reverse();
+    }
+    for voxel in big[352..].chunks_exact_mut(4) {
+        voxel.reverse();
+    }
+    let nifti2 = to_nifti2(&little);
+    for (name, bytes) in [("big.nii", big), ("two.nii", nifti2)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let read = Volume::read(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(read.data(), original.data(), "{name}");
+        assert_eq!(read.grid().dims(), original.grid().dims(), "{name}");
+        let (a, b) = (read.grid().voxel_to_ras(), original.grid().voxel_to_ras());
+        for row in 0..3 {
+            for col in 0..4 {
+                assert!(
+                    (a[row][col] - b[row][col]).abs() < 1e-4,
+                    "{name}: {a:?} {b:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn hostile_headers_are_named_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, original) = small_float_file(dir.path());
+    let good = std::fs::read(&path).unwrap();
+    let with = |edit: &dyn Fn(&mut Vec<u8>)| {
+        let mut bytes = good.clone();
+        edit(&mut bytes);
+        bytes
+    };
+    let vox_offset = |value: f32| {
+        with(&move |b: &mut Vec<u8>| b[108..112].copy_from_slice(&value.to_le_bytes()))
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        // NaN used to read the header as voxels (offset 0).
+        (
+            "vox_offset NaN",
+            vox_offset(f32::NAN),
+            "vox_offset NaN is not a valid voxel data offset",
+        ),
+        (
+            "vox_offset 0",
+            vox_offset(0.0),
+            "vox_offset 0 is not a valid",
+        ),
+        (
+            "vox_offset 1",
+            vox_offset(1.0),
+            "vox_offset 1 is not a valid",
+        ),
+        (
+            "vox_offset -352",
+            vox_offset(-352.0),
+            "vox_offset -352 is not a valid",
+        ),
+        ("vox_offset 352.5", vox_offset(352.5), "whole number"),
+        ("vox_offset 1e30", vox_offset(1e30), "16 MiB"),
+        (
+            "dim[0] 8",
+            with(&|b| b[40..42].copy_from_slice(&8i16.to_le_bytes())),
+            "dim[0] = 8 is not a valid number of dimensions",
+        ),
+        (
+            "negative dim",
+            with(&|b| b[42..44].copy_from_slice(&(-5i16).to_le_bytes())),
+            "dim[1] = -5",
+        ),
+        (
+            "DT_BINARY",
+            with(&|b| b[70..72].copy_from_slice(&1i16.to_le_bytes())),
+            "DT_BINARY",
+        ),
+        (
+            "DT_RGB24",
+            with(&|b| b[70..72].copy_from_slice(&128i16.to_le_bytes())),
+            "DT_RGB24",
+        ),
+        (
+            "unknown datatype",
+            with(&|b| b[70..72].copy_from_slice(&77i16.to_le_bytes())),
+            "datatype code 77",
+        ),
+        (
+            "2^45 voxels",
+            with(&|b| {
+                for axis in 0..3 {
+                    b[42 + 2 * axis..44 + 2 * axis].copy_from_slice(&32767i16.to_le_bytes())
+                }
+            }),
+            "too large",
+        ),
+        (
+            "analyze",
+            with(&|b| b[344..348].copy_from_slice(b"\0\0\0\0")),
+            "Analyze",
+        ),
+        (
+            "bad sizeof_hdr",
+            with(&|b| b[0..4].copy_from_slice(&349i32.to_le_bytes())),
+            "header size field is 349",
+        ),
+        ("truncated", good[..good.len() - 3].to_vec(), "truncated"),
+    ];
+    for (label, bytes, needle) in cases {
+        let path = dir.path().join("hostile.nii");
+        std::fs::write(&path, &bytes).unwrap();
+        match Volume::read(&path) {
+            Err(Error::InvalidFile { reason, .. }) => {
+                assert!(
+                    reason.contains(needle),
+                    "{label}: {reason:?} lacks {needle:?}"
+                )
+            }
+            other => panic!("{label}: expected InvalidFile, got {other:?}"),
+        }
+    }
+    // A NIfTI-2 header with a bad offset is named the same way.
+    let mut nifti2 = to_nifti2(&good);
+    nifti2[168..176].copy_from_slice(&(-352i64).to_le_bytes());
+    let path = dir.path().join("two.nii");
+    std::fs::write(&path, &nifti2).unwrap();
+    let message = Volume::read(&path).unwrap_err().to_string();
+    assert!(message.contains("vox_offset -352"), "{message}");
+    drop(original);
+}
+
+#[test]
+fn gzip_streams_inflate_only_to_the_declared_size() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, original) = small_float_file(dir.path());
+    let good = std::fs::read(&path).unwrap();
+    let gzip = |payload: &[&[u8]], extra_zeros: usize| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        for part in payload {
+            encoder.write_all(part).unwrap();
+        }
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..extra_zeros / zeros.len() {
+            encoder.write_all(&zeros).unwrap();
+        }
+        encoder.finish().unwrap()
+    };
+    // A little trailing padding is fine.
+    let padded = dir.path().join("padded.nii.gz");
+    std::fs::write(&padded, gzip(&[&good, &[0u8; 1000]], 0)).unwrap();
+    assert_eq!(Volume::read(&padded).unwrap().data(), original.data());
+    // A bomb: 256 MiB of zeros behind a header that declares 840 bytes of voxels. The
+    // reader must stop at the declared size plus the 1 MiB margin.
+    let bomb = dir.path().join("bomb.nii.gz");
+    let compressed = gzip(&[&good], 256 << 20);
+    assert!(compressed.len() < 1 << 20, "{} bytes", compressed.len());
+    std::fs::write(&bomb, &compressed).unwrap();
+    let started = std::time::Instant::now();
+    match Volume::read(&bomb) {
+        Err(Error::InvalidFile { reason, .. }) => {
+            assert!(reason.contains("inflates to more than"), "{reason}");
+            assert!(
+                reason.contains(&format!("stopped at {} bytes", good.len() + (1 << 20) + 1)),
+                "{reason}"
+            );
+        }
+        other => panic!("bomb accepted: {other:?}"),
+    }
+    // Reading 256 MiB would take far longer than stopping after 1 MiB does.
+    println!("bomb refused in {:.3} s", started.elapsed().as_secs_f64());
+}
+
+#[test]
+fn label_maps_are_written_atomically_and_only_with_a_nifti_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = oblique_grid([5, 6, 7]);
+    let labels = LabelVolume::zeros(grid);
+    let path = dir.path().join("labels.nii.gz");
+    std::fs::write(&path, b"old content").unwrap();
+    // Refused names leave the folder untouched.
+    for bad in ["labels.nrrd", "labels.nii.zip", "labels"] {
+        let message = labels.write(dir.path().join(bad)).unwrap_err().to_string();
+        assert!(message.contains("must end in .nii or .nii.gz"), "{message}");
+    }
+    labels.write(&path).unwrap();
+    assert_eq!(Volume::read(&path).unwrap().grid().dims(), [5, 6, 7]);
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["labels.nii.gz"],
+        "no temporary or partial file is left"
+    );
+}

@@ -196,3 +196,37 @@ fn roi_is_robust_to_head_position_and_neck_crop() {
         println!("shift {shift:?}, neck crop {neck_rows} mm: smallest margin {margin:.1} mm");
     }
 }
+
+#[test]
+fn microscopic_voxel_sizes_are_named_not_called_a_constant_image() {
+    // A head-like blob whose header claims 1 µm voxels: 64 µm across.
+    let grid = brainsam::volume::Grid::from_lps(
+        [64, 64, 64],
+        [0.001; 3],
+        [0.0; 3],
+        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+    )
+    .unwrap();
+    let data: Vec<f32> = (0..64 * 64 * 64)
+        .map(|n| {
+            let (i, j, k) = (n % 64, n / 64 % 64, n / 4096);
+            let d2 = [i, j, k]
+                .iter()
+                .map(|&c| (c as f32 - 32.0).powi(2))
+                .sum::<f32>();
+            if d2 < 28.0 * 28.0 {
+                100.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let volume = Volume::new(grid, data).unwrap();
+    let message = brainsam::volume::roi::find_roi(&volume, &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("too small to hold a head") && message.contains("voxel sizes"),
+        "{message}"
+    );
+}

@@ -81,6 +81,7 @@ int main(int argc, char **argv) {
   memset(&volume, 0, sizeof volume);
   volume.struct_size = sizeof volume;
   volume.data = voxels;
+  volume.data_len = voxel_count * sizeof *voxels;
   volume.dtype = BRAINSAM_DTYPE_FLOAT32;
   volume.dims[0] = NI;
   volume.dims[1] = NJ;

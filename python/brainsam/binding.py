@@ -132,6 +132,7 @@ class _VolumeDesc(ctypes.Structure):
         ("origin", ctypes.c_double * 3),
         ("direction", ctypes.c_double * 9),
         ("coordinates", ctypes.c_uint32),
+        ("data_len", ctypes.c_uint64),
     ]
 
 
@@ -154,11 +155,17 @@ class _FineTuneOptions(ctypes.Structure):
         ("resume", ctypes.c_uint32),
         ("progress", _FINE_TUNE_PROGRESS_FN),
         ("user_data", ctypes.c_void_p),
+        ("overwrite", ctypes.c_uint32),
     ]
 
 
 #: BRAINSAM_FINE_TUNE_MESSAGE_SIZE in brainsam.h.
 _FINE_TUNE_MESSAGE_SIZE = 512
+
+#: Input-QC flags of Session.structure_qc (BRAINSAM_QC_* in brainsam.h).
+QC_VOLUME_LOW = 1
+QC_VOLUME_HIGH = 2
+QC_LOW_CONFIDENCE = 4
 
 
 class _FineTuneStatus(ctypes.Structure):
@@ -627,6 +634,7 @@ class Session(_OwnedHandle):
         desc = _VolumeDesc()
         desc.struct_size = ctypes.sizeof(_VolumeDesc)
         desc.data = array.ctypes.data_as(ctypes.c_void_p)
+        desc.data_len = array.nbytes
         desc.dtype = code
         desc.dims[:] = [array.shape[2], array.shape[1], array.shape[0]]
         desc.spacing[:] = [float(x) for x in geometry[0].ravel()]
@@ -746,6 +754,16 @@ class Session(_OwnedHandle):
         )
         return float(volume.value), float(confidence.value)
 
+    def structure_qc(self, structure: int = 0) -> int:
+        """Input-QC flags of one structure (1..12), or of all together (0): a bit set of
+        QC_VOLUME_LOW, QC_VOLUME_HIGH and QC_LOW_CONFIDENCE; 0 means plausible for a T1
+        brain. Non-zero: warn that the input is probably not a T1 brain image."""
+        flags = ctypes.c_uint32()
+        self._call(
+            "brainsam_session_structure_qc", ctypes.c_uint32(structure), ctypes.byref(flags)
+        )
+        return int(flags.value)
+
     # -- background jobs ----------------------------------------------------------------
 
     def slice_range(self) -> tuple[int, int]:
@@ -855,8 +873,10 @@ class Job(_OwnedHandle):
 class FineTune(_OwnedHandle):
     """A fine-tuning run (brainsam_fine_tune) configured by a `brainsam train` TOML file,
     training on a library thread: poll progress() (e.g. from a Qt timer), cancel(),
-    wait(), then save(). The configuration is read and checked by the constructor, which
-    raises BrainSAMError naming the problem; errors in the data end the run as "failed".
+    wait(), then save(). The configuration, the files it names and the output folder are
+    checked by the constructor, which raises BrainSAMError naming the problem (an output
+    folder holding an earlier run needs resume=True or overwrite=True); errors in the
+    data's content end the run as "failed".
     close() (or leaving a `with` block) cancels a running run and waits for its thread."""
 
     _free_function = "brainsam_fine_tune_free"
@@ -866,11 +886,13 @@ class FineTune(_OwnedHandle):
         config_path: str | os.PathLike,
         resume: bool = False,
         library: Library | None = None,
+        overwrite: bool = False,
     ):
         self.library = library if library is not None else load_library()
         options = _FineTuneOptions()
         options.struct_size = ctypes.sizeof(_FineTuneOptions)
         options.resume = 1 if resume else 0
+        options.overwrite = 1 if overwrite else 0
         handle = ctypes.c_void_p()
         self._handle = None
         self.library._call(

@@ -14,6 +14,7 @@ use brainsam::model::training::{apply_training_mode, TrainingMode};
 use brainsam::model::{Sam, SamConfig};
 use brainsam::overlay::write_overlay_png;
 use brainsam::runtime::{cuda_capability, cuda_memory, RuntimeInfo};
+use brainsam::session::qc::{describe_flags, QualityReport};
 use brainsam::session::{
     init_model, DeviceChoice, Model, ModelOptions, Precision, Session, SessionOptions,
     StructureStats,
@@ -250,6 +251,10 @@ struct SegmentArgs {
     /// bf16 or fp16. Masks are always computed in fp32.
     #[arg(long, default_value = "auto")]
     precision: String,
+    /// Fail (exit status 1, no label map written) when input QC finds the result
+    /// implausible for a T1 brain; without it, QC problems are only warned about.
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(clap::Args)]
@@ -339,13 +344,59 @@ fn check_output_path(path: &Path, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn segment(args: &SegmentArgs) -> Result<()> {
+/// The path as it will be resolved (the folder made absolute), to tell two names of
+/// one file apart before anything is written.
+fn resolved(path: &Path) -> PathBuf {
+    if let Ok(path) = path.canonicalize() {
+        return path;
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    match (
+        parent.unwrap_or(Path::new(".")).canonicalize(),
+        path.file_name(),
+    ) {
+        (Ok(folder), Some(name)) => folder.join(name),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Every output path is checked before the segmentation starts: its folder exists, the
+/// label map's extension is one we write, and no output would overwrite the input or
+/// another output.
+fn check_segment_outputs(args: &SegmentArgs) -> Result<()> {
     check_output_path(&args.output, "output")?;
-    for (path, what) in [(&args.volumes, "volumes file"), (&args.overlay, "overlay")] {
+    brainsam::volume::nifti_output_kind(&args.output)?;
+    let mut outputs = vec![(&args.output, "--output")];
+    for (path, what) in [(&args.volumes, "--volumes"), (&args.overlay, "--overlay")] {
         if let Some(path) = path {
             check_output_path(path, what)?;
+            outputs.push((path, what));
         }
     }
+    let input = resolved(&args.input);
+    for (index, (path, what)) in outputs.iter().enumerate() {
+        let target = resolved(path);
+        if target == input {
+            return Err(Error::invalid_argument(format!(
+                "{what} {} is the input file: writing it would destroy the input; choose another name",
+                path.display()
+            )));
+        }
+        if let Some((_, other)) = outputs[..index]
+            .iter()
+            .find(|(other, _)| resolved(other) == target)
+        {
+            return Err(Error::invalid_argument(format!(
+                "{what} and {other} name the same file {}",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn segment(args: &SegmentArgs) -> Result<()> {
+    check_segment_outputs(args)?;
     let started = Instant::now();
     let volume = Volume::read(&args.input)?;
     let model = Model::load(&ModelOptions {
@@ -381,13 +432,22 @@ fn segment(args: &SegmentArgs) -> Result<()> {
     })?;
     bar.finish_and_clear();
     let labels = session.labels()?;
-    labels.write(&args.output)?;
     let stats: Vec<(u8, StructureStats)> = (1..=12u8)
         .map(|s| session.structure_stats(s).map(|st| (s, st)))
         .collect::<Result<_>>()?;
-    print_volume_table(&stats);
+    let quality = QualityReport::from_stats(&stats);
+    print_volume_table(&stats, &quality);
+    if let Some(warning) = quality.warning() {
+        if args.strict {
+            return Err(Error::InvalidState(format!(
+                "{warning} (--strict: no output written)"
+            )));
+        }
+        eprintln!("warning: {warning}");
+    }
+    labels.write(&args.output)?;
     if let Some(path) = &args.volumes {
-        write_volumes_csv(path, &stats)?;
+        write_volumes_csv(path, &stats, &quality)?;
     }
     if let Some(path) = &args.overlay {
         let volume = session.volume().expect("set above");
@@ -415,23 +475,43 @@ fn structure_name(class: u8) -> &'static str {
         .map_or("?", |s| s.long_name)
 }
 
-fn print_volume_table(stats: &[(u8, StructureStats)]) {
+/// The QC text of one structure ("ok" or what is implausible).
+fn qc_text(quality: &QualityReport, class: u8) -> String {
+    describe_flags(quality.flags[usize::from(class) - 1])
+}
+
+fn print_volume_table(stats: &[(u8, StructureStats)], quality: &QualityReport) {
     println!(
-        "{:>2}  {:<18} {:>12} {:>10}",
+        "{:>2}  {:<18} {:>12} {:>10}  qc",
         "id", "structure", "volume mm3", "confidence"
     );
     for (class, stat) in stats {
         println!(
-            "{class:>2}  {:<18} {:>12.1} {:>10.3}",
+            "{class:>2}  {:<18} {:>12.1} {:>10.3}  {}",
             structure_name(*class),
             stat.volume_mm3,
-            stat.confidence
+            stat.confidence,
+            qc_text(quality, *class)
         );
     }
 }
 
-fn write_volumes_csv(path: &Path, stats: &[(u8, StructureStats)]) -> Result<()> {
-    let text = brainsam::cohort::volumes_table(stats, ',');
+fn write_volumes_csv(
+    path: &Path,
+    stats: &[(u8, StructureStats)],
+    quality: &QualityReport,
+) -> Result<()> {
+    let mut text = String::from("class,structure,voxels,volume_mm3,confidence,qc\n");
+    for (class, stat) in stats {
+        text.push_str(&format!(
+            "{class},{},{},{:.3},{:.4},{}\n",
+            structure_name(*class),
+            stat.voxels,
+            stat.volume_mm3,
+            stat.confidence,
+            qc_text(quality, *class).replace(", ", "; ")
+        ));
+    }
     brainsam::weights::atomic_write(path, |file| {
         file.write_all(text.as_bytes())
             .map_err(|e| Error::io(path, e))

@@ -161,9 +161,14 @@ pub(crate) fn guard(
         Ok(Err(error)) => error.status_and_message(),
         Err(payload) => {
             let detail = crate::error::panic_message(payload.as_ref()).unwrap_or("unknown panic");
+            // tch panics with libtorch's text, backtrace included: log it, show one line.
+            log::debug!("{function}: panic in full: {detail}");
             (
                 brainsam_status::BRAINSAM_STATUS_INTERNAL_ERROR,
-                format!("internal error (please report): {detail}"),
+                format!(
+                    "internal error (please report): {}",
+                    crate::error::strip_backtrace(detail)
+                ),
             )
         }
     };

@@ -164,7 +164,16 @@ pub struct brainsam_volume_desc {
     pub direction: [f64; 9],
     /// A `brainsam_coordinates` value.
     pub coordinates: u32,
+    /// Size in bytes of the buffer at `data`. When given (non-zero), a buffer shorter than
+    /// `dims[0] * dims[1] * dims[2]` values of `dtype` is refused with
+    /// `BRAINSAM_STATUS_BUFFER_TOO_SMALL` instead of being read past its end. 0: not given
+    /// (the library cannot check). Added in 0.2.1: callers built against an older header
+    /// (smaller `struct_size`) are read as 0.
+    pub data_len: u64,
 }
+
+/// `sizeof(brainsam_volume_desc)` before `data_len` was appended.
+const VOLUME_DESC_V1_SIZE: usize = std::mem::offset_of!(brainsam_volume_desc, data_len);
 
 /// A loaded model (opaque).
 pub struct brainsam_model {
@@ -222,17 +231,64 @@ pub(crate) unsafe fn optional_path(
     Ok(Some(PathBuf::from(text)))
 }
 
-fn lock(session: &brainsam_session) -> Result<std::sync::MutexGuard<'_, Session>, FfiError> {
-    match session.session.try_lock() {
-        Ok(guard) => Ok(guard),
+thread_local! {
+    /// Sessions this thread is inside a call on (a progress callback can call back in).
+    static SESSIONS_IN_USE_HERE: std::cell::RefCell<Vec<usize>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A locked session; remembers on its thread that it is in use until dropped.
+pub(crate) struct SessionGuard<'a> {
+    guard: std::sync::MutexGuard<'a, Session>,
+    key: usize,
+}
+
+impl std::ops::Deref for SessionGuard<'_> {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for SessionGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Session {
+        &mut self.guard
+    }
+}
+
+impl Drop for SessionGuard<'_> {
+    fn drop(&mut self) {
+        let _ = SESSIONS_IN_USE_HERE.try_with(|keys| {
+            let mut keys = keys.borrow_mut();
+            if let Some(at) = keys.iter().rposition(|&k| k == self.key) {
+                keys.remove(at);
+            }
+        });
+    }
+}
+
+fn lock(session: &brainsam_session) -> Result<SessionGuard<'_>, FfiError> {
+    let key = session as *const brainsam_session as usize;
+    let guard = match session.session.try_lock() {
+        Ok(guard) => guard,
         // A panic inside an earlier call poisoned the lock; the session state may be
         // half-updated but is still memory-safe to use.
-        Err(TryLockError::Poisoned(poisoned)) => Ok(poisoned.into_inner()),
-        Err(TryLockError::WouldBlock) => Err(FfiError::Core(Error::InvalidState(
-            "the session is in use by another thread: one session serves one thread at a time"
-                .into(),
-        ))),
-    }
+        Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        Err(TryLockError::WouldBlock) => {
+            let here = SESSIONS_IN_USE_HERE
+                .try_with(|keys| keys.borrow().contains(&key))
+                .unwrap_or(false);
+            let message = if here {
+                "re-entrant call: this thread is already inside a call on this session (from \
+                 its progress callback?); make the call after that one returns"
+            } else {
+                "the session is in use by another thread: one session serves one thread at a time"
+            };
+            return Err(FfiError::Core(Error::InvalidState(message.into())));
+        }
+    };
+    let _ = SESSIONS_IN_USE_HERE.try_with(|keys| keys.borrow_mut().push(key));
+    Ok(SessionGuard { guard, key })
 }
 
 /// The fields of a caller's `brainsam_model_options`, which may be the shorter 0.1
@@ -494,6 +550,49 @@ fn voxel_dtype(value: u32) -> Result<brainsam_dtype, FfiError> {
     })
 }
 
+/// Bytes per value of `dtype`.
+fn dtype_size(dtype: brainsam_dtype) -> u64 {
+    use brainsam_dtype::*;
+    match dtype {
+        BRAINSAM_DTYPE_UINT8 | BRAINSAM_DTYPE_INT8 => 1,
+        BRAINSAM_DTYPE_UINT16 | BRAINSAM_DTYPE_INT16 => 2,
+        BRAINSAM_DTYPE_UINT32 | BRAINSAM_DTYPE_INT32 | BRAINSAM_DTYPE_FLOAT32 => 4,
+        BRAINSAM_DTYPE_FLOAT64 => 8,
+    }
+}
+
+/// A copy of the caller's descriptor; `data_len` is 0 when its `struct_size` ends
+/// before that field (a caller built against an older header).
+///
+/// # Safety
+/// `desc` must point to a readable descriptor of at least its `struct_size` bytes.
+unsafe fn read_volume_desc(
+    desc: *const brainsam_volume_desc,
+) -> Result<brainsam_volume_desc, FfiError> {
+    // SAFETY: every version starts with `struct_size`.
+    let struct_size = unsafe { std::ptr::addr_of!((*desc).struct_size).read_unaligned() };
+    checked_struct_size(struct_size, VOLUME_DESC_V1_SIZE, "brainsam_volume_desc")?;
+    // SAFETY: `struct_size` covers the first version's fields.
+    let mut copy = unsafe {
+        brainsam_volume_desc {
+            struct_size,
+            data: std::ptr::addr_of!((*desc).data).read_unaligned(),
+            dtype: std::ptr::addr_of!((*desc).dtype).read_unaligned(),
+            dims: std::ptr::addr_of!((*desc).dims).read_unaligned(),
+            spacing: std::ptr::addr_of!((*desc).spacing).read_unaligned(),
+            origin: std::ptr::addr_of!((*desc).origin).read_unaligned(),
+            direction: std::ptr::addr_of!((*desc).direction).read_unaligned(),
+            coordinates: std::ptr::addr_of!((*desc).coordinates).read_unaligned(),
+            data_len: 0,
+        }
+    };
+    if struct_size as usize >= std::mem::size_of::<brainsam_volume_desc>() {
+        // SAFETY: the caller's struct is the whole current version.
+        copy.data_len = unsafe { std::ptr::addr_of!((*desc).data_len).read_unaligned() };
+    }
+    Ok(copy)
+}
+
 /// Converts a caller buffer of `dtype` to f32 voxels.
 ///
 /// # Safety
@@ -614,14 +713,13 @@ pub unsafe extern "C" fn brainsam_session_set_volume(
 ) -> brainsam_status {
     guard("brainsam_session_set_volume", || {
         let session = SESSIONS.get(session, "session")?;
+        let mut session = lock(&session)?;
+        // Whatever happens next, the previous volume (and its labels) is gone: a failed
+        // call must not leave segment_all answering for the old volume.
+        session.clear_volume();
         require_non_null(volume, "volume")?;
-        // SAFETY: non-null; a readable descriptor per the contract.
-        let desc = unsafe { &*volume };
-        checked_struct_size(
-            desc.struct_size,
-            std::mem::size_of::<brainsam_volume_desc>(),
-            "brainsam_volume_desc",
-        )?;
+        // SAFETY: non-null; readable for its struct_size bytes per the contract.
+        let desc = unsafe { read_volume_desc(volume) }?;
         let dtype = voxel_dtype(desc.dtype)?;
         require_non_null(desc.data, "volume->data")?;
         let geometry = VolumeGeometry {
@@ -632,10 +730,18 @@ pub unsafe extern "C" fn brainsam_session_set_volume(
             coordinates: desc.coordinates,
         };
         let grid = geometry.grid()?;
-        // SAFETY: the caller guarantees `dims` product values of `dtype` at `data`.
+        let needed = grid.len() as u64 * dtype_size(dtype);
+        if desc.data_len != 0 && desc.data_len < needed {
+            return Err(FfiError::BufferTooSmall(format!(
+                "volume->data_len is {} bytes, but dims {:?} of {dtype:?} need {needed}",
+                desc.data_len, desc.dims
+            )));
+        }
+        // SAFETY: the caller guarantees `dims` product values of `dtype` at `data`
+        // (checked against data_len when given).
         let voxels = unsafe { voxels_as_f32(desc.data, dtype, grid.len()) };
         let volume = Volume::new(grid, voxels)?;
-        lock(&session)?.set_volume(volume)?;
+        session.set_volume(volume)?;
         Ok(())
     })
 }
@@ -888,6 +994,51 @@ pub unsafe extern "C" fn brainsam_session_structure_stats(
             // SAFETY: as above.
             unsafe { *confidence = stats.confidence };
         }
+        Ok(())
+    })
+}
+
+/// `brainsam_session_structure_qc` flag: the structure's volume is below the range
+/// plausible for a T1 brain (absent included).
+pub const BRAINSAM_QC_VOLUME_LOW: u32 = 1;
+/// `brainsam_session_structure_qc` flag: the structure's volume is above the plausible range.
+pub const BRAINSAM_QC_VOLUME_HIGH: u32 = 2;
+/// `brainsam_session_structure_qc` flag: the model's mean confidence in the structure is low.
+pub const BRAINSAM_QC_LOW_CONFIDENCE: u32 = 4;
+const _: () = assert!(
+    BRAINSAM_QC_VOLUME_LOW == crate::session::qc::QC_VOLUME_LOW
+        && BRAINSAM_QC_VOLUME_HIGH == crate::session::qc::QC_VOLUME_HIGH
+        && BRAINSAM_QC_LOW_CONFIDENCE == crate::session::qc::QC_LOW_CONFIDENCE
+);
+
+/// Writes the input-QC flags (`BRAINSAM_QC_*` bits; 0: plausible) of `structure` (1..12)
+/// in the current label volume to `*flags`, or the union over all 12 structures for
+/// `structure` 0. A non-zero result means the input is probably not a T1 brain image
+/// with a correct header, or the model failed on it: show a warning with the numbers.
+/// The ranges are documented in the README's Reliability section.
+///
+/// # Safety
+/// `session` must be a live session handle; `flags` a valid pointer.
+#[no_mangle]
+pub unsafe extern "C" fn brainsam_session_structure_qc(
+    session: *const brainsam_session,
+    structure: u32,
+    flags: *mut u32,
+) -> brainsam_status {
+    guard("brainsam_session_structure_qc", || {
+        let session = SESSIONS.get(session, "session")?;
+        require_non_null(flags, "flags")?;
+        let structure = u8::try_from(structure)
+            .ok()
+            .filter(|&s| s <= 12)
+            .ok_or_else(|| {
+                Error::invalid_argument(format!(
+                    "structure {structure} is not a class id: use 1..=12, or 0 for all"
+                ))
+            })?;
+        let value = lock(&session)?.structure_qc(structure)?;
+        // SAFETY: non-null checked above.
+        unsafe { *flags = value };
         Ok(())
     })
 }

@@ -78,7 +78,16 @@ pub struct brainsam_fine_tune_options {
     pub progress: brainsam_fine_tune_progress_fn,
     /// Passed to `progress`, on the training thread.
     pub user_data: *mut c_void,
+    /// Non-zero: start afresh even if the output folder holds an earlier run, deleting
+    /// its results. Without it (or `resume`) such a folder is refused with
+    /// INVALID_ARGUMENT. Added in 0.2.1: callers built against an older header (smaller
+    /// `struct_size`) are read as 0.
+    pub overwrite: u32,
 }
+
+/// `sizeof(brainsam_fine_tune_options)` before `overwrite` was appended.
+const FINE_TUNE_OPTIONS_V1_SIZE: usize =
+    std::mem::offset_of!(brainsam_fine_tune_options, overwrite);
 
 /// Bytes of `brainsam_fine_tune_status.error_message`, its terminating NUL included.
 pub const BRAINSAM_FINE_TUNE_MESSAGE_SIZE: usize = 512;
@@ -184,15 +193,27 @@ impl FineTuneRun {
     pub(crate) fn start(
         config_path: &Path,
         resume: bool,
+        overwrite: bool,
         mut hook: Option<IterationHook>,
     ) -> Result<Self> {
         let config = TrainConfig::read(config_path)?;
-        config.validate().map_err(|e| match e {
+        // Everything that can be checked without reading the data is checked here, so
+        // the caller gets the error from this call rather than from a failed run later.
+        let in_file = |e: Error| match e {
             Error::InvalidArgument(message) => {
                 Error::invalid_argument(format!("{}: {message}", config_path.display()))
             }
             other => other,
-        })?;
+        };
+        config.validate().map_err(in_file)?;
+        config.check_sources().map_err(in_file)?;
+        crate::model::TrainingMode::parse(&config.model.mode).map_err(in_file)?;
+        crate::session::DeviceChoice::parse(&config.run.device).map_err(in_file)?;
+        let run_lock = Arc::new(crate::train::prepare_output_folder(
+            &config.run.output_dir,
+            resume,
+            overwrite,
+        )?);
         let snapshot = Arc::new(Mutex::new(FineTuneSnapshot {
             iteration: 0,
             total: config.run.iterations,
@@ -205,6 +226,8 @@ impl FineTuneRun {
         let cancel = Arc::new(AtomicBool::new(false));
         let options = TrainOptions {
             resume,
+            overwrite,
+            run_lock: Some(run_lock),
             cancel: Some(Arc::clone(&cancel)),
             stop_after: None,
         };
@@ -449,7 +472,10 @@ impl CProgress {
 /// Starts fine-tuning as configured by the TOML file `config_toml_path` (the format of
 /// `brainsam train`; relative paths in it are taken relative to its folder). The file is
 /// read and its values checked before this returns (IO_ERROR, INVALID_FILE,
-/// INVALID_ARGUMENT); the data is then prepared and the model trained on a new thread:
+/// INVALID_ARGUMENT: also for a configuration without training data, a data or model
+/// file that does not exist, or an output folder holding an earlier run without
+/// `resume` or `overwrite`; INVALID_STATE when another run writes into the same output
+/// folder); the data is then prepared and the model trained on a new thread:
 /// poll with `brainsam_fine_tune_progress`, stop with `brainsam_fine_tune_cancel`, join
 /// with `brainsam_fine_tune_wait`. Errors of the data or of training end the run in the
 /// FAILED state. `options` may be NULL (no resume, no callback). On success `*out`
@@ -471,26 +497,42 @@ pub unsafe extern "C" fn brainsam_fine_tune_start(
         // SAFETY: non-null and NUL-terminated per the contract.
         let path = unsafe { optional_path(config_toml_path, "config_toml_path") }?
             .ok_or_else(|| Error::invalid_argument("config_toml_path is an empty string"))?;
-        let (resume, hook) = if options.is_null() {
-            (false, None)
+        let (resume, overwrite, hook) = if options.is_null() {
+            (false, false, None)
         } else {
-            // SAFETY: non-null; the caller guarantees a readable struct of struct_size bytes.
-            let options = unsafe { &*options };
+            // SAFETY: non-null; every version starts with `struct_size`.
+            let struct_size =
+                unsafe { std::ptr::addr_of!((*options).struct_size).read_unaligned() };
             checked_struct_size(
-                options.struct_size,
-                std::mem::size_of::<brainsam_fine_tune_options>(),
+                struct_size,
+                FINE_TUNE_OPTIONS_V1_SIZE,
                 "brainsam_fine_tune_options",
             )?;
-            let hook = options.progress.map(|function| {
+            // SAFETY: `struct_size` covers the first version's fields.
+            let (resume, progress, user_data) = unsafe {
+                (
+                    std::ptr::addr_of!((*options).resume).read_unaligned(),
+                    std::ptr::addr_of!((*options).progress).read_unaligned(),
+                    std::ptr::addr_of!((*options).user_data).read_unaligned(),
+                )
+            };
+            let overwrite =
+                if struct_size as usize >= std::mem::size_of::<brainsam_fine_tune_options>() {
+                    // SAFETY: the caller's struct is the whole current version.
+                    unsafe { std::ptr::addr_of!((*options).overwrite).read_unaligned() }
+                } else {
+                    0
+                };
+            let hook = progress.map(|function| {
                 let progress = CProgress {
                     function,
-                    user_data: options.user_data,
+                    user_data,
                 };
                 Box::new(move |p: &TrainProgress| progress.call(p)) as IterationHook
             });
-            (options.resume != 0, hook)
+            (resume != 0, overwrite != 0, hook)
         };
-        let run = FineTuneRun::start(&path, resume, hook)?;
+        let run = FineTuneRun::start(&path, resume, overwrite, hook)?;
         let handle = FINE_TUNES.register(Arc::new(brainsam_fine_tune { run }));
         // SAFETY: non-null checked above.
         unsafe { *out = handle };

@@ -117,6 +117,27 @@ pub struct SamConfig {
     pub slice_context_mm: f64,
 }
 
+/// Largest model input side accepted by [`SamConfig::validate`] (published: 1024).
+pub const MAX_INPUT_SIZE: i64 = 2048;
+/// Largest token grid side (input size / patch size; published: 64).
+pub const MAX_GRID: i64 = 128;
+/// Largest width of any layer (published ViT-H: 1280).
+pub const MAX_WIDTH: i64 = 8192;
+/// Largest MLP hidden width (published ViT-H: 5120).
+pub const MAX_MLP_DIM: i64 = 32768;
+/// Largest block count of the encoder or decoder (published ViT-H: 32).
+pub const MAX_DEPTH: i64 = 128;
+/// Largest attention head count (published: 16).
+pub const MAX_HEADS: i64 = 256;
+/// Largest patch side (published: 16).
+pub const MAX_PATCH_SIZE: i64 = 64;
+/// Largest mask-token count, i.e. classes + 1 (BrainSAM: 13).
+pub const MAX_MASK_TOKENS: i64 = 256;
+/// Largest LoRA rank (BrainSAM: 16).
+pub const MAX_LORA_RANK: i64 = 1024;
+/// Largest parameter count of a whole model (published ViT-H: 0.64 billion).
+pub const MAX_PARAMETERS: i64 = 2_000_000_000;
+
 /// Pixel mean of the published SAM models (ImageNet statistics in 0..255).
 pub const SAM_PIXEL_MEAN: [f64; 3] = [123.675, 116.28, 103.53];
 /// Pixel standard deviation of the published SAM models.
@@ -346,6 +367,100 @@ impl SamConfig {
                 return bad(format!("{name} must be positive, got {value}"));
             }
         }
+        // Upper bounds, checked before anything is built: configurations also come from
+        // checkpoint and adapter metadata, and a corrupt or hostile number must give this
+        // error rather than an out-of-memory abort inside libtorch. Each bound is at least
+        // 4x (depths 2x) the largest published SAM (ViT-H) value.
+        let within = [
+            ("input_size", self.input_size, MAX_INPUT_SIZE),
+            ("image_encoder.embed_dim", enc.embed_dim, MAX_WIDTH),
+            ("image_encoder.depth", enc.depth, MAX_DEPTH),
+            ("image_encoder.num_heads", enc.num_heads, MAX_HEADS),
+            ("image_encoder.mlp_dim", enc.mlp_dim, MAX_MLP_DIM),
+            ("image_encoder.patch_size", enc.patch_size, MAX_PATCH_SIZE),
+            ("image_encoder.window_size", enc.window_size, MAX_GRID),
+            ("image_encoder.out_chans", enc.out_chans, MAX_WIDTH),
+            (
+                "prompt_encoder.embed_dim",
+                self.prompt_encoder.embed_dim,
+                MAX_WIDTH,
+            ),
+            (
+                "prompt_encoder.mask_in_chans",
+                self.prompt_encoder.mask_in_chans,
+                MAX_WIDTH,
+            ),
+            (
+                "mask_decoder.transformer_dim",
+                self.mask_decoder.transformer_dim,
+                MAX_WIDTH,
+            ),
+            (
+                "mask_decoder.transformer_depth",
+                self.mask_decoder.transformer_depth,
+                MAX_DEPTH,
+            ),
+            (
+                "mask_decoder.num_heads",
+                self.mask_decoder.num_heads,
+                MAX_HEADS,
+            ),
+            (
+                "mask_decoder.mlp_dim",
+                self.mask_decoder.mlp_dim,
+                MAX_MLP_DIM,
+            ),
+            (
+                "mask_decoder.attention_downsample_rate",
+                self.mask_decoder.attention_downsample_rate,
+                MAX_WIDTH,
+            ),
+            (
+                "mask_decoder.num_mask_tokens",
+                self.mask_decoder.num_mask_tokens,
+                MAX_MASK_TOKENS,
+            ),
+            (
+                "mask_decoder.iou_head_depth",
+                self.mask_decoder.iou_head_depth,
+                MAX_DEPTH,
+            ),
+            (
+                "mask_decoder.iou_head_hidden_dim",
+                self.mask_decoder.iou_head_hidden_dim,
+                MAX_WIDTH,
+            ),
+            (
+                "lora.rank",
+                self.lora.as_ref().map_or(1, |lora| lora.rank),
+                MAX_LORA_RANK,
+            ),
+        ];
+        for (name, value, limit) in within {
+            if value > limit {
+                return bad(format!(
+                    "{name} is {value}, above the largest supported value {limit} (corrupt metadata?)"
+                ));
+            }
+        }
+        if self.name.len() > 64 || self.name.chars().any(char::is_control) {
+            return bad("the name must be at most 64 printable characters".into());
+        }
+        if enc.global_attn_indexes.len() > enc.depth as usize {
+            return bad(format!(
+                "{} global attention blocks listed for {} blocks",
+                enc.global_attn_indexes.len(),
+                enc.depth
+            ));
+        }
+        if self.input_size / enc.patch_size > MAX_GRID {
+            return bad(format!(
+                "input_size {} / patch_size {} gives a token grid of {}, above the largest supported {MAX_GRID}",
+                self.input_size,
+                enc.patch_size,
+                self.input_size / enc.patch_size
+            ));
+        }
         if self.input_size % enc.patch_size != 0 {
             return bad(format!(
                 "input_size {} is not a multiple of the patch size {}",
@@ -421,6 +536,16 @@ impl SamConfig {
             return bad(format!(
                 "pixel statistics must be finite with positive std, got mean {:?} std {:?}",
                 self.pixel_mean, self.pixel_std
+            ));
+        }
+        let parameters = self
+            .parameter_shapes()
+            .iter()
+            .map(|(_, shape)| shape.iter().product::<i64>())
+            .sum::<i64>();
+        if parameters > MAX_PARAMETERS {
+            return bad(format!(
+                "{parameters} parameters, above the largest supported {MAX_PARAMETERS}"
             ));
         }
         Ok(())
@@ -695,5 +820,59 @@ mod tests {
         assert_eq!(params(SamConfig::small()), 2_920_192);
         assert_eq!(params(SamConfig::small().with_num_classes(12)), 3_238_297);
         assert_eq!(params(SamConfig::tiny()), 102_470);
+    }
+
+    #[test]
+    fn every_field_is_bounded_before_anything_is_built() {
+        type Edit = fn(&mut SamConfig);
+        let cases: [(Edit, &str); 10] = [
+            (
+                |c| c.mask_decoder.num_mask_tokens = 1_000_000,
+                "num_mask_tokens",
+            ),
+            (|c| c.input_size = 1 << 20, "input_size"),
+            (|c| c.image_encoder.embed_dim = 1 << 20, "embed_dim"),
+            (|c| c.image_encoder.mlp_dim = 1 << 40, "mlp_dim"),
+            (|c| c.lora = Some(LoraConfig::new(1 << 30)), "lora.rank"),
+            (|c| c.image_encoder.depth = 100_000, "depth"),
+            (
+                |c| c.mask_decoder.transformer_depth = 100_000,
+                "transformer_depth",
+            ),
+            (|c| c.image_encoder.patch_size = 1, "token grid"),
+            (|c| c.name = "x".repeat(1000), "name"),
+            // Each value within its own bound, the whole model far too big.
+            (
+                |c| {
+                    c.image_encoder.embed_dim = 8192;
+                    c.image_encoder.num_heads = 64;
+                    c.image_encoder.mlp_dim = 32768;
+                    c.image_encoder.depth = 128;
+                },
+                "parameters",
+            ),
+        ];
+        for (edit, needle) in cases {
+            let mut config = SamConfig::vit_b();
+            edit(&mut config);
+            let started = std::time::Instant::now();
+            let message = config.validate().unwrap_err().to_string();
+            assert!(message.contains(needle), "{needle}: {message}");
+            assert!(started.elapsed().as_secs_f64() < 1.0, "{needle}: slow");
+            // The same from checkpoint metadata (JSON).
+            let message = SamConfig::from_json(&config.to_json())
+                .unwrap_err()
+                .to_string();
+            assert!(message.contains(needle), "{needle} from JSON: {message}");
+        }
+        for name in ["vit_b", "vit_l", "vit_h", "small", "tiny"] {
+            SamConfig::by_name(name).unwrap().validate().unwrap();
+        }
+        SamConfig::vit_h()
+            .with_input_size(MAX_INPUT_SIZE)
+            .with_num_classes(12)
+            .with_lora_rank(64)
+            .validate()
+            .unwrap();
     }
 }

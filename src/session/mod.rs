@@ -7,6 +7,7 @@
 //! prompts then re-run only the prompt encoder and mask decoder.
 
 mod model;
+pub mod qc;
 
 pub use model::{
     default_model_path, init_model, save_model, DeviceChoice, Model, ModelOptions, Precision,
@@ -122,6 +123,10 @@ pub const DEVICE_MEMORY_RESERVE_BYTES: u64 = 2 << 30;
 
 /// Largest automatic encoder batch: beyond 32 slices GPU throughput no longer improves.
 const MAX_AUTO_BATCH: usize = 32;
+
+/// Most point prompts per structure and slice: SAM is trained with a handful, and each
+/// one costs decoder time on every later update of that slice.
+pub const MAX_POINTS_PER_SLICE: usize = 64;
 
 /// Settings of a session.
 #[derive(Debug, Clone)]
@@ -316,10 +321,19 @@ impl Session {
             .ok_or_else(|| Error::InvalidState("no volume set: call set_volume first".into()))
     }
 
+    /// Forgets the volume with its prompts and results (later calls that need one say
+    /// "no volume set").
+    pub fn clear_volume(&mut self) {
+        self.state = None;
+    }
+
     /// Sets the volume to segment (replacing any earlier one with its prompts and
     /// results): finds the region of interest and prepares its slices. Nothing is
     /// encoded yet.
     pub fn set_volume(&mut self, volume: Volume) -> Result<()> {
+        // The previous volume goes first: if this one is refused, later calls must say
+        // "no volume", not answer with the old volume's labels.
+        self.state = None;
         let input_size = self.model.config().input_size as usize;
         let roi = find_roi(&volume, &RoiConfig::default())?;
         let geometry = SliceGeometry::from_roi(volume.grid(), &roi, input_size)?;
@@ -550,17 +564,24 @@ impl Session {
         check_structure(structure)?;
         let state = self.state_mut()?;
         let point = locate(state, ijk)?;
-        state
+        let plane = state.geometry.slice_voxel_indices()[point.slice];
+        let points = &mut state
             .prompts
             .entry((structure, point.slice))
             .or_default()
-            .points
-            .push(PointPrompt {
-                x: point.x,
-                y: point.y,
-                positive,
-            });
-        Ok(state.geometry.slice_voxel_indices()[point.slice])
+            .points;
+        if points.len() >= MAX_POINTS_PER_SLICE {
+            return Err(Error::invalid_argument(format!(
+                "structure {structure} already has {MAX_POINTS_PER_SLICE} point prompts on slice \
+                 {plane}, the most accepted: clear them or prompt another slice"
+            )));
+        }
+        points.push(PointPrompt {
+            x: point.x,
+            y: point.y,
+            positive,
+        });
+        Ok(plane)
     }
 
     /// Sets the box prompt of `structure` from two opposite corners (voxel
@@ -673,6 +694,27 @@ impl Session {
     /// The current label volume (all background until a segmentation ran).
     pub fn labels(&self) -> Result<&LabelVolume> {
         Ok(&self.state()?.labels)
+    }
+
+    /// Input QC of the current label volume (see [`qc`]): which structures have an
+    /// implausible volume or a low model confidence.
+    pub fn quality(&self) -> Result<qc::QualityReport> {
+        let stats = (1..=12u8)
+            .map(|class| self.structure_stats(class).map(|s| (class, s)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(qc::QualityReport::from_stats(&stats))
+    }
+
+    /// The QC flags (`qc::QC_*` bits) of `structure` 1..=12, or of every structure
+    /// together for 0.
+    pub fn structure_qc(&self, structure: u8) -> Result<u32> {
+        if structure == 0 {
+            return Ok(self.quality()?.any_flags());
+        }
+        Ok(qc::structure_flags(
+            structure,
+            &self.structure_stats(structure)?,
+        ))
     }
 
     /// Volume and confidence of `structure` in the current label volume.

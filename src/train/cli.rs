@@ -61,6 +61,10 @@ pub struct FineTuneArgs {
     /// Continue from the output folder's checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// Start afresh in an output folder that holds an earlier run, deleting its results
+    /// (without this or --resume, such a folder is refused).
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
     /// No progress bar (log lines instead).
     #[arg(long)]
     pub quiet: bool,
@@ -115,11 +119,7 @@ impl FineTuneArgs {
         if let Some(v) = self.checkpoint_every {
             config.run.checkpoint_every = v;
         }
-        if config.subjects.is_empty() && config.label_only.is_empty() {
-            return Err(Error::invalid_argument(
-                "no training data: give a configuration file with [[subjects]] or [[label_only]]",
-            ));
-        }
+        config.check_sources()?;
         Ok(config)
     }
 }
@@ -133,6 +133,7 @@ pub fn run_fine_tune(args: &FineTuneArgs) -> Result<()> {
         config.clone(),
         TrainOptions {
             resume: args.resume,
+            overwrite: args.overwrite,
             ..TrainOptions::default()
         },
     )?;

@@ -311,6 +311,11 @@ impl Default for PromptSection {
     }
 }
 
+/// Largest `run.batch_size` accepted (slices per iteration).
+pub const MAX_BATCH_SIZE: usize = 1024;
+/// Largest `run.iterations` accepted.
+pub const MAX_ITERATIONS: u64 = 100_000_000;
+
 /// Run control.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -424,6 +429,38 @@ impl TrainConfig {
         toml::to_string(self).map_err(|e| Error::Internal(format!("cannot write TOML: {e}")))
     }
 
+    /// Checks that the configuration names training data and that every file it names
+    /// exists (their content is checked when the data is prepared): done before a run
+    /// starts, so that a caller hears of a missing file at once.
+    pub fn check_sources(&self) -> Result<()> {
+        if self.subjects.is_empty() && self.label_only.is_empty() {
+            return Err(Error::invalid_argument(
+                "no training data (the subject lists are empty): give a configuration file with \
+                 [[subjects]] or [[label_only]]",
+            ));
+        }
+        let files = self
+            .subjects
+            .iter()
+            .flat_map(|s| [("image", &s.image), ("label", &s.label)])
+            .chain(self.label_only.iter().map(|s| ("label", &s.label)))
+            .chain(
+                self.model
+                    .checkpoint
+                    .iter()
+                    .map(|c| ("model.checkpoint", c)),
+            );
+        for (what, path) in files {
+            if !path.is_file() {
+                return Err(Error::invalid_argument(format!(
+                    "{what} file {} does not exist (or is not a file)",
+                    path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks value ranges (not the files; see [`super::Dataset::prepare`]).
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::invalid_argument(m));
@@ -432,6 +469,18 @@ impl TrainConfig {
         }
         if self.run.batch_size == 0 {
             return bad("run.batch_size must be at least 1".into());
+        }
+        if self.run.batch_size > MAX_BATCH_SIZE {
+            return bad(format!(
+                "run.batch_size {} is above the largest supported {MAX_BATCH_SIZE}",
+                self.run.batch_size
+            ));
+        }
+        if self.run.iterations > MAX_ITERATIONS {
+            return bad(format!(
+                "run.iterations {} is above the largest supported {MAX_ITERATIONS}",
+                self.run.iterations
+            ));
         }
         if !(self.optim.lr > 0.0 && self.optim.lr.is_finite()) {
             return bad(format!("optim.lr {} must be positive", self.optim.lr));

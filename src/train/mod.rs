@@ -33,12 +33,14 @@ pub mod validate;
 
 pub use config::{
     AugmentSection, LabelOnlyEntry, LossSection, LrDecay, ModelSection, OptimSection,
-    PromptSection, RunSection, SubjectEntry, SynthSection, TrainConfig,
+    PromptSection, RunSection, SubjectEntry, SynthSection, TrainConfig, MAX_BATCH_SIZE,
+    MAX_ITERATIONS,
 };
 pub use dataset::{Dataset, DatasetOptions, Subject, SubjectSlices, ValidationSubject};
 pub use optim::{learning_rate, AdamW};
 pub use prompts::{sample_prompt, SamplePrompt};
 pub use trainer::{
-    TrainOptions, TrainOutputs, TrainProgress, TrainProgressFn, TrainReport, TrainState, Trainer,
+    prepare_output_folder, RunLock, TrainOptions, TrainOutputs, TrainProgress, TrainProgressFn,
+    TrainReport, TrainState, Trainer, LOCK_FILE,
 };
 pub use validate::{prompted_dice, EvalPrompt, ValidationRecord};

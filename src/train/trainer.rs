@@ -91,11 +91,128 @@ pub struct TrainProgress {
     pub validation: Option<ValidationRecord>,
 }
 
+/// Name of the lock file in a run's output folder.
+pub const LOCK_FILE: &str = ".brainsam-run.lock";
+
+/// Exclusive use of a run's output folder: an advisory lock on [`LOCK_FILE`], held while
+/// this value lives. The operating system releases it when the process ends in any way
+/// (even `kill -9`), so a killed run can be resumed at once.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+    folder: PathBuf,
+}
+
+impl RunLock {
+    /// Locks `folder` (which must exist) for one run; a second run into the same folder,
+    /// from this process or another, gets an [`Error::InvalidState`] naming the folder.
+    pub fn acquire(folder: &Path) -> Result<Self> {
+        let path = folder.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match try_lock_exclusive(&file) {
+            Ok(true) => Ok(RunLock {
+                _file: file,
+                folder: folder.to_path_buf(),
+            }),
+            Ok(false) => Err(Error::InvalidState(format!(
+                "another fine-tuning run is writing into {}: wait for it to end or choose \
+                 another output folder",
+                folder.display()
+            ))),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// The locked folder.
+    pub fn folder(&self) -> &Path {
+        &self.folder
+    }
+}
+
+/// Takes an exclusive advisory lock on `file` without waiting: Ok(false) when another
+/// open file (in this process or another) holds it. Released when the file is closed.
+#[cfg(unix)]
+fn try_lock_exclusive(file: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a file descriptor this `File` owns; no memory is involved.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let error = std::io::Error::last_os_error();
+    if error.kind() == std::io::ErrorKind::WouldBlock {
+        Ok(false)
+    } else {
+        Err(error)
+    }
+}
+
+/// Without flock, runs are not kept apart (a warning says so).
+#[cfg(not(unix))]
+fn try_lock_exclusive(_file: &std::fs::File) -> std::io::Result<bool> {
+    log::warn!("this platform has no flock: concurrent runs into one folder are not detected");
+    Ok(true)
+}
+
+/// Files a run writes into its output folder (besides the lock and `config.toml`).
+const RUN_FILES: [&str; 9] = [
+    CHECKPOINT_FILE,
+    MODEL_FILE,
+    ADAPTER_FILE,
+    BEST_MODEL_FILE,
+    BEST_ADAPTER_FILE,
+    "loss.csv",
+    "validation.csv",
+    "curves.png",
+    "curves.txt",
+];
+
+/// Prepares a run's output folder: creates it, checks it is writable, locks it, and
+/// refuses to start a fresh run over an earlier run's results unless `resume` (continue
+/// it) or `overwrite` (its files are deleted first) is set.
+pub fn prepare_output_folder(folder: &Path, resume: bool, overwrite: bool) -> Result<RunLock> {
+    check_output_dir(folder)?;
+    let lock = RunLock::acquire(folder)?;
+    let earlier: Vec<&str> = [CHECKPOINT_FILE, MODEL_FILE, ADAPTER_FILE]
+        .into_iter()
+        .filter(|name| folder.join(name).exists())
+        .collect();
+    if !earlier.is_empty() && !resume {
+        if !overwrite {
+            return Err(Error::invalid_argument(format!(
+                "the output folder {} already holds an earlier run ({}): resume it, allow \
+                 overwriting it (--overwrite), or choose another folder",
+                folder.display(),
+                earlier.join(", ")
+            )));
+        }
+        for name in RUN_FILES {
+            let path = folder.join(name);
+            match std::fs::remove_file(&path) {
+                Ok(()) => log::info!("overwrite: removed {}", path.display()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+    }
+    Ok(lock)
+}
+
 /// Options of a run besides the configuration.
 #[derive(Debug, Clone, Default)]
 pub struct TrainOptions {
     /// Continue from `checkpoint.safetensors` in the output folder if present.
     pub resume: bool,
+    /// Start afresh in an output folder that holds an earlier run, deleting its files
+    /// (without it, or `resume`, such a folder is refused).
+    pub overwrite: bool,
+    /// The output folder's lock when the caller took it already (see
+    /// [`prepare_output_folder`]); None: the trainer takes it.
+    pub run_lock: Option<Arc<RunLock>>,
     /// Stop (after writing a checkpoint) when set; polled every iteration.
     pub cancel: Option<Arc<AtomicBool>>,
     /// Stop after this many iterations of the run even if more remain (a checkpoint is
@@ -160,6 +277,8 @@ pub struct Trainer {
     state: TrainState,
     output_dir: PathBuf,
     options: TrainOptions,
+    /// Held for the trainer's life: no other run writes into the output folder.
+    _run_lock: Arc<RunLock>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -212,9 +331,16 @@ impl Trainer {
     /// Prepares a run from a configuration: checks values and the output folder,
     /// reads and slices every subject, builds the model (and loads the base
     /// checkpoint), and resumes from the output folder's checkpoint when asked.
-    pub fn new(config: TrainConfig, options: TrainOptions) -> Result<Self> {
+    pub fn new(config: TrainConfig, mut options: TrainOptions) -> Result<Self> {
         config.validate()?;
-        check_output_dir(&config.run.output_dir)?;
+        config.check_sources()?;
+        if options.run_lock.is_none() {
+            options.run_lock = Some(Arc::new(prepare_output_folder(
+                &config.run.output_dir,
+                options.resume,
+                options.overwrite,
+            )?));
+        }
         let subjects = read_subjects(&config)?;
         Self::with_subjects(config, subjects, options)
     }
@@ -228,7 +354,14 @@ impl Trainer {
     ) -> Result<Self> {
         config.validate()?;
         let output_dir = config.run.output_dir.clone();
-        check_output_dir(&output_dir)?;
+        let run_lock = match &options.run_lock {
+            Some(lock) if lock.folder() == output_dir => Arc::clone(lock),
+            _ => Arc::new(prepare_output_folder(
+                &output_dir,
+                options.resume,
+                options.overwrite,
+            )?),
+        };
         let mode = TrainingMode::parse(&config.model.mode)?;
         let device = DeviceChoice::parse(&config.run.device)?.resolve()?;
         let (model_config, base, base_tensors) = Self::model_config(&config, mode)?;
@@ -276,6 +409,7 @@ impl Trainer {
             state: TrainState::default(),
             output_dir,
             options,
+            _run_lock: run_lock,
         };
         if trainer.options.resume && trainer.checkpoint_path().is_file() {
             trainer.load_checkpoint()?;

@@ -12,8 +12,9 @@
 //! * [`roi`]: automatic subcortical region of interest.
 //!
 //! Coordinate conventions (RAS for NIfTI, LPS for ITK) are documented in [`grid`].
-//! The public API uses `ndarray` 0.16 (the version `tch` uses); the `nifti`
-//! crate's ndarray 0.17 is confined to the writer.
+//! The public API uses `ndarray` 0.16 (the version `tch` uses). NIfTI files are read
+//! and written by this module's own small header code (NIfTI-1 and NIfTI-2, either byte
+//! order, bounded reads); writes are atomic (`weights::atomic_write`).
 
 pub mod grid;
 mod nifti_io;
@@ -26,6 +27,7 @@ use std::path::Path;
 use ndarray::{ArrayView3, ShapeBuilder};
 
 pub use grid::{Affine, Grid};
+pub use nifti_io::{nifti_output_kind, MAX_NIFTI_VOXELS};
 
 use crate::error::{Error, Result};
 
@@ -151,7 +153,8 @@ impl LabelVolume {
         }
     }
 
-    /// Writes the label map as `uint8` NIfTI with the grid's original header
+    /// Writes the label map atomically (a complete new file or the old one, never a
+    /// partial file, also on a full disk) as `uint8` NIfTI with the grid's original header
     /// (same dimensions, pixdim, qform/sform codes and parameters), the
     /// `NIFTI_INTENT_LABEL` intent and a display range 0..=max label.
     pub fn write(&self, path: impl AsRef<Path>) -> Result<()> {

@@ -5,7 +5,7 @@
 //! the standard says). Writing reuses the header of the grid, so that outputs
 //! keep the input's dimensions, `pixdim`, qform/sform codes and parameters.
 
-use std::io::Read;
+use std::io::{BufRead, Read, Write};
 use std::path::Path;
 
 use nifti::{NiftiHeader, NiftiType};
@@ -16,60 +16,119 @@ use crate::error::{Error, Result};
 /// NIfTI intent code for label maps (`NIFTI_INTENT_LABEL`).
 const INTENT_LABEL: i16 = 1002;
 
+/// Most voxels a NIfTI volume may declare (2^31, as for volumes handed over the C ABI):
+/// checked before any voxel memory is allocated.
+pub const MAX_NIFTI_VOXELS: usize = 1 << 31;
+
+/// Largest `vox_offset` accepted (header extensions above 16 MiB are not plausible;
+/// every offset up to it is exact in the header's f32).
+const MAX_VOX_OFFSET: f64 = (1u64 << 24) as f64;
+
+/// Bytes a gzip stream may inflate to beyond what its header declares (trailing padding
+/// some writers add); anything more is refused as a decompression bomb.
+const GZIP_MARGIN: usize = 1 << 20;
+
 /// Reads a NIfTI file fully: its grid and its voxel values (scaled, x fastest).
+///
+/// NIfTI-1 and NIfTI-2, little- and big-endian, plain or gzip-compressed. Sizes come
+/// from the header and are checked before allocation; a gzip stream is inflated only up
+/// to the size its header declares plus [`GZIP_MARGIN`].
 pub(crate) fn read_nifti(path: &Path) -> Result<(Grid, Vec<f32>)> {
-    let bytes = read_maybe_gzipped(path)?;
-    if bytes.len() < 348 {
-        return Err(Error::invalid_file(
-            path,
-            format!(
-                "not a NIfTI-1 file: only {} bytes (a header needs 348)",
-                bytes.len()
-            ),
-        ));
-    }
-    let header = NiftiHeader::from_reader(&bytes[..])
-        .map_err(|e| Error::invalid_file(path, format!("not a valid NIfTI-1 header: {e}")))?;
-    if &header.magic != b"n+1\0" {
-        return Err(Error::invalid_file(
-            path,
-            "header/image pairs (.hdr/.img) are not supported: use a single .nii or .nii.gz file",
-        ));
-    }
-    let dims = spatial_dims(&header).map_err(|reason| Error::invalid_file(path, reason))?;
+    let invalid = |reason: String| Error::invalid_file(path, reason);
+    let (mut reader, gzipped) = open_maybe_gzipped(path)?;
+    let read_error = |e: std::io::Error| {
+        if gzipped && e.kind() != std::io::ErrorKind::NotFound {
+            Error::invalid_file(path, format!("corrupt gzip data: {e}"))
+        } else {
+            Error::io(path, e)
+        }
+    };
+    let mut bytes = Vec::with_capacity(NIFTI2_HEADER_SIZE);
+    reader
+        .by_ref()
+        .take(NIFTI2_HEADER_SIZE as u64)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    let header = parse_header(&bytes).map_err(invalid)?;
+    let dims = spatial_dims(&header).map_err(invalid)?;
     let datatype = header.data_type().map_err(|_| {
-        Error::invalid_file(
-            path,
-            format!("unknown NIfTI datatype code {}", header.datatype),
-        )
+        invalid(format!(
+            "{} is not a known NIfTI voxel type",
+            datatype_name(header.datatype)
+        ))
     })?;
     let element_size = element_size(datatype).ok_or_else(|| {
-        Error::invalid_file(
-            path,
-            format!(
-                "voxel type {datatype:?} is not supported (only integer and real scalar types)"
-            ),
-        )
+        invalid(format!(
+            "voxel type {} is not supported (only integer and real scalar types)",
+            datatype_name(header.datatype)
+        ))
     })?;
-    let n_voxels: usize = dims.iter().product();
-    let offset = header.vox_offset as usize;
-    let needed = n_voxels
-        .checked_mul(element_size)
-        .and_then(|n| n.checked_add(offset))
-        .ok_or_else(|| Error::invalid_file(path, format!("dimensions {dims:?} are too large")))?;
-    if header.vox_offset < 348.0 || bytes.len() < needed {
-        return Err(Error::invalid_file(
-            path,
-            format!(
-                "truncated: {} bytes of voxel data expected after offset {}, file has {} bytes",
-                n_voxels * element_size,
-                header.vox_offset,
-                bytes.len()
-            ),
-        ));
+    let n_voxels: usize = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= MAX_NIFTI_VOXELS)
+        .ok_or_else(|| {
+            invalid(format!(
+                "dimensions {dims:?} are too large (at most 2^31 voxels are supported)"
+            ))
+        })?;
+    let vox_offset = f64::from(header.vox_offset);
+    let minimum_offset = if header.sizeof_hdr == NIFTI2_HEADER_SIZE as i32 {
+        NIFTI2_HEADER_SIZE
+    } else {
+        348
+    };
+    if !(vox_offset.is_finite()
+        && vox_offset.fract() == 0.0
+        && vox_offset >= minimum_offset as f64
+        && vox_offset <= MAX_VOX_OFFSET)
+    {
+        return Err(invalid(format!(
+            "vox_offset {} is not a valid voxel data offset: a single-file NIfTI needs a whole \
+             number of bytes from {minimum_offset} (the end of the header) to 16 MiB",
+            header.vox_offset
+        )));
+    }
+    let offset = vox_offset as usize;
+    let data_bytes = n_voxels * element_size;
+    let needed = offset + data_bytes;
+    // Read what the header declares and no more (plus the margin for gzip, to tell a
+    // bomb from padding).
+    let limit = if gzipped {
+        needed + GZIP_MARGIN + 1
+    } else {
+        needed
+    };
+    let wanted = limit.saturating_sub(bytes.len()) as u64;
+    bytes
+        .try_reserve_exact(needed.saturating_sub(bytes.len()))
+        .map_err(|_| {
+            invalid(format!(
+                "cannot allocate {needed} bytes for dimensions {dims:?}"
+            ))
+        })?;
+    reader
+        .take(wanted)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() < needed {
+        return Err(invalid(format!(
+            "truncated: {data_bytes} bytes of voxel data expected after offset {offset}, but the \
+             {} has only {} bytes",
+            if gzipped { "decompressed file" } else { "file" },
+            bytes.len()
+        )));
+    }
+    if gzipped && bytes.len() > needed + GZIP_MARGIN {
+        return Err(invalid(format!(
+            "the gzip stream inflates to more than the {needed} bytes its header declares \
+             (stopped at {} bytes): corrupt file or decompression bomb",
+            bytes.len()
+        )));
     }
     let raw = &bytes[offset..needed];
     let mut data = decode(raw, datatype, header.endianness == nifti::Endianness::Big);
+    drop(bytes);
     apply_scaling(&mut data, header.scl_slope, header.scl_inter);
     if let Some(index) = data.iter().position(|v| !v.is_finite()) {
         let count = data.iter().filter(|v| !v.is_finite()).count();
@@ -98,22 +157,262 @@ pub(crate) fn read_nifti(path: &Path) -> Result<(Grid, Vec<f32>)> {
     Ok((grid, data))
 }
 
-fn read_maybe_gzipped(path: &Path) -> Result<Vec<u8>> {
+/// The file's content as a stream, inflated when it is gzip data (told by its first
+/// bytes, not its name), and whether it was.
+fn open_maybe_gzipped(path: &Path) -> Result<(Box<dyn Read>, bool)> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut reader = std::io::BufReader::new(file);
-    let mut bytes = Vec::new();
-    reader
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
-    // Trust the content, not the file name: gzip streams start with 1f 8b.
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut decoded = Vec::with_capacity(bytes.len() * 4);
-        flate2::read::MultiGzDecoder::new(&bytes[..])
-            .read_to_end(&mut decoded)
-            .map_err(|e| Error::invalid_file(path, format!("corrupt gzip data: {e}")))?;
-        bytes = decoded;
+    let head = reader.fill_buf().map_err(|e| Error::io(path, e))?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok((Box::new(flate2::bufread::MultiGzDecoder::new(reader)), true))
+    } else {
+        Ok((Box::new(reader), false))
     }
-    Ok(bytes)
+}
+
+/// Size of a NIfTI-2 header (`sizeof_hdr`).
+const NIFTI2_HEADER_SIZE: usize = 540;
+
+/// Reads fields of one byte order from a header.
+struct Fields<'a> {
+    bytes: &'a [u8],
+    big_endian: bool,
+}
+
+impl Fields<'_> {
+    fn array<const N: usize>(&self, at: usize) -> [u8; N] {
+        let mut value: [u8; N] = self.bytes[at..at + N].try_into().expect("N bytes");
+        if self.big_endian {
+            value.reverse();
+        }
+        value
+    }
+    fn i16(&self, at: usize) -> i16 {
+        i16::from_le_bytes(self.array(at))
+    }
+    fn i32(&self, at: usize) -> i32 {
+        i32::from_le_bytes(self.array(at))
+    }
+    fn i64(&self, at: usize) -> i64 {
+        i64::from_le_bytes(self.array(at))
+    }
+    fn f32(&self, at: usize) -> f32 {
+        f32::from_le_bytes(self.array(at))
+    }
+    fn f64(&self, at: usize) -> f64 {
+        f64::from_le_bytes(self.array(at))
+    }
+    fn raw<const N: usize>(&self, at: usize) -> [u8; N] {
+        self.bytes[at..at + N].try_into().expect("N bytes")
+    }
+}
+
+/// Parses a NIfTI-1 or NIfTI-2 header of either byte order (told by `sizeof_hdr`, which
+/// is 348 or 540) into the NIfTI-1 header the rest of the crate uses.
+fn parse_header(bytes: &[u8]) -> std::result::Result<NiftiHeader, String> {
+    if bytes.len() < 4 {
+        return Err(format!(
+            "not a NIfTI file: only {} bytes (a header needs 348)",
+            bytes.len()
+        ));
+    }
+    let size_le = i32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
+    let size_be = i32::from_be_bytes(bytes[..4].try_into().expect("4 bytes"));
+    let (size, big_endian) = match (size_le, size_be) {
+        (348, _) | (540, _) => (size_le as usize, false),
+        (_, 348) | (_, 540) => (size_be as usize, true),
+        _ => {
+            return Err(format!(
+                "not a NIfTI file: its header size field is {size_le} (NIfTI-1 has 348, \
+                 NIfTI-2 540, in either byte order)"
+            ))
+        }
+    };
+    if bytes.len() < size {
+        return Err(format!(
+            "not a NIfTI file: only {} bytes (a NIfTI-{} header needs {size})",
+            bytes.len(),
+            if size == 348 { 1 } else { 2 }
+        ));
+    }
+    let f = Fields { bytes, big_endian };
+    let mut h = NiftiHeader {
+        endianness: if big_endian {
+            nifti::Endianness::Big
+        } else {
+            nifti::Endianness::Little
+        },
+        ..NiftiHeader::default()
+    };
+    let dims: [i64; 8];
+    if size == 348 {
+        h.data_type = f.raw(4);
+        h.db_name = f.raw(14);
+        h.extents = f.i32(32);
+        h.session_error = f.i16(36);
+        h.regular = bytes[38];
+        h.dim_info = bytes[39];
+        dims = std::array::from_fn(|i| i64::from(f.i16(40 + 2 * i)));
+        h.intent_p1 = f.f32(56);
+        h.intent_p2 = f.f32(60);
+        h.intent_p3 = f.f32(64);
+        h.intent_code = f.i16(68);
+        h.datatype = f.i16(70);
+        h.bitpix = f.i16(72);
+        h.slice_start = f.i16(74);
+        h.pixdim = std::array::from_fn(|i| f.f32(76 + 4 * i));
+        h.vox_offset = f.f32(108);
+        h.scl_slope = f.f32(112);
+        h.scl_inter = f.f32(116);
+        h.slice_end = f.i16(120);
+        h.slice_code = bytes[122];
+        h.xyzt_units = bytes[123];
+        h.cal_max = f.f32(124);
+        h.cal_min = f.f32(128);
+        h.slice_duration = f.f32(132);
+        h.toffset = f.f32(136);
+        h.glmax = f.i32(140);
+        h.glmin = f.i32(144);
+        h.descrip = bytes[148..228].to_vec();
+        h.aux_file = f.raw(228);
+        h.qform_code = f.i16(252);
+        h.sform_code = f.i16(254);
+        [
+            h.quatern_b,
+            h.quatern_c,
+            h.quatern_d,
+            h.quatern_x,
+            h.quatern_y,
+            h.quatern_z,
+        ] = std::array::from_fn(|i| f.f32(256 + 4 * i));
+        h.srow_x = std::array::from_fn(|i| f.f32(280 + 4 * i));
+        h.srow_y = std::array::from_fn(|i| f.f32(296 + 4 * i));
+        h.srow_z = std::array::from_fn(|i| f.f32(312 + 4 * i));
+        h.intent_name = f.raw(328);
+        h.magic = f.raw(344);
+        match &h.magic {
+            b"n+1\0" => {}
+            b"ni1\0" => {
+                return Err(
+                    "header/image pairs (.hdr/.img) are not supported: use a single \
+                            .nii or .nii.gz file"
+                        .into(),
+                )
+            }
+            other => {
+                return Err(format!(
+                    "not a NIfTI-1 file: magic {:?} is not \"n+1\" (an Analyze 7.5 file?)",
+                    String::from_utf8_lossy(other)
+                ))
+            }
+        }
+    } else {
+        let magic: [u8; 8] = f.raw(4);
+        match &magic {
+            b"n+2\0\r\n\x1a\n" => {}
+            b"ni2\0\r\n\x1a\n" => {
+                return Err(
+                    "NIfTI-2 header/image pairs (.hdr/.img) are not supported: use a \
+                            single .nii or .nii.gz file"
+                        .into(),
+                )
+            }
+            _ => {
+                return Err(format!(
+                    "not a NIfTI-2 file: magic {:?} is not \"n+2\"",
+                    String::from_utf8_lossy(&magic)
+                ))
+            }
+        }
+        h.magic = *b"n+1\0";
+        h.datatype = f.i16(12);
+        h.bitpix = f.i16(14);
+        dims = std::array::from_fn(|i| f.i64(16 + 8 * i));
+        // NIfTI-2 stores doubles; the NIfTI-1 fields used here are floats, which keep
+        // every geometry a scanner produces to far below a micrometre.
+        h.intent_p1 = f.f64(80) as f32;
+        h.intent_p2 = f.f64(88) as f32;
+        h.intent_p3 = f.f64(96) as f32;
+        h.pixdim = std::array::from_fn(|i| f.f64(104 + 8 * i) as f32);
+        let vox_offset = f.i64(168);
+        if !(0..=MAX_VOX_OFFSET as i64).contains(&vox_offset) {
+            return Err(format!(
+                "vox_offset {vox_offset} is not a valid voxel data offset: a single-file NIfTI \
+                 needs a whole number of bytes from {NIFTI2_HEADER_SIZE} (the end of the \
+                 header) to 16 MiB"
+            ));
+        }
+        h.vox_offset = vox_offset as f32;
+        h.scl_slope = f.f64(176) as f32;
+        h.scl_inter = f.f64(184) as f32;
+        h.cal_max = f.f64(192) as f32;
+        h.cal_min = f.f64(200) as f32;
+        h.slice_duration = f.f64(208) as f32;
+        h.toffset = f.f64(216) as f32;
+        h.descrip = bytes[240..320].to_vec();
+        h.aux_file = f.raw(320);
+        h.qform_code = f.i32(344).clamp(0, i32::from(i16::MAX)) as i16;
+        h.sform_code = f.i32(348).clamp(0, i32::from(i16::MAX)) as i16;
+        [
+            h.quatern_b,
+            h.quatern_c,
+            h.quatern_d,
+            h.quatern_x,
+            h.quatern_y,
+            h.quatern_z,
+        ] = std::array::from_fn(|i| f.f64(352 + 8 * i) as f32);
+        h.srow_x = std::array::from_fn(|i| f.f64(400 + 8 * i) as f32);
+        h.srow_y = std::array::from_fn(|i| f.f64(432 + 8 * i) as f32);
+        h.srow_z = std::array::from_fn(|i| f.f64(464 + 8 * i) as f32);
+        h.xyzt_units = f.i32(500).clamp(0, 255) as u8;
+        h.intent_code = f.i32(504).clamp(0, i32::from(i16::MAX)) as i16;
+        h.intent_name = f.raw(508);
+        h.dim_info = bytes[524];
+    }
+    h.sizeof_hdr = size as i32;
+    let rank = dims[0];
+    if !(1..=7).contains(&rank) {
+        return Err(format!(
+            "dim[0] = {rank} is not a valid number of dimensions (1 to 7)"
+        ));
+    }
+    for (axis, &d) in dims.iter().enumerate().take(rank as usize + 1).skip(1) {
+        if d < 0 || d > i64::from(i16::MAX) {
+            return Err(format!(
+                "dim[{axis}] = {d} is not a valid size (0 to 32767 voxels)"
+            ));
+        }
+    }
+    for (slot, &d) in h.dim.iter_mut().zip(&dims) {
+        *slot = u16::try_from(d.clamp(0, i64::from(i16::MAX))).unwrap_or(0);
+    }
+    Ok(h)
+}
+
+/// A datatype code with its standard name, for messages.
+fn datatype_name(code: i16) -> String {
+    let name = match code {
+        0 => "DT_UNKNOWN",
+        1 => "DT_BINARY (1 bit per voxel)",
+        2 => "DT_UINT8",
+        4 => "DT_INT16",
+        8 => "DT_INT32",
+        16 => "DT_FLOAT32",
+        32 => "DT_COMPLEX64",
+        64 => "DT_FLOAT64",
+        128 => "DT_RGB24",
+        256 => "DT_INT8",
+        512 => "DT_UINT16",
+        768 => "DT_UINT32",
+        1024 => "DT_INT64",
+        1280 => "DT_UINT64",
+        1536 => "DT_FLOAT128",
+        1792 => "DT_COMPLEX128",
+        2048 => "DT_COMPLEX256",
+        2304 => "DT_RGBA32",
+        _ => return format!("datatype code {code} (not defined by the NIfTI standard)"),
+    };
+    format!("{name} (datatype code {code})")
 }
 
 /// The three spatial dimensions; a 4-D file is accepted only with one volume.
@@ -227,13 +526,12 @@ pub(crate) fn write_nifti<T: WritableElement>(
     // Keep the input's rank (a 4-D single-volume input gives a 4-D output).
     let rank = usize::from(header.dim[0]).clamp(3, 7);
     let dims = grid.dims();
-    let mut shape: Vec<usize> = dims.to_vec();
-    shape.resize(rank, 1);
-    use ndarray_nifti::ShapeBuilder;
-    let array = ndarray_nifti::ArrayView::from_shape(ndarray_nifti::IxDyn(&shape).f(), data)
-        .map_err(|e| {
-            Error::Internal(format!("voxel buffer does not fit the grid {dims:?}: {e}"))
-        })?;
+    if data.len() != dims.iter().product::<usize>() {
+        return Err(Error::Internal(format!(
+            "{} voxels do not fit the grid {dims:?}",
+            data.len()
+        )));
+    }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !parent.is_dir() {
             return Err(Error::io(
@@ -245,18 +543,118 @@ pub(crate) fn write_nifti<T: WritableElement>(
             ));
         }
     }
+    let gzip = nifti_output_kind(path)?;
+    header.dim = [1; 8];
+    header.dim[0] = rank as u16;
+    for (slot, &d) in header.dim[1..].iter_mut().zip(&dims) {
+        *slot = u16::try_from(d).map_err(|_| {
+            Error::invalid_argument(format!(
+                "dimensions {dims:?} do not fit a NIfTI-1 header (at most 32767 per axis)"
+            ))
+        })?;
+    }
+    header.sizeof_hdr = 348;
+    header.datatype = T::DATA_TYPE as i16;
+    header.bitpix = (std::mem::size_of::<T>() * 8) as i16;
+    header.vox_offset = 352.0;
+    header.scl_slope = 1.0;
+    header.scl_inter = 0.0;
+    header.magic = *b"n+1\0";
+    let mut bytes = header_bytes(&header).to_vec();
+    // No header extensions.
+    bytes.extend_from_slice(&[0; 4]);
+    // Written in the machine's byte order, which the header's own fields record.
+    let voxels: &[u8] = bytemuck::cast_slice(data);
+    crate::weights::atomic_write(path, |file| {
+        let io = |e| Error::io(path, e);
+        if gzip {
+            let mut encoder = flate2::write::GzEncoder::new(file, flate2::Compression::default());
+            encoder.write_all(&bytes).map_err(io)?;
+            encoder.write_all(voxels).map_err(io)?;
+            encoder.finish().map_err(io)?;
+        } else {
+            file.write_all(&bytes).map_err(io)?;
+            file.write_all(voxels).map_err(io)?;
+        }
+        Ok(())
+    })
+}
+
+/// Whether an output path names a gzip-compressed NIfTI (`.nii.gz`) or a plain one
+/// (`.nii`); any other name is an error, checked before any work is done.
+pub fn nifti_output_kind(path: &Path) -> Result<bool> {
     let name = path.to_string_lossy();
-    if !(name.ends_with(".nii") || name.ends_with(".nii.gz")) {
-        return Err(Error::invalid_argument(format!(
+    if name.ends_with(".nii.gz") {
+        Ok(true)
+    } else if name.ends_with(".nii") {
+        Ok(false)
+    } else {
+        Err(Error::invalid_argument(format!(
             "output file {} must end in .nii or .nii.gz",
             path.display()
-        )));
+        )))
     }
-    nifti::writer::WriterOptions::new(path)
-        .reference_header(&header)
-        .write_nifti(&array)
-        .map_err(|e| match e {
-            nifti::NiftiError::Io(source) => Error::io(path, source),
-            other => Error::invalid_file(path, format!("cannot write NIfTI: {other}")),
-        })
+}
+
+/// The 348 bytes of a NIfTI-1 header, in the machine's byte order.
+fn header_bytes(h: &NiftiHeader) -> [u8; 348] {
+    let mut out = [0u8; 348];
+    let mut put = |at: usize, bytes: &[u8]| out[at..at + bytes.len()].copy_from_slice(bytes);
+    put(0, &h.sizeof_hdr.to_ne_bytes());
+    put(4, &h.data_type);
+    put(14, &h.db_name);
+    put(32, &h.extents.to_ne_bytes());
+    put(36, &h.session_error.to_ne_bytes());
+    put(38, &[h.regular, h.dim_info]);
+    for (i, d) in h.dim.iter().enumerate() {
+        put(40 + 2 * i, &d.to_ne_bytes());
+    }
+    for (i, v) in [h.intent_p1, h.intent_p2, h.intent_p3].iter().enumerate() {
+        put(56 + 4 * i, &v.to_ne_bytes());
+    }
+    put(68, &h.intent_code.to_ne_bytes());
+    put(70, &h.datatype.to_ne_bytes());
+    put(72, &h.bitpix.to_ne_bytes());
+    put(74, &h.slice_start.to_ne_bytes());
+    for (i, v) in h.pixdim.iter().enumerate() {
+        put(76 + 4 * i, &v.to_ne_bytes());
+    }
+    put(108, &h.vox_offset.to_ne_bytes());
+    put(112, &h.scl_slope.to_ne_bytes());
+    put(116, &h.scl_inter.to_ne_bytes());
+    put(120, &h.slice_end.to_ne_bytes());
+    put(122, &[h.slice_code, h.xyzt_units]);
+    for (i, v) in [h.cal_max, h.cal_min, h.slice_duration, h.toffset]
+        .iter()
+        .enumerate()
+    {
+        put(124 + 4 * i, &v.to_ne_bytes());
+    }
+    put(140, &h.glmax.to_ne_bytes());
+    put(144, &h.glmin.to_ne_bytes());
+    let descrip = &h.descrip[..h.descrip.len().min(80)];
+    put(148, descrip);
+    put(228, &h.aux_file);
+    put(252, &h.qform_code.to_ne_bytes());
+    put(254, &h.sform_code.to_ne_bytes());
+    let quatern = [
+        h.quatern_b,
+        h.quatern_c,
+        h.quatern_d,
+        h.quatern_x,
+        h.quatern_y,
+        h.quatern_z,
+    ];
+    for (i, v) in quatern
+        .iter()
+        .chain(&h.srow_x)
+        .chain(&h.srow_y)
+        .chain(&h.srow_z)
+        .enumerate()
+    {
+        put(256 + 4 * i, &v.to_ne_bytes());
+    }
+    put(328, &h.intent_name);
+    put(344, &h.magic);
+    out
 }

@@ -212,6 +212,9 @@ pub fn roi_from_centre(
     })
 }
 
+/// Smallest field of view (mm, along the longest axis) that can hold a head.
+pub const MIN_HEAD_EXTENT_MM: f64 = 50.0;
+
 /// Sampling step per axis so samples are about 2 mm apart.
 fn sample_steps(grid: &Grid) -> [usize; 3] {
     grid.spacing().map(|s| ((2.0 / s).round() as usize).max(1))
@@ -228,6 +231,16 @@ fn sample_volume_mm3(grid: &Grid) -> f64 {
 /// RAS positions of the sampled head-mask voxels.
 fn head_points(volume: &Volume) -> Result<Vec<[f64; 3]>> {
     let grid = volume.grid();
+    let spacing = grid.spacing();
+    let extent = [0, 1, 2].map(|axis| grid.dims()[axis] as f64 * spacing[axis]);
+    if extent.iter().all(|&mm| mm < MIN_HEAD_EXTENT_MM) {
+        return Err(Error::invalid_argument(format!(
+            "the volume spans only {:.3} x {:.3} x {:.3} mm, too small to hold a head (at \
+             least {MIN_HEAD_EXTENT_MM} mm along some axis): check the voxel sizes in its \
+             header ({:?} mm)",
+            extent[0], extent[1], extent[2], spacing
+        )));
+    }
     let steps = sample_steps(grid);
     let [nx, ny, nz] = grid.dims();
     let mut samples: Vec<f32> = Vec::new();

@@ -155,7 +155,10 @@ pub fn read_state_dict(path: &Path) -> Result<NamedTensors> {
     let format = detect_format(path)?;
     // The zip and JSON parsers are not ours: turn any panic on a corrupt file into an error.
     let outcome = catch_unwind(AssertUnwindSafe(|| match format {
-        WeightFormat::TorchZip => torch_zip::read_torch_zip(path),
+        WeightFormat::TorchZip => torch_zip::read_torch_zip(path).and_then(|tensors| {
+            check_finite(path, &tensors)?;
+            Ok(tensors)
+        }),
         WeightFormat::Safetensors => read_safetensors(path).map(|(tensors, _)| tensors),
     }));
     outcome.unwrap_or_else(|panic| {
@@ -165,4 +168,31 @@ pub fn read_state_dict(path: &Path) -> Result<NamedTensors> {
             format!("corrupt weights file (reader failed: {message})"),
         ))
     })
+}
+
+/// Refuses weights with NaN or infinite values: a model loaded from them segments
+/// nothing (every pixel background) without any other sign of trouble.
+pub(crate) fn check_finite(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
+    use tch::Kind::{BFloat16, Double, Float, Half};
+    for (name, tensor) in tensors {
+        if !matches!(tensor.f_kind()?, Float | Double | Half | BFloat16) || tensor.numel() == 0 {
+            continue;
+        }
+        let bad = tensor
+            .f_isfinite()?
+            .f_logical_not()?
+            .f_sum(tch::Kind::Int64)?
+            .f_int64_value(&[])?;
+        if bad > 0 {
+            return Err(Error::invalid_file(
+                path,
+                format!(
+                    "tensor '{name}' has {bad} NaN or infinite values among its {}: the weights \
+                     are corrupt (a diverged training run?)",
+                    tensor.numel()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -6,7 +6,7 @@
 //! storages); nothing named in the pickle is ever imported or run.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::rc::Rc;
 
@@ -76,6 +76,55 @@ pub struct List {
     /// The items.
     pub items: Vec<Value>,
     depth: usize,
+}
+
+impl Drop for List {
+    fn drop(&mut self) {
+        drop_iteratively(std::mem::take(&mut self.items));
+    }
+}
+
+impl Drop for Dict {
+    fn drop(&mut self) {
+        let entries = std::mem::take(&mut self.entries);
+        drop_iteratively(entries.into_iter().flat_map(|(key, value)| [key, value]));
+    }
+}
+
+/// Drops values with an explicit work list instead of recursion: a pickle can nest
+/// containers (filled through the memo after they were nested) far deeper than the
+/// stack allows a recursive drop to go.
+fn drop_iteratively(values: impl IntoIterator<Item = Value>) {
+    let mut pending: Vec<Value> = values.into_iter().collect();
+    while let Some(value) = pending.pop() {
+        match value {
+            // Only the last owner empties a container; its own drop then has nothing
+            // left to recurse into.
+            Value::List(list) if Rc::strong_count(&list) == 1 => {
+                if let Ok(mut list) = list.try_borrow_mut() {
+                    pending.append(&mut list.items);
+                }
+            }
+            Value::Dict(dict) if Rc::strong_count(&dict) == 1 => {
+                if let Ok(mut dict) = dict.try_borrow_mut() {
+                    for (key, value) in std::mem::take(&mut dict.entries) {
+                        pending.push(key);
+                        pending.push(value);
+                    }
+                }
+            }
+            Value::Tuple(mut items, _) => {
+                if let Some(items) = Rc::get_mut(&mut items) {
+                    pending.extend(
+                        items
+                            .iter_mut()
+                            .map(|item| std::mem::replace(item, Value::None)),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 impl List {
@@ -202,7 +251,107 @@ pub fn unpickle(data: &[u8], resolver: &mut dyn Resolver) -> Result<Value, Strin
         marks: Vec::new(),
         memo: HashMap::new(),
     };
-    machine.run(resolver)
+    let outcome = machine
+        .run(resolver)
+        .and_then(|value| check_nesting(&value).map(|()| value));
+    if outcome.is_err() {
+        machine.empty_containers();
+    }
+    outcome
+}
+
+/// The containers directly inside `value` with an identity (its allocation), or None
+/// for a value that holds no other values.
+fn container(value: &Value) -> Result<Option<(usize, Vec<Value>)>, String> {
+    let busy = || "a container is still being filled when the pickle stops".to_string();
+    Ok(match value {
+        Value::Tuple(items, _) => Some((items.as_ptr() as usize, items.to_vec())),
+        Value::List(list) => Some((
+            Rc::as_ptr(list) as usize,
+            list.try_borrow().map_err(|_| busy())?.items.clone(),
+        )),
+        Value::Dict(dict) => Some((
+            Rc::as_ptr(dict) as usize,
+            dict.try_borrow()
+                .map_err(|_| busy())?
+                .entries
+                .iter()
+                .flat_map(|(key, value)| [key.clone(), value.clone()])
+                .collect(),
+        )),
+        _ => None,
+    })
+}
+
+/// Checks the value the pickle built, as built: containers filled through the memo
+/// after they were nested escape the checks made while building, so the real nesting
+/// depth is measured here (without recursion), and reference cycles are refused.
+fn check_nesting(root: &Value) -> Result<(), String> {
+    struct Frame {
+        id: usize,
+        children: Vec<Value>,
+        next: usize,
+        /// Height of the tallest child finished so far.
+        height: usize,
+    }
+    let too_deep =
+        || format!("the pickle builds containers nested deeper than {MAX_NESTING} levels");
+    let Some((id, children)) = container(root)? else {
+        return Ok(());
+    };
+    // Height (levels of containers, itself included) of every container measured.
+    let mut heights: HashMap<usize, usize> = HashMap::new();
+    let mut on_path: HashSet<usize> = HashSet::from([id]);
+    let mut stack = vec![Frame {
+        id,
+        children,
+        next: 0,
+        height: 0,
+    }];
+    while let Some(frame) = stack.last_mut() {
+        if frame.next == frame.children.len() {
+            let (id, height) = (frame.id, frame.height + 1);
+            stack.pop();
+            on_path.remove(&id);
+            heights.insert(id, height);
+            if let Some(parent) = stack.last_mut() {
+                parent.height = parent.height.max(height);
+            }
+            continue;
+        }
+        let child = frame.children[frame.next].clone();
+        frame.next += 1;
+        let Some((id, children)) = container(&child)? else {
+            continue;
+        };
+        let depth = stack.len();
+        if on_path.contains(&id) {
+            return Err(
+                "the pickle builds a container that contains itself (a reference cycle)".into(),
+            );
+        }
+        // A container shared by several paths is measured once.
+        if let Some(&height) = heights.get(&id) {
+            if depth + height > MAX_NESTING {
+                return Err(too_deep());
+            }
+            if let Some(frame) = stack.last_mut() {
+                frame.height = frame.height.max(height);
+            }
+            continue;
+        }
+        if stack.len() >= MAX_NESTING {
+            return Err(too_deep());
+        }
+        on_path.insert(id);
+        stack.push(Frame {
+            id,
+            children,
+            next: 0,
+            height: 0,
+        });
+    }
+    Ok(())
 }
 
 struct Machine<'a> {
@@ -215,6 +364,31 @@ struct Machine<'a> {
 }
 
 impl<'a> Machine<'a> {
+    /// Empties every container the memo and the stack hold, which breaks any reference
+    /// cycle a rejected pickle built (they would otherwise leak).
+    fn empty_containers(&mut self) {
+        let values = self.memo.drain().map(|(_, value)| value);
+        let values: Vec<Value> = values.chain(self.stack.drain(..)).collect();
+        for value in &values {
+            match value {
+                Value::List(list) => {
+                    if let Ok(mut list) = list.try_borrow_mut() {
+                        drop_iteratively(std::mem::take(&mut list.items));
+                    }
+                }
+                Value::Dict(dict) => {
+                    if let Ok(mut dict) = dict.try_borrow_mut() {
+                        let entries = std::mem::take(&mut dict.entries);
+                        dict.string_keys.clear();
+                        drop_iteratively(entries.into_iter().flat_map(|(k, v)| [k, v]));
+                    }
+                }
+                _ => {}
+            }
+        }
+        drop_iteratively(values);
+    }
+
     fn run(&mut self, resolver: &mut dyn Resolver) -> Result<Value, String> {
         loop {
             let opcode_position = self.position;
@@ -844,5 +1018,61 @@ mod tests {
             panic!("self insertion accepted");
         };
         assert!(message.contains("into itself"), "{message}");
+    }
+
+    /// A list of `levels` nested lists, each nested while still empty and filled
+    /// afterwards through the memo, so no check made while building sees the depth.
+    fn chain_filled_through_memo(levels: u32) -> Vec<u8> {
+        let mut bytes = b"\x80\x02]r\x00\x00\x00\x00".to_vec();
+        for level in 1..levels {
+            bytes.push(b'j');
+            bytes.extend((level - 1).to_le_bytes());
+            bytes.extend(b"]r");
+            bytes.extend(level.to_le_bytes());
+            bytes.extend(b"a0");
+        }
+        bytes.push(b'.');
+        bytes
+    }
+
+    #[test]
+    fn nesting_built_through_the_memo_is_measured_and_freed_without_recursion() {
+        // Within the limit: accepted.
+        let value = run(&chain_filled_through_memo(MAX_NESTING as u32)).unwrap();
+        assert_eq!(value.type_name(), "list");
+        drop(value);
+        // 100,000 levels overflowed a 2 MiB stack when dropped; run on such a thread.
+        let bytes = chain_filled_through_memo(100_000);
+        let message = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || run(&bytes).unwrap_err())
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert!(message.contains("nested deeper than 1000"), "{message}");
+        // An accepted deep value (built in pieces under the limit) also drops iteratively.
+        let deep = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(|| {
+                let mut value = Value::List(Default::default());
+                for _ in 0..200_000 {
+                    let outer = Rc::new(RefCell::new(List::default()));
+                    outer.borrow_mut().items.push(value);
+                    value = Value::List(outer);
+                }
+                drop(value);
+            })
+            .unwrap()
+            .join();
+        assert!(deep.is_ok());
+    }
+
+    #[test]
+    fn reference_cycles_are_refused() {
+        // l0 = []; l1 = []; l0.append(l1); l1.append(l0)
+        let Err(message) = run(b"\x80\x02]q\x00]q\x01ah\x01h\x00a0.") else {
+            panic!("cycle accepted");
+        };
+        assert!(message.contains("reference cycle"), "{message}");
     }
 }

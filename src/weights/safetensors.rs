@@ -18,6 +18,10 @@ use crate::error::{Error, Result};
 /// Largest header accepted (the reference implementation uses the same bound).
 const MAX_HEADER_BYTES: u64 = 100 << 20;
 const METADATA_KEY: &str = "__metadata__";
+/// Most dimensions of one tensor.
+const MAX_RANK: usize = 16;
+/// Most elements of one tensor, counting zero dimensions as one (2^40).
+const MAX_ELEMENTS: i64 = 1 << 40;
 
 /// Reads all tensors of a safetensors file in the order of their data, with the
 /// file's `__metadata__` (empty when absent). Each tensor is read once, directly
@@ -69,8 +73,10 @@ pub fn read_safetensors(path: &Path) -> Result<(NamedTensors, BTreeMap<String, S
         let entry = parse_entry(name, info, data_length).map_err(invalid)?;
         entries.push(entry);
     }
-    entries.sort_by_key(|entry| entry.begin);
-    // Overlapping tensors would mean the file is corrupt.
+    entries.sort_by_key(|entry| (entry.begin, entry.end));
+    // The tensors must tile the data section exactly, as the reference reader requires:
+    // overlaps, gaps or a length that does not add up mean a corrupt file, most often a
+    // wrong header length that would shift every tensor's bytes.
     for pair in entries.windows(2) {
         if pair[1].begin < pair[0].end {
             return Err(invalid(format!(
@@ -78,6 +84,25 @@ pub fn read_safetensors(path: &Path) -> Result<(NamedTensors, BTreeMap<String, S
                 pair[0].name, pair[1].name
             )));
         }
+        if pair[1].begin > pair[0].end {
+            return Err(invalid(format!(
+                "{} unused bytes between tensors '{}' and '{}' in the data section (corrupt file)",
+                pair[1].begin - pair[0].end,
+                pair[0].name,
+                pair[1].name
+            )));
+        }
+    }
+    let covered = (
+        entries.first().map_or(0, |entry| entry.begin),
+        entries.last().map_or(0, |entry| entry.end),
+    );
+    if covered != (0, data_length) {
+        return Err(invalid(format!(
+            "the tensors cover bytes {}..{} of the {data_length}-byte data section, which must be \
+             covered exactly (the header length {header_length} is wrong, or the file is truncated or corrupt)",
+            covered.0, covered.1
+        )));
     }
 
     let mut tensors = Vec::with_capacity(entries.len());
@@ -100,6 +125,7 @@ pub fn read_safetensors(path: &Path) -> Result<(NamedTensors, BTreeMap<String, S
         }
         tensors.push((entry.name, tensor));
     }
+    super::check_finite(path, &tensors)?;
     Ok((tensors, metadata))
 }
 
@@ -132,6 +158,23 @@ fn parse_entry(name: &str, info: &Json, data_length: u64) -> std::result::Result
         .ok_or_else(|| {
             format!("tensor '{name}' has a shape that is not a list of non-negative integers")
         })?;
+    if shape.len() > MAX_RANK {
+        return Err(format!(
+            "tensor '{name}' has {} dimensions (at most {MAX_RANK} are supported)",
+            shape.len()
+        ));
+    }
+    // Checked before anything is allocated: with a zero somewhere the byte count is 0
+    // whatever the other dimensions are, but libtorch still computes strides from them.
+    if shape
+        .iter()
+        .try_fold(1i64, |acc, &d| acc.checked_mul(d.max(1)))
+        .is_none_or(|n| n > MAX_ELEMENTS)
+    {
+        return Err(format!(
+            "tensor '{name}' has shape {shape:?}, too large for any tensor (more than 2^40 elements)"
+        ));
+    }
     let offsets: Vec<u64> = info
         .get("data_offsets")
         .and_then(Json::as_array)

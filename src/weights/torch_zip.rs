@@ -252,6 +252,20 @@ fn check_extent(name: &str, tensor: &TensorRef) -> std::result::Result<(), Strin
         .numel
         .checked_mul(tensor.storage.kind.elt_size_in_bytes() as u64)
         .ok_or_else(|| format!("tensor {name}: storage size overflows"))?;
+    // Bounded even when a zero dimension makes the tensor empty: libtorch still computes
+    // with the other dimensions (and fails with a C++ backtrace when they overflow).
+    if tensor.size.len() > 16
+        || tensor
+            .size
+            .iter()
+            .try_fold(1i64, |acc, &d| acc.checked_mul(d.max(1)))
+            .is_none_or(|n| n > 1 << 40)
+    {
+        return Err(format!(
+            "tensor {name}: size {:?} is too large for any tensor (at most 16 dimensions and 2^40 elements)",
+            tensor.size
+        ));
+    }
     let element = tensor.kind.elt_size_in_bytes() as u64;
     if tensor.size.contains(&0) {
         return Ok(());

@@ -98,7 +98,7 @@ static void bad_input(void) {
   EXPECT(brainsam_fine_tune_start(path_in_dir("good.toml"), NULL, NULL),
          BRAINSAM_STATUS_NULL_POINTER, "`out`");
   EXPECT(brainsam_fine_tune_start("", NULL, &run), BRAINSAM_STATUS_INVALID_ARGUMENT, "empty");
-  brainsam_fine_tune_options small = {4, 0, NULL, NULL};
+  brainsam_fine_tune_options small = {4, 0, NULL, NULL, 0};
   EXPECT(brainsam_fine_tune_start(path_in_dir("good.toml"), &small, &run),
          BRAINSAM_STATUS_BUFFER_TOO_SMALL, "struct_size");
   EXPECT(brainsam_fine_tune_start(path_in_dir("missing.toml"), NULL, &run),
@@ -107,6 +107,13 @@ static void bad_input(void) {
          BRAINSAM_STATUS_INVALID_ARGUMENT, "run.iterations must be at least 1");
   EXPECT(brainsam_fine_tune_start(path_in_dir("malformed.toml"), NULL, &run),
          BRAINSAM_STATUS_INVALID_FILE, "malformed.toml");
+  /* Checked in start, not later on the training thread: */
+  EXPECT(brainsam_fine_tune_start(path_in_dir("empty.toml"), NULL, &run),
+         BRAINSAM_STATUS_INVALID_ARGUMENT, "no training data");
+  EXPECT(brainsam_fine_tune_start(path_in_dir("absent.toml"), NULL, &run),
+         BRAINSAM_STATUS_INVALID_ARGUMENT, "nowhere_T1.nii.gz does not exist");
+  EXPECT(brainsam_fine_tune_start(path_in_dir("batch.toml"), NULL, &run),
+         BRAINSAM_STATUS_INVALID_ARGUMENT, "run.batch_size 1000000000");
   CHECK(run == NULL);
   brainsam_fine_tune_status status;
   status.struct_size = sizeof status;
@@ -125,7 +132,7 @@ static void bad_input(void) {
 /* A long run: refused save while running, then cancelled mid-way with a checkpoint. */
 static void cancel_mid_way(void) {
   progress_log log = {0, 0, 0, 0};
-  brainsam_fine_tune_options options = {sizeof options, 0, on_progress, &log};
+  brainsam_fine_tune_options options = {sizeof options, 0, on_progress, &log, 0};
   brainsam_fine_tune *run = NULL;
   CHECK(brainsam_fine_tune_start(path_in_dir("long.toml"), &options, &run) ==
         BRAINSAM_STATUS_OK);
@@ -172,15 +179,20 @@ static void cancel_mid_way(void) {
 
   /* Resuming from that checkpoint, then freeing the running run: free cancels it and
    * waits for its thread. */
-  brainsam_fine_tune_options resume = {sizeof resume, 1, NULL, NULL};
+  brainsam_fine_tune_options resume = {sizeof resume, 1, NULL, NULL, 0};
   run = NULL;
   CHECK(brainsam_fine_tune_start(path_in_dir("long.toml"), &resume, &run) ==
         BRAINSAM_STATUS_OK);
+  /* A second run into the same folder meanwhile is refused: the folder is locked. */
+  brainsam_fine_tune *second = NULL;
+  EXPECT(brainsam_fine_tune_start(path_in_dir("long.toml"), &resume, &second),
+         BRAINSAM_STATUS_INVALID_STATE, "another fine-tuning run is writing into");
+  CHECK(second == NULL);
   brainsam_fine_tune_free(run);
   CHECK(file_exists(path_in_dir("long-out/checkpoint.safetensors")));
 }
 
-/* Data errors show up in the run, not in start. */
+/* Errors in the data's content show up in the run, not in start. */
 static void failing_run(void) {
   brainsam_fine_tune *run = NULL;
   CHECK(brainsam_fine_tune_start(path_in_dir("failing.toml"), NULL, &run) ==
@@ -188,11 +200,11 @@ static void failing_run(void) {
   if (run == NULL) return;
   brainsam_status result = brainsam_fine_tune_wait(run);
   CHECK(result != BRAINSAM_STATUS_OK && result != BRAINSAM_STATUS_CANCELLED);
-  CHECK(strstr(brainsam_last_error_message(), "nowhere_T1.nii.gz") != NULL);
+  CHECK(strstr(brainsam_last_error_message(), "broken_T1.nii.gz") != NULL);
   brainsam_fine_tune_status status = poll(run);
   CHECK(status.state == BRAINSAM_FINE_TUNE_FAILED);
   CHECK(status.error_status == (uint32_t)result);
-  CHECK(strstr(status.error_message, "nowhere_T1.nii.gz") != NULL);
+  CHECK(strstr(status.error_message, "broken_T1.nii.gz") != NULL);
   EXPECT(brainsam_fine_tune_save(run, BRAINSAM_FINE_TUNE_OUTPUT_MODEL, path_in_dir("x")),
          BRAINSAM_STATUS_INVALID_STATE, "failed");
   brainsam_fine_tune_free(run);
@@ -201,7 +213,7 @@ static void failing_run(void) {
 /* A short run to the end; its model is saved and segments a volume. */
 static void train_save_and_load(void) {
   progress_log log = {0, 0, 0, 0};
-  brainsam_fine_tune_options options = {sizeof options, 0, on_progress, &log};
+  brainsam_fine_tune_options options = {sizeof options, 0, on_progress, &log, 0};
   brainsam_fine_tune *run = NULL;
   CHECK(brainsam_fine_tune_start(path_in_dir("good.toml"), &options, &run) ==
         BRAINSAM_STATUS_OK);
@@ -233,6 +245,11 @@ static void train_save_and_load(void) {
   CHECK(brainsam_fine_tune_save(run, BRAINSAM_FINE_TUNE_OUTPUT_MODEL, saved) ==
         BRAINSAM_STATUS_OK);
   brainsam_fine_tune_free(run);
+  /* A fresh run over the finished one is refused (resume or overwrite it instead). */
+  run = NULL;
+  EXPECT(brainsam_fine_tune_start(path_in_dir("good.toml"), NULL, &run),
+         BRAINSAM_STATUS_INVALID_ARGUMENT, "already holds an earlier run");
+  CHECK(run == NULL);
 
   brainsam_model_options model_options = {.struct_size = sizeof model_options,
                                           .checkpoint_path = saved,

@@ -47,6 +47,7 @@ static inline brainsam_volume_desc phantom_desc_ras(const float *data) {
   memset(&desc, 0, sizeof desc);
   desc.struct_size = sizeof desc;
   desc.data = data;
+  desc.data_len = PHANTOM_VOXELS * sizeof(float);
   desc.dtype = BRAINSAM_DTYPE_FLOAT32;
   desc.dims[0] = PHANTOM_NI;
   desc.dims[1] = PHANTOM_NJ;

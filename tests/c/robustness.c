@@ -47,6 +47,22 @@ static void count_log(void *user_data, uint32_t level, const char *message) {
   nested_set_status = brainsam_set_log_callback(NULL, NULL);
 }
 
+/* A progress callback that calls back into its own session: refused as re-entrant. */
+static brainsam_status reentrant_status = BRAINSAM_STATUS_OK;
+static char reentrant_message[256];
+
+static int reentrant_calls = 0;
+
+static int call_back_in(void *user_data, uint64_t done, uint64_t total) {
+  (void)done;
+  (void)total;
+  if (reentrant_calls++ == 0) {
+    reentrant_status = brainsam_session_segment_all((brainsam_session *)user_data, NULL, NULL);
+    snprintf(reentrant_message, sizeof reentrant_message, "%s", brainsam_last_error_message());
+  }
+  return 1;
+}
+
 static int cancel_at_two(void *user_data, uint64_t done, uint64_t total) {
   (void)user_data;
   (void)total;
@@ -224,6 +240,15 @@ static void check_volume_descriptors(brainsam_session *session, const float *dat
   desc.struct_size = 4;
   EXPECT(brainsam_session_set_volume(session, &desc), BRAINSAM_STATUS_BUFFER_TOO_SMALL,
          "brainsam_volume_desc.struct_size is 4");
+  /* A buffer shorter than the dims need is refused before it is read (ASan would
+   * report the read otherwise). */
+  float *short_buffer = malloc(1000 * sizeof *short_buffer);
+  memcpy(short_buffer, data, 1000 * sizeof *short_buffer);
+  desc = phantom_desc_ras(short_buffer);
+  desc.data_len = 1000 * sizeof *short_buffer;
+  EXPECT(brainsam_session_set_volume(session, &desc), BRAINSAM_STATUS_BUFFER_TOO_SMALL,
+         "data_len is 4000 bytes, but dims [80, 96, 88] of");
+  free(short_buffer);
   desc = phantom_desc_ras(NULL);
   EXPECT(brainsam_session_set_volume(session, &desc), BRAINSAM_STATUS_NULL_POINTER,
          "`volume->data`");
@@ -288,6 +313,7 @@ static void check_volume_descriptors(brainsam_session *session, const float *dat
   wide[7] = 1e300;
   desc = phantom_desc_ras(NULL);
   desc.data = wide;
+  desc.data_len = PHANTOM_VOXELS * sizeof *wide;
   desc.dtype = BRAINSAM_DTYPE_FLOAT64;
   EXPECT(brainsam_session_set_volume(session, &desc), BRAINSAM_STATUS_INVALID_ARGUMENT,
          "voxel 7");
@@ -369,6 +395,16 @@ static void check_prompts(brainsam_session *session) {
   free(after);
   EXPECT(brainsam_session_clear_prompts(session, 5, (int64_t)middle), BRAINSAM_STATUS_OK, "");
   EXPECT(brainsam_session_clear_prompts(session, 5, -1), BRAINSAM_STATUS_OK, "");
+
+  /* At most 64 points per structure and slice. */
+  for (int n = 0; n < 64; n++) {
+    EXPECT(brainsam_session_add_point(session, 6, point, n % 2), BRAINSAM_STATUS_OK, "");
+  }
+  EXPECT(brainsam_session_add_point(session, 6, point, 1), BRAINSAM_STATUS_INVALID_ARGUMENT,
+         "already has 64 point prompts");
+  EXPECT(brainsam_session_clear_prompts(session, 6, -1), BRAINSAM_STATUS_OK, "");
+  EXPECT(brainsam_session_add_point(session, 6, point, 1), BRAINSAM_STATUS_OK, "");
+  EXPECT(brainsam_session_clear_prompts(session, 6, -1), BRAINSAM_STATUS_OK, "");
 }
 
 int main(int argc, char **argv) {
@@ -396,10 +432,18 @@ int main(int argc, char **argv) {
   float *data = malloc(PHANTOM_VOXELS * sizeof *data);
   phantom_fill(data);
   check_volume_descriptors(session, data);
+  /* A descriptor from a header before data_len existed is still accepted. */
   brainsam_volume_desc desc = phantom_desc_ras(data);
+  desc.struct_size = (uint32_t)offsetof(brainsam_volume_desc, data_len);
+  desc.data_len = 1; /* beyond the caller's struct: must not be read */
   EXPECT(brainsam_session_set_volume(session, &desc), BRAINSAM_STATUS_OK, "");
-  free(data); /* the session copied the voxels */
+  desc = phantom_desc_ras(data);
+  EXPECT(brainsam_session_set_volume(session, &desc), BRAINSAM_STATUS_OK, "");
 
+  EXPECT(brainsam_session_segment_all(session, call_back_in, session), BRAINSAM_STATUS_CANCELLED,
+         "cancel");
+  CHECK(reentrant_status == BRAINSAM_STATUS_INVALID_STATE);
+  CHECK(strstr(reentrant_message, "re-entrant call") != NULL);
   EXPECT(brainsam_session_segment_all(session, cancel_at_two, NULL), BRAINSAM_STATUS_CANCELLED,
          "cancel");
   struct progress_log progress = {0, 0, 0, 1};
@@ -428,8 +472,36 @@ int main(int argc, char **argv) {
   CHECK(confidence >= 0.0 && confidence <= 1.0);
   EXPECT(brainsam_session_structure_stats(session, 2, NULL, NULL), BRAINSAM_STATUS_OK, "");
   free(labels);
+  /* Input QC: per structure, and the union over all for structure 0. */
+  uint32_t every = 0, flags = 0xdead;
+  for (uint32_t s = 1; s <= 12; s++) {
+    EXPECT(brainsam_session_structure_qc(session, s, &flags), BRAINSAM_STATUS_OK, "");
+    CHECK((flags & ~(uint32_t)(BRAINSAM_QC_VOLUME_LOW | BRAINSAM_QC_VOLUME_HIGH |
+                               BRAINSAM_QC_LOW_CONFIDENCE)) == 0);
+    every |= flags;
+  }
+  EXPECT(brainsam_session_structure_qc(session, 0, &flags), BRAINSAM_STATUS_OK, "");
+  CHECK(flags == every);
+  EXPECT(brainsam_session_structure_qc(session, 13, &flags), BRAINSAM_STATUS_INVALID_ARGUMENT,
+         "structure 13");
+  EXPECT(brainsam_session_structure_qc(session, 1, NULL), BRAINSAM_STATUS_NULL_POINTER,
+         "`flags`");
 
   check_prompts(session);
+
+  /* A failed set_volume forgets the previous volume: no stale labels afterwards. */
+  desc = phantom_desc_ras(data);
+  desc.spacing[0] = NAN;
+  EXPECT(brainsam_session_set_volume(session, &desc), BRAINSAM_STATUS_INVALID_ARGUMENT,
+         "spacing[0] is NaN");
+  uint8_t stale[16];
+  EXPECT(brainsam_session_copy_labels(session, stale, sizeof stale),
+         BRAINSAM_STATUS_INVALID_STATE, "no volume set");
+  EXPECT(brainsam_session_segment_all(session, NULL, NULL), BRAINSAM_STATUS_INVALID_STATE,
+         "no volume set");
+  desc = phantom_desc_ras(data);
+  EXPECT(brainsam_session_set_volume(session, &desc), BRAINSAM_STATUS_OK, "");
+  free(data); /* the session copied the voxels */
 
   /* Freeing the model only drops our reference: the session keeps it alive. */
   brainsam_model_free(model);

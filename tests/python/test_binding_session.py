@@ -218,6 +218,41 @@ def test_structure_stats_match_the_label_volume(loaded_session):
         assert 0.0 <= confidence <= 1.0
 
 
+def test_structure_qc_flags_implausible_structures(loaded_session):
+    loaded_session.segment_all()
+    # The documented plausible volumes (README, Reliability), per left/right pair.
+    ranges = [(2750, 21050), (1200, 9550), (1630, 14650), (410, 5640), (715, 10530), (265, 4700)]
+    every = 0
+    for structure in binding.STRUCTURE_IDS:
+        flags = loaded_session.structure_qc(structure)
+        volume, confidence = loaded_session.structure_stats(structure)
+        low, high = ranges[(structure - 1) // 2]
+        assert bool(flags & binding.QC_VOLUME_LOW) == (volume < low)
+        assert bool(flags & binding.QC_VOLUME_HIGH) == (volume > high)
+        assert bool(flags & binding.QC_LOW_CONFIDENCE) == (volume > 0 and confidence < 0.4)
+        every |= flags
+    assert loaded_session.structure_qc(0) == every
+    with pytest.raises(BrainSAMError) as caught:
+        loaded_session.structure_qc(13)
+    assert caught.value.status == INVALID_ARGUMENT and "13" in str(caught.value)
+
+
+def test_a_short_buffer_is_refused_through_data_len(session):
+    data = np.zeros((4, 4, 4), np.float32)
+    desc = binding._VolumeDesc()
+    desc.struct_size = ctypes.sizeof(desc)
+    desc.data = data.ctypes.data_as(ctypes.c_void_p)
+    desc.data_len = data.nbytes
+    desc.dtype = binding.DTYPES[np.dtype(np.float32)]
+    desc.dims[:] = [4, 4, 8]  # twice what the buffer holds
+    desc.spacing[:] = [1, 1, 1]
+    desc.direction[:] = list(np.eye(3).ravel())
+    desc.coordinates = binding.COORDINATES_RAS
+    status = session.library.raw().brainsam_session_set_volume(session._handle, ctypes.byref(desc))
+    assert status == 10  # BUFFER_TOO_SMALL
+    assert "data_len is 256 bytes" in session.library.raw().brainsam_last_error_message().decode()
+
+
 def test_cancel_from_progress_then_session_still_works(loaded_session):
     with pytest.raises(BrainSAMError) as caught:
         loaded_session.segment_all(lambda done, total: True)

@@ -1193,6 +1193,8 @@ struct StructureStats final {
   double volume_mm3 CXX_DEFAULT_VALUE(0);
   // Mean model confidence in [0, 1].
   double confidence CXX_DEFAULT_VALUE(0);
+  // Input-QC flags (`BRAINSAM_QC_*` bits of brainsam.h; 0: plausible for a T1 brain).
+  ::std::uint32_t qc CXX_DEFAULT_VALUE(0);
 
   using IsRelocatable = ::std::true_type;
 };
@@ -1246,6 +1248,9 @@ enum class FineTuneOutput : ::std::uint32_t {
 struct FineTuneOptions final {
   // Continue from the checkpoint in the run's output folder, if any.
   bool resume CXX_DEFAULT_VALUE(false);
+  // Start afresh even if the output folder holds an earlier run (its results are
+  // deleted); without it, or `resume`, such a folder is refused.
+  bool overwrite CXX_DEFAULT_VALUE(false);
 
   using IsRelocatable = ::std::true_type;
 };
