@@ -36,10 +36,6 @@
 // Bytes of `brainsam_fine_tune_status.error_message`, its terminating NUL included.
 #define BRAINSAM_FINE_TUNE_MESSAGE_SIZE 512
 
-// How far (model-input pixels) [`Session::segment_structure_3d`] grows the previous
-// slice's mask's bounding box to make the next slice's box.
-#define PROPAGATION_MARGIN_PX 4.0
-
 // Result of every fallible C function. The numbers are part of the ABI and never change.
 enum brainsam_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -515,7 +511,7 @@ brainsam_status brainsam_session_segment_structure(struct brainsam_session *sess
 // both directions (each next slice gets the previous slice's mask's bounding box,
 // slightly grown) until the mask vanishes. Earlier prompts of `structure` are
 // cleared first. Needs a model with an interactive head (the default model); other
-// models give `BRAINSAM_ERROR_UNSUPPORTED`. Writes the first and last slice that
+// models give `BRAINSAM_STATUS_UNSUPPORTED`. Writes the first and last slice that
 // received a box to `*first_slice` and `*last_slice` (either may be NULL).
 //
 // # Safety
