@@ -504,7 +504,7 @@ impl Sam {
                 .f_logical_and(&xs.f_le_tensor(&side(2))?)?
                 .f_logical_and(&ys.f_ge_tensor(&side(1))?)?
                 .f_logical_and(&ys.f_le_tensor(&side(3))?)?;
-            map = map + inside.to_kind(Kind::Float);
+            map += inside.to_kind(Kind::Float);
         }
         if let Some(points) = &prompts.points {
             let coords = points.coords.to_device(self.device()).to_kind(Kind::Float) + 0.5;
@@ -521,7 +521,7 @@ impl Sam {
                 .to_kind(Kind::Float)
                 .view([b, n, 1, 1]);
             let weight = labels.eq(1.0).to_kind(Kind::Float) - labels.eq(0.0).to_kind(Kind::Float);
-            map = map + (disk * weight).sum_dim_intlist([1].as_slice(), false, Kind::Float);
+            map += (disk * weight).sum_dim_intlist([1].as_slice(), false, Kind::Float);
         }
         Ok(map.unsqueeze(1))
     }
