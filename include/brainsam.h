@@ -572,6 +572,25 @@ brainsam_status brainsam_session_segment_structure(struct brainsam_session *sess
                                                    uint32_t structure,
                                                    int64_t slice);
 
+// 3D interactive segmentation of `structure` from one box: the box (opposite corners
+// `ijk_a` and `ijk_b`, voxel coordinates on one coronal slice, normally the
+// structure's middle slice) is applied on its slice and propagated slice by slice in
+// both directions (each next slice gets the previous slice's mask's bounding box,
+// slightly grown) until the mask vanishes. Earlier prompts of `structure` are
+// cleared first. Needs a model with an interactive head (the default model); other
+// models give `BRAINSAM_STATUS_UNSUPPORTED`. Writes the first and last slice that
+// received a box to `*first_slice` and `*last_slice` (either may be NULL).
+//
+// # Safety
+// `session` must be a live session handle; `ijk_a` and `ijk_b` must point to three
+// doubles each; `first_slice` and `last_slice` must be NULL or valid pointers.
+brainsam_status brainsam_session_segment_structure_3d(struct brainsam_session *session,
+                                                      uint32_t structure,
+                                                      const double *ijk_a,
+                                                      const double *ijk_b,
+                                                      uint64_t *first_slice,
+                                                      uint64_t *last_slice);
+
 // Writes the voxel axis (0, 1 or 2) used as the coronal slicing axis to `*axis`.
 //
 // # Safety

@@ -242,6 +242,15 @@ mod bridge {
         fn clear_prompts(self: &mut Session, structure: u32, slice: i64) -> Result<()>;
         /// Re-segments a structure on one slice with its prompts; returns voxels changed.
         fn segment_structure(self: &mut Session, structure: u32, slice: u64) -> Result<u64>;
+        /// 3D segmentation of a structure from one box on one slice, propagated through
+        /// the neighbouring slices until the mask vanishes (needs a model with an
+        /// interactive head); returns the slices that received a box.
+        fn segment_structure_3d(
+            self: &mut Session,
+            structure: u32,
+            corner_a: [f64; 3],
+            corner_b: [f64; 3],
+        ) -> Result<SliceRange>;
         /// The voxel axis the session slices along.
         fn slicing_axis(self: &Session) -> Result<u32>;
         /// The region of interest's slices.
@@ -427,6 +436,24 @@ impl Session {
             .session
             .segment_structure(structure_id(structure)?, slice)?;
         Ok(changed as u64)
+    }
+
+    fn segment_structure_3d(
+        &mut self,
+        structure: u32,
+        corner_a: [f64; 3],
+        corner_b: [f64; 3],
+    ) -> Result<bridge::SliceRange> {
+        let slices =
+            self.session
+                .segment_structure_3d(structure_id(structure)?, corner_a, corner_b)?;
+        match (slices.first(), slices.last()) {
+            (Some(&first), Some(&last)) => Ok(bridge::SliceRange {
+                first: first as u64,
+                last: last as u64,
+            }),
+            _ => Err(Error::Internal("propagation touched no slice".into())),
+        }
     }
 
     fn slicing_axis(&self) -> Result<u32> {

@@ -14,7 +14,7 @@ import re
 import sys
 import threading
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -325,6 +325,14 @@ class Library:
             "brainsam_session_add_box": [p, u32, ijk, ijk],
             "brainsam_session_clear_prompts": [p, u32, i64],
             "brainsam_session_segment_structure": [p, u32, i64],
+            "brainsam_session_segment_structure_3d": [
+                p,
+                u32,
+                ijk,
+                ijk,
+                ctypes.POINTER(ctypes.c_uint64),
+                ctypes.POINTER(ctypes.c_uint64),
+            ],
             "brainsam_session_slicing_axis": [p, ctypes.POINTER(u32)],
             "brainsam_session_copy_labels": [p, ctypes.POINTER(ctypes.c_uint8), ctypes.c_size_t],
             "brainsam_session_structure_stats": [p, u32, ctypes.POINTER(f64), ctypes.POINTER(f64)],
@@ -713,6 +721,25 @@ class Session(_OwnedHandle):
             ctypes.c_uint32(structure),
             ctypes.c_int64(int(slice_index)),
         )
+
+    def segment_structure_3d(
+        self, structure: int, ijk_a: Sequence[float], ijk_b: Sequence[float]
+    ) -> Tuple[int, int]:
+        """Segment `structure` in 3D from one box (two opposite corners on one coronal
+        slice, normally the structure's middle slice), propagated slice by slice until the
+        mask vanishes; clears the structure's earlier prompts first. Needs a model with an
+        interactive head (the default model). Returns the first and last slice that
+        received a box."""
+        first, last = ctypes.c_uint64(), ctypes.c_uint64()
+        self._call(
+            "brainsam_session_segment_structure_3d",
+            ctypes.c_uint32(structure),
+            self._ijk(ijk_a, "box corner a"),
+            self._ijk(ijk_b, "box corner b"),
+            ctypes.byref(first),
+            ctypes.byref(last),
+        )
+        return int(first.value), int(last.value)
 
     # -- results ------------------------------------------------------------------------
 

@@ -884,6 +884,49 @@ pub unsafe extern "C" fn brainsam_session_segment_structure(
     })
 }
 
+/// 3D interactive segmentation of `structure` from one box: the box (opposite corners
+/// `ijk_a` and `ijk_b`, voxel coordinates on one coronal slice, normally the
+/// structure's middle slice) is applied on its slice and propagated slice by slice in
+/// both directions (each next slice gets the previous slice's mask's bounding box,
+/// slightly grown) until the mask vanishes. Earlier prompts of `structure` are
+/// cleared first. Needs a model with an interactive head (the default model); other
+/// models give `BRAINSAM_STATUS_UNSUPPORTED`. Writes the first and last slice that
+/// received a box to `*first_slice` and `*last_slice` (either may be NULL).
+///
+/// # Safety
+/// `session` must be a live session handle; `ijk_a` and `ijk_b` must point to three
+/// doubles each; `first_slice` and `last_slice` must be NULL or valid pointers.
+#[no_mangle]
+pub unsafe extern "C" fn brainsam_session_segment_structure_3d(
+    session: *mut brainsam_session,
+    structure: u32,
+    ijk_a: *const f64,
+    ijk_b: *const f64,
+    first_slice: *mut u64,
+    last_slice: *mut u64,
+) -> brainsam_status {
+    guard("brainsam_session_segment_structure_3d", || {
+        let session = SESSIONS.get(session, "session")?;
+        // SAFETY: per the contract.
+        let (a, b) = unsafe { (read_ijk(ijk_a, "ijk_a")?, read_ijk(ijk_b, "ijk_b")?) };
+        let slices = lock(&session)?.segment_structure_3d(structure_id(structure)?, a, b)?;
+        let (first, last) = match (slices.first(), slices.last()) {
+            (Some(&first), Some(&last)) => (first as u64, last as u64),
+            _ => return Err(Error::Internal("propagation touched no slice".into()).into()),
+        };
+        // SAFETY: each is NULL or valid per the contract.
+        unsafe {
+            if !first_slice.is_null() {
+                *first_slice = first;
+            }
+            if !last_slice.is_null() {
+                *last_slice = last;
+            }
+        }
+        Ok(())
+    })
+}
+
 /// Writes the voxel axis (0, 1 or 2) used as the coronal slicing axis to `*axis`.
 ///
 /// # Safety

@@ -47,7 +47,11 @@ pub struct AdaptReport {
 
 /// Whether `name` is one of the decoder tensors whose shape or meaning depends on
 /// the number of mask tokens (classes).
+/// The interactive head's copies (`interactive.mask_decoder.*`) count too.
 pub fn is_class_dependent(name: &str) -> bool {
+    let name = name
+        .strip_prefix(super::config::INTERACTIVE_PREFIX)
+        .unwrap_or(name);
     name.starts_with("mask_decoder.mask_tokens.")
         || name.starts_with("mask_decoder.output_hypernetworks_mlps.")
         || name.starts_with("mask_decoder.iou_prediction_head.")

@@ -115,6 +115,13 @@ pub struct SamConfig {
     /// of it on the first and third channels, so the model sees a little of the 3D shape.
     #[serde(default)]
     pub slice_context_mm: f64,
+    /// Interactive head: a second prompt encoder and mask decoder (same shapes as the
+    /// automatic ones, tensors `interactive.prompt_encoder.*` and
+    /// `interactive.mask_decoder.*`) that turns a box or clicks given for one structure
+    /// into that structure's mask (see `Sam::decode_interactive`). False for the
+    /// published models and for files written before this field existed.
+    #[serde(default)]
+    pub interactive: bool,
 }
 
 /// Largest model input side accepted by [`SamConfig::validate`] (published: 1024).
@@ -137,6 +144,8 @@ pub const MAX_MASK_TOKENS: i64 = 256;
 pub const MAX_LORA_RANK: i64 = 1024;
 /// Largest parameter count of a whole model (published ViT-H: 0.64 billion).
 pub const MAX_PARAMETERS: i64 = 2_000_000_000;
+/// Name prefix of the interactive head's tensors (`interactive.mask_decoder.*`, ...).
+pub const INTERACTIVE_PREFIX: &str = "interactive.";
 
 /// Pixel mean of the published SAM models (ImageNet statistics in 0..255).
 pub const SAM_PIXEL_MEAN: [f64; 3] = [123.675, 116.28, 103.53];
@@ -182,6 +191,7 @@ impl SamConfig {
             pixel_mean: SAM_PIXEL_MEAN,
             pixel_std: SAM_PIXEL_STD,
             slice_context_mm: 0.0,
+            interactive: false,
         }
     }
 
@@ -308,6 +318,13 @@ impl SamConfig {
     /// [`SamConfig::slice_context_mm`]).
     pub fn with_slice_context_mm(mut self, mm: f64) -> Self {
         self.slice_context_mm = mm;
+        self
+    }
+
+    /// Same configuration with or without the interactive head (see
+    /// [`SamConfig::interactive`]).
+    pub fn with_interactive(mut self, interactive: bool) -> Self {
+        self.interactive = interactive;
         self
     }
 
@@ -728,6 +745,16 @@ impl SamConfig {
                 inp,
                 out,
             );
+        }
+        if self.interactive {
+            let interactive: Vec<(String, Vec<i64>)> = shapes
+                .iter()
+                .filter(|(name, _)| {
+                    name.starts_with("prompt_encoder.") || name.starts_with("mask_decoder.")
+                })
+                .map(|(name, shape)| (format!("{INTERACTIVE_PREFIX}{name}"), shape.clone()))
+                .collect();
+            shapes.extend(interactive);
         }
         shapes
     }

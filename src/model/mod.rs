@@ -40,8 +40,12 @@ pub use checkpoint::{
 };
 pub use config::{
     ImageEncoderConfig, LoraConfig, MaskDecoderConfig, PromptEncoderConfig, SamConfig,
+    INTERACTIVE_PREFIX,
 };
-pub use sam::{set_image_encoder_kind, DecoderOutput, PointPrompts, Prompts, Sam};
+pub use sam::{
+    copy_automatic_to_interactive, set_image_encoder_kind, DecoderOutput, PointPrompts, Prompts,
+    Sam,
+};
 pub use training::{
     apply_training_mode, frozen_parameters, is_buffer, is_lora, trainable_parameters,
     ParameterCounts, TrainingMode,

@@ -134,7 +134,7 @@ impl PromptEncoder {
     }
 
     /// Dense embedding of mask logits [B, 1, 4h, 4w] → [B, C, h, w].
-    fn embed_masks(&self, masks: &Tensor) -> Tensor {
+    pub(crate) fn embed_masks(&self, masks: &Tensor) -> Tensor {
         let xs = self
             .mask_norm1
             .forward(&self.mask_conv1.forward(masks))

@@ -4,7 +4,7 @@
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
-use super::config::SamConfig;
+use super::config::{SamConfig, INTERACTIVE_PREFIX};
 use super::image_encoder::ImageEncoderViT;
 use super::mask_decoder::MaskDecoder;
 use super::prompt_encoder::PromptEncoder;
@@ -77,13 +77,68 @@ pub struct DecoderOutput {
     pub iou: Tensor,
 }
 
-/// SAM with BrainSAM's options (mask-token count, LoRA, any input size).
+/// The interactive head: its own prompt encoder and mask decoder (shaped like the
+/// automatic ones, initialised as their copy and trained on prompts for one structure
+/// at a time), beside the automatic head, which it leaves untouched.
+#[derive(Debug)]
+struct InteractiveHead {
+    prompt_encoder: PromptEncoder,
+    mask_decoder: MaskDecoder,
+}
+
+/// SAM with BrainSAM's options (mask-token count, LoRA, any input size, optional
+/// interactive head).
 #[derive(Debug)]
 pub struct Sam {
     config: SamConfig,
     image_encoder: ImageEncoderViT,
     prompt_encoder: PromptEncoder,
     mask_decoder: MaskDecoder,
+    interactive: Option<InteractiveHead>,
+}
+
+/// Radius (low-res output pixels) of a click in the interactive head's prompt map.
+pub(crate) const PROMPT_MAP_CLICK_RADIUS: f64 = 1.5;
+
+/// Copies the automatic prompt encoder's and mask decoder's weights onto the interactive
+/// head's (`interactive.*`), with the last layer of its dense branch zeroed so that the
+/// prompt map adds nothing yet: the interactive head's starting point before its
+/// training (unprompted, it then reproduces the automatic head).
+/// `var_store` must hold a model built by [`Sam::new`] with an interactive head.
+pub fn copy_automatic_to_interactive(var_store: &nn::VarStore) -> Result<()> {
+    let variables = var_store.variables();
+    let mut copied = 0;
+    tch::no_grad(|| {
+        for (name, source) in &variables {
+            if !(name.starts_with("prompt_encoder.") || name.starts_with("mask_decoder.")) {
+                continue;
+            }
+            let target_name = format!("{INTERACTIVE_PREFIX}{name}");
+            let mut target = variables
+                .get(&target_name)
+                .map(Tensor::shallow_clone)
+                .ok_or_else(|| {
+                    Error::invalid_argument(format!(
+                        "the model has no interactive head (no tensor {target_name})"
+                    ))
+                })?;
+            target.f_copy_(source)?;
+            copied += 1;
+        }
+        for suffix in ["weight", "bias"] {
+            let name = format!("{INTERACTIVE_PREFIX}prompt_encoder.mask_downscaling.6.{suffix}");
+            if let Some(tensor) = variables.get(&name) {
+                let _ = tensor.shallow_clone().f_zero_()?;
+            }
+        }
+        Ok::<(), Error>(())
+    })?;
+    if copied == 0 {
+        return Err(Error::invalid_argument(
+            "the var store holds no prompt encoder or mask decoder to copy",
+        ));
+    }
+    Ok(())
 }
 
 fn shape_error(what: &str, expected: &str, got: &[i64]) -> Error {
@@ -125,7 +180,21 @@ impl Sam {
             image_encoder: ImageEncoderViT::new(&(path / "image_encoder"), config),
             prompt_encoder: PromptEncoder::new(&(path / "prompt_encoder"), config),
             mask_decoder: MaskDecoder::new(&(path / "mask_decoder"), &config.mask_decoder),
+            // Built last so that the automatic head's initialisation is the same with
+            // and without it.
+            interactive: config.interactive.then(|| {
+                let head = path / "interactive";
+                InteractiveHead {
+                    prompt_encoder: PromptEncoder::new(&(&head / "prompt_encoder"), config),
+                    mask_decoder: MaskDecoder::new(&(&head / "mask_decoder"), &config.mask_decoder),
+                }
+            }),
         })
+    }
+
+    /// Whether the model has an interactive head (see [`Sam::decode_interactive`]).
+    pub fn has_interactive_head(&self) -> bool {
+        self.interactive.is_some()
     }
 
     /// The configuration the model was built with.
@@ -197,6 +266,14 @@ impl Sam {
 
     /// Encodes the prompts: sparse [B, N, C] and dense [B, C, h, w] embeddings.
     pub fn encode_prompts(&self, prompts: &Prompts) -> Result<(Tensor, Tensor)> {
+        self.encode_prompts_with(&self.prompt_encoder, prompts)
+    }
+
+    fn encode_prompts_with(
+        &self,
+        encoder: &PromptEncoder,
+        prompts: &Prompts,
+    ) -> Result<(Tensor, Tensor)> {
         let batch = self.check_prompts(prompts)?.unwrap_or(1);
         let dev = |t: &Tensor| t.to_device(self.device());
         let points = prompts
@@ -208,7 +285,7 @@ impl Sam {
             .mask_input
             .as_ref()
             .map(|m| dev(m).to_kind(Kind::Float));
-        Ok(self.prompt_encoder.forward(
+        Ok(encoder.forward(
             points.as_ref().map(|(c, l)| (c, l)),
             boxes.as_ref(),
             masks.as_ref(),
@@ -308,6 +385,145 @@ impl Sam {
             low_res_logits,
             iou,
         })
+    }
+
+    /// Interactive path: the mask of structure `structures[b]` (a mask-token index, 1..T)
+    /// that prompt `b` asks for, from image `embeddings` [B, C, h, w] (or one shared
+    /// [1, C, h, w]) through the interactive head. Returns binary logits [B, 1, 4h, 4w]:
+    /// the structure's token logit against the log-sum-exp of all other tokens, i.e. the
+    /// log-odds of the structure under the head's softmax over all classes. Errors when
+    /// the model has no interactive head.
+    pub fn decode_interactive(
+        &self,
+        embeddings: &Tensor,
+        prompts: &Prompts,
+        structures: &[i64],
+    ) -> Result<Tensor> {
+        let head = self.interactive.as_ref().ok_or_else(|| {
+            Error::Unsupported(
+                "this model has no interactive head (config `interactive` is false)".into(),
+            )
+        })?;
+        let tokens = self.config.mask_decoder.num_mask_tokens;
+        if let Some(&bad) = structures.iter().find(|&&s| s < 1 || s >= tokens) {
+            return Err(Error::invalid_argument(format!(
+                "structure {bad} is not a mask token of this model: use 1..={}",
+                tokens - 1
+            )));
+        }
+        let size = embeddings.size();
+        let grid = self.config.grid_size();
+        let c = self.config.mask_decoder.transformer_dim;
+        if size.len() != 4 || size[1] != c || size[2] != grid || size[3] != grid {
+            return Err(shape_error(
+                "image embeddings",
+                &format!("[B, {c}, {grid}, {grid}]"),
+                &size,
+            ));
+        }
+        // The interactive head reads the points and box twice: as sparse tokens, and
+        // rendered into a prompt map through its dense (mask) branch, which is spatially
+        // aligned with the image embedding and learns far faster than the tokens alone.
+        let sparse_only = Prompts {
+            points: prompts.points.as_ref().map(|p| PointPrompts {
+                coords: p.coords.shallow_clone(),
+                labels: p.labels.shallow_clone(),
+            }),
+            boxes: prompts.boxes.as_ref().map(Tensor::shallow_clone),
+            mask_input: None,
+        };
+        let (sparse, dense) = self.encode_prompts_with(&head.prompt_encoder, &sparse_only)?;
+        let map = self.prompt_map(&sparse_only, sparse.size()[0])?;
+        let map = map.to_kind(dense.kind());
+        let dense = dense + head.prompt_encoder.embed_masks(&map);
+        let batch = sparse.size()[0].max(size[0]);
+        let embeddings = embeddings
+            .to_device(self.device())
+            .to_kind(head.mask_decoder.kind());
+        let expand = |t: &Tensor, b: i64| {
+            if t.size()[0] == b {
+                t.shallow_clone()
+            } else if t.size()[0] == 1 {
+                let mut shape = t.size();
+                shape[0] = b;
+                t.expand(shape, false)
+            } else {
+                Tensor::new()
+            }
+        };
+        let (embeddings, sparse, dense) = (
+            expand(&embeddings, batch),
+            expand(&sparse, batch),
+            expand(&dense, batch),
+        );
+        if !embeddings.defined() || !sparse.defined() || !dense.defined() {
+            return Err(Error::invalid_argument(format!(
+                "image embeddings hold {} images but the prompts a batch of {}; \
+                 give one embedding per prompt or a single shared one",
+                size[0],
+                prompts.batch_size().unwrap_or(1)
+            )));
+        }
+        let (logits, _) = head.mask_decoder.predict_masks(
+            &embeddings,
+            &head.prompt_encoder.dense_pe(),
+            &sparse,
+            &dense,
+        );
+        let index = Tensor::from_slice(structures).to_device(logits.device());
+        let chosen = index
+            .view([batch, 1, 1, 1])
+            .expand([batch, 1, logits.size()[2], logits.size()[3]], false);
+        let own = logits.f_gather(1, &chosen, false)?;
+        let is_own = index
+            .f_one_hot(tokens)?
+            .to_kind(Kind::Bool)
+            .view([batch, tokens, 1, 1]);
+        let others = logits
+            .f_masked_fill(&is_own, f64::NEG_INFINITY)?
+            .f_logsumexp([1], true)?;
+        Ok(own - others)
+    }
+
+    /// The prompt map the interactive head's dense branch reads, [B, 1, 4h, 4w]: 1 inside
+    /// the box, plus 1 within [`PROMPT_MAP_CLICK_RADIUS`] low-res pixels of a positive
+    /// point, minus 1 near a negative one (padding points, label -1, count nothing).
+    fn prompt_map(&self, prompts: &Prompts, batch: i64) -> Result<Tensor> {
+        let m = self.config.low_res_size();
+        let scale = self.config.input_size as f64 / m as f64;
+        let options = (Kind::Float, self.device());
+        let centres = (Tensor::arange(m, options) + 0.5) * scale;
+        let xs = centres.view([1, 1, m]);
+        let ys = centres.view([1, m, 1]);
+        let mut map = Tensor::zeros([batch, m, m], options);
+        if let Some(boxes) = &prompts.boxes {
+            let b = boxes.to_device(self.device()).to_kind(Kind::Float) + 0.5;
+            let side = |i: i64| b.select(1, i).view([-1, 1, 1]);
+            let inside = xs
+                .f_ge_tensor(&side(0))?
+                .f_logical_and(&xs.f_le_tensor(&side(2))?)?
+                .f_logical_and(&ys.f_ge_tensor(&side(1))?)?
+                .f_logical_and(&ys.f_le_tensor(&side(3))?)?;
+            map += inside.to_kind(Kind::Float);
+        }
+        if let Some(points) = &prompts.points {
+            let coords = points.coords.to_device(self.device()).to_kind(Kind::Float) + 0.5;
+            let size = coords.size();
+            let (b, n) = (size[0], size[1]);
+            let cx = coords.select(2, 0).view([b, n, 1, 1]);
+            let cy = coords.select(2, 1).view([b, n, 1, 1]);
+            let d2 = (xs.unsqueeze(0) - cx).square() + (ys.unsqueeze(0) - cy).square();
+            let radius = PROMPT_MAP_CLICK_RADIUS * scale;
+            let disk = d2.le(radius * radius).to_kind(Kind::Float);
+            let labels = points
+                .labels
+                .to_device(self.device())
+                .to_kind(Kind::Float)
+                .view([b, n, 1, 1]);
+            let weight = labels.eq(1.0).to_kind(Kind::Float) - labels.eq(0.0).to_kind(Kind::Float);
+            map += (disk * weight).sum_dim_intlist([1].as_slice(), false, Kind::Float);
+        }
+        Ok(map.unsqueeze(1))
     }
 
     /// Upsamples low-res logits [B, T, 4h, 4w] to the input size, removes the padding

@@ -29,6 +29,9 @@ fn analytic_parameter_shapes_match_the_built_model() {
         SamConfig::tiny().with_num_classes(12).with_lora_rank(4),
         SamConfig::small().with_input_size(128),
         SamConfig::tiny().with_input_size(48),
+        SamConfig::tiny()
+            .with_num_classes(12)
+            .with_interactive(true),
     ] {
         let (vs, _sam) = tiny_model(&config);
         let analytic: HashMap<String, Vec<i64>> = config.parameter_shapes().into_iter().collect();
@@ -289,4 +292,69 @@ fn model_and_prompts_can_move_to_a_worker_thread() {
     assert_send::<Sam>();
     assert_send::<Prompts>();
     assert_send::<DecoderOutput>();
+}
+
+#[test]
+fn the_interactive_head_starts_as_the_automatic_one_and_leaves_it_alone() {
+    let plain = SamConfig::tiny().with_num_classes(12);
+    let (plain_vs, plain_sam) = tiny_model(&plain);
+    let (vs, sam) = tiny_model(&plain.clone().with_interactive(true));
+    assert!(sam.has_interactive_head() && !plain_sam.has_interactive_head());
+    // Built last: the automatic tensors are initialised exactly as without the head.
+    let plain_variables = plain_vs.variables();
+    for (name, tensor) in vs.variables() {
+        match plain_variables.get(&name) {
+            Some(other) => assert!(tensor.equal(other), "{name} differs"),
+            None => assert!(name.starts_with(INTERACTIVE_PREFIX), "{name}"),
+        }
+    }
+    copy_automatic_to_interactive(&vs).unwrap();
+    tch::no_grad(|| {
+        let embeddings = Tensor::randn([2, 32, 4, 4], (Kind::Float, Device::Cpu));
+        let automatic = sam.decode(&embeddings, &Prompts::none()).unwrap();
+        let interactive = sam
+            .decode_interactive(&embeddings, &Prompts::none(), &[3, 11])
+            .unwrap();
+        assert_eq!(interactive.size(), [2, 1, 16, 16]);
+        // Unprompted, the copied head gives the automatic softmax's log-odds.
+        let probabilities = automatic.low_res_logits.softmax(1, Kind::Float);
+        for (b, class) in [(0, 3), (1, 11)] {
+            let p = probabilities.get(b).get(class);
+            let expected = (&p / (p.ones_like() - &p)).log();
+            let got = interactive.get(b).get(0);
+            assert!(
+                (got - expected).abs().max().double_value(&[]) < 1e-3,
+                "class {class}"
+            );
+        }
+        // A prompt changes the interactive result.
+        let boxed = sam
+            .decode_interactive(
+                &embeddings.get(0).unsqueeze(0),
+                &Prompts::from_boxes(Tensor::from_slice(&[4.0f32, 4.0, 30.0, 30.0]).view([1, 4])),
+                &[3],
+            )
+            .unwrap();
+        assert!(!boxed.allclose(&interactive.get(0).unsqueeze(0), 1e-4, 1e-4, false));
+        let err = sam
+            .decode_interactive(&embeddings, &Prompts::none(), &[0, 13])
+            .unwrap_err();
+        assert!(err.to_string().contains("not a mask token"), "{err}");
+        let err = plain_sam
+            .decode_interactive(&embeddings, &Prompts::none(), &[1, 1])
+            .unwrap_err();
+        assert!(err.to_string().contains("no interactive head"), "{err}");
+    });
+}
+
+#[test]
+fn configs_written_before_the_interactive_head_load_without_it() {
+    let mut json: serde_json::Value = serde_json::from_str(&SamConfig::small().to_json()).unwrap();
+    json.as_object_mut().unwrap().remove("interactive");
+    let config = SamConfig::from_json(&json.to_string()).unwrap();
+    assert!(!config.interactive);
+    assert!(!config
+        .parameter_shapes()
+        .iter()
+        .any(|(name, _)| name.starts_with(INTERACTIVE_PREFIX)));
 }

@@ -8,6 +8,7 @@
 
 mod model;
 pub mod qc;
+pub mod simulate;
 
 pub use model::{
     default_model_path, init_model, save_model, DeviceChoice, Model, ModelOptions, Precision,
@@ -263,6 +264,16 @@ struct VolumeState {
     logits: Vec<Option<Tensor>>,
     labels: LabelVolume,
     prompts: BTreeMap<(u8, usize), SlicePrompts>,
+    /// Class logits per slice of the automatic result (`[classes, m, m]`, CPU), the base
+    /// the interactive masks are laid over; a slice never segmented automatically gets
+    /// its single-view unprompted decode when first prompted.
+    automatic_logits: Vec<Option<Tensor>>,
+    /// The label volume as the last automatic segmentation left it (all background
+    /// before): what a slice returns to when its prompts are cleared.
+    automatic_labels: LabelVolume,
+    /// Interactive masks per (structure, slice): binary logits `[m, m]` (CPU) of the
+    /// interactive head for that structure's prompts on that slice.
+    interactive_masks: BTreeMap<(u8, usize), Tensor>,
 }
 
 /// One volume being segmented with one model.
@@ -347,8 +358,11 @@ impl Session {
             images,
             embeddings: (0..n).map(|_| None).collect(),
             logits: (0..n).map(|_| None).collect(),
+            automatic_logits: (0..n).map(|_| None).collect(),
+            automatic_labels: labels.clone(),
             labels,
             prompts: BTreeMap::new(),
+            interactive_masks: BTreeMap::new(),
         });
         Ok(())
     }
@@ -553,6 +567,13 @@ impl Session {
             NUM_STRUCTURES,
             cleanup,
         );
+        state.automatic_logits = state
+            .logits
+            .iter()
+            .map(|l| l.as_ref().map(Tensor::shallow_clone))
+            .collect();
+        state.automatic_labels = labels.clone();
+        state.interactive_masks.clear();
         state.labels = labels;
         Ok(&state.labels)
     }
@@ -613,36 +634,56 @@ impl Session {
     }
 
     /// Removes the prompts of `structure` on coronal slice `slice` (voxel index along
-    /// the slicing axis), or on all slices when None.
+    /// the slicing axis), or on all slices when None. With a model that has an
+    /// interactive head, the slices whose interactive mask of `structure` is removed
+    /// return at once to the automatic result (with any other structure's interactive
+    /// mask on them laid over it again).
     pub fn clear_prompts(&mut self, structure: u8, slice: Option<usize>) -> Result<()> {
         check_structure(structure)?;
         let state = self.state_mut()?;
         let slice = slice.map(|plane| stack_index(state, plane)).transpose()?;
-        state
-            .prompts
-            .retain(|&(st, sl), _| st != structure || slice.is_some_and(|s| s != sl));
+        let cleared = |&(st, sl): &(u8, usize)| st == structure && slice.is_none_or(|s| s == sl);
+        state.prompts.retain(|key, _| !cleared(key));
+        let restored: Vec<usize> = state
+            .interactive_masks
+            .keys()
+            .filter(|key| cleared(key))
+            .map(|&(_, sl)| sl)
+            .collect();
+        state.interactive_masks.retain(|key, _| !cleared(key));
+        for index in restored {
+            self.compose_slice(index)?;
+        }
         Ok(())
     }
 
-    /// Interactive path: re-runs the prompt encoder and mask decoder for `structure` on
-    /// coronal slice `plane` (voxel index along the slicing axis) with its prompts,
-    /// feeding the structure's previous logits as mask prompt, and updates that
-    /// structure on that slice of the label volume. The slice's embedding is computed
-    /// once if needed. Returns the number of voxels changed.
+    /// Interactive path: applies the prompts of `structure` on coronal slice `plane`
+    /// (voxel index along the slicing axis) and updates that slice of the label volume.
+    /// Returns the number of voxels changed. The slice's embedding is computed once if
+    /// needed.
+    ///
+    /// With a model that has an interactive head (the default model), the head turns
+    /// the slice's box and clicks for `structure` into that structure's mask, which
+    /// replaces the structure on that slice of the automatic result: voxels inside the
+    /// mask become `structure`, voxels of `structure` outside it go to the class the
+    /// automatic result ranks next, other structures are untouched elsewhere. Without
+    /// prompts (e.g. after [`Session::clear_prompts`]) the slice returns to the
+    /// automatic result. Other models (official SAM checkpoints) run their own prompt
+    /// encoder and mask decoder on the prompts, feeding the structure's previous logits
+    /// as mask prompt, as before.
     pub fn segment_structure(&mut self, structure: u8, plane: usize) -> Result<usize> {
         check_structure(structure)?;
         let slice = stack_index(self.state()?, plane)?;
         self.ensure_embeddings(&[slice], &mut |_, _| true, 0, 1)?;
-        let state = self.state()?;
-        let prompts = state
-            .prompts
-            .get(&(structure, slice))
-            .cloned()
-            .unwrap_or_default();
-        let previous = state.logits[slice].as_ref().map(|l| {
-            l.get(structure as i64)
-                .view([1, 1, l.size()[1], l.size()[2]])
-        });
+        if self.model.sam().has_interactive_head() {
+            self.segment_structure_interactive(structure, slice)
+        } else {
+            self.segment_structure_all_tokens(structure, slice)
+        }
+    }
+
+    /// The model prompts (on the model's device) of one structure on one slice.
+    fn model_prompts(&self, prompts: &SlicePrompts) -> Prompts {
         let device = self.model.device();
         let mut model_prompts = Prompts::none();
         if !prompts.points.is_empty() {
@@ -670,7 +711,24 @@ impl Session {
             let values: Vec<f32> = b.iter().map(|&v| v as f32).collect();
             model_prompts.boxes = Some(Tensor::from_slice(&values).view([1, 4]).to_device(device));
         }
-        model_prompts.mask_input = previous.map(|p| p.to_device(device));
+        model_prompts
+    }
+
+    /// The path of models without an interactive head: all mask tokens decoded with the
+    /// prompts and the structure's previous logits as mask prompt.
+    fn segment_structure_all_tokens(&mut self, structure: u8, slice: usize) -> Result<usize> {
+        let state = self.state()?;
+        let prompts = state
+            .prompts
+            .get(&(structure, slice))
+            .cloned()
+            .unwrap_or_default();
+        let previous = state.logits[slice].as_ref().map(|l| {
+            l.get(structure as i64)
+                .view([1, 1, l.size()[1], l.size()[2]])
+        });
+        let mut model_prompts = self.model_prompts(&prompts);
+        model_prompts.mask_input = previous.map(|p| p.to_device(self.model.device()));
         let embedding = state.embeddings[slice].as_ref().expect("encoded above");
         let output = tch::no_grad(|| self.model.sam().decode(embedding, &model_prompts))?;
         let logits = output.low_res_logits.get(0).to_device(tch::Device::Cpu);
@@ -684,6 +742,234 @@ impl Session {
         )?;
         state.logits[slice] = Some(logits);
         Ok(changed)
+    }
+
+    /// The interactive head's path (see [`Session::segment_structure`]).
+    fn segment_structure_interactive(&mut self, structure: u8, slice: usize) -> Result<usize> {
+        self.ensure_automatic_logits(slice)?;
+        let state = self.state()?;
+        let prompts = state
+            .prompts
+            .get(&(structure, slice))
+            .filter(|p| !p.points.is_empty() || p.bounding_box.is_some())
+            .cloned();
+        let mask = match prompts {
+            Some(prompts) => {
+                let model_prompts = self.model_prompts(&prompts);
+                let embedding = state.embeddings[slice].as_ref().expect("encoded above");
+                let logits = tch::no_grad(|| {
+                    self.model.sam().decode_interactive(
+                        embedding,
+                        &model_prompts,
+                        &[structure as i64],
+                    )
+                })?;
+                let scale = self.model.config().input_size as f64
+                    / self.model.config().low_res_size() as f64;
+                let mask = logits.get(0).get(0).to_device(tch::Device::Cpu);
+                let automatic = state.automatic_logits[slice]
+                    .as_ref()
+                    .expect("decoded above");
+                let mask = focus_clicks(
+                    &mask,
+                    &automatic_log_odds(automatic, structure)?,
+                    &prompts,
+                    scale,
+                )?;
+                Some(constrain_to_prompts(&mask, &prompts, scale)?)
+            }
+            None => None,
+        };
+        let state = self.state_mut()?;
+        match mask {
+            Some(mask) => state.interactive_masks.insert((structure, slice), mask),
+            None => state.interactive_masks.remove(&(structure, slice)),
+        };
+        self.compose_slice(slice)
+    }
+
+    /// Decodes slice `slice` without prompts (one view) when it has no automatic result
+    /// yet, as the base for interactive masks.
+    fn ensure_automatic_logits(&mut self, slice: usize) -> Result<()> {
+        let state = self.state()?;
+        if state.automatic_logits[slice].is_some() {
+            return Ok(());
+        }
+        let embedding = state.embeddings[slice].as_ref().expect("encoded before");
+        let logits = self
+            .decode_unprompted(embedding)?
+            .get(0)
+            .to_device(tch::Device::Cpu);
+        let state = self.state_mut()?;
+        if state.logits[slice].is_none() {
+            state.logits[slice] = Some(logits.shallow_clone());
+        }
+        state.automatic_logits[slice] = Some(logits);
+        Ok(())
+    }
+
+    /// Rebuilds slice `slice` of the label volume: the automatic result, with the
+    /// interactive masks of every structure prompted on that slice laid over it.
+    /// Returns the number of voxels that changed.
+    fn compose_slice(&mut self, slice: usize) -> Result<usize> {
+        let state = self.state_mut()?;
+        let automatic = state.automatic_logits[slice]
+            .as_ref()
+            .ok_or_else(|| Error::Internal(format!("slice {slice} has no automatic logits")))?;
+        let mut logits = automatic.shallow_clone();
+        let structures: Vec<u8> = state
+            .interactive_masks
+            .keys()
+            .filter(|&&(_, sl)| sl == slice)
+            .map(|&(st, _)| st)
+            .collect();
+        for &structure in &structures {
+            logits = with_structure_mask(
+                &logits,
+                structure,
+                &state.interactive_masks[&(structure, slice)],
+            )?;
+        }
+        let plane = state.geometry.slice_voxel_indices()[slice];
+        let axis = state.geometry.frame().coronal_axis;
+        let indices = plane_indices(state.labels.grid().dims(), axis, plane);
+        let before: Vec<u8> = indices.iter().map(|&i| state.labels.data()[i]).collect();
+        {
+            let automatic_labels = state.automatic_labels.data();
+            let labels = state.labels.data_mut();
+            for &i in &indices {
+                labels[i] = automatic_labels[i];
+            }
+        }
+        if !structures.is_empty() {
+            let probabilities = softmax_array(&logits)?;
+            for &structure in &structures {
+                state.geometry.update_structure_on_slice(
+                    &mut state.labels,
+                    slice,
+                    probabilities.view(),
+                    structure,
+                )?;
+            }
+        }
+        state.logits[slice] = Some(logits);
+        let data = state.labels.data();
+        Ok(indices
+            .iter()
+            .zip(&before)
+            .filter(|(&i, &old)| data[i] != old)
+            .count())
+    }
+
+    /// The interactive mask (binary logits `[m, m]`, CPU) of `structure` on coronal
+    /// slice `plane`, if its prompts there were applied by the interactive head.
+    pub fn interactive_mask(&self, structure: u8, plane: usize) -> Result<Option<Tensor>> {
+        check_structure(structure)?;
+        let state = self.state()?;
+        let slice = stack_index(state, plane)?;
+        Ok(state
+            .interactive_masks
+            .get(&(structure, slice))
+            .map(Tensor::shallow_clone))
+    }
+
+    /// 3D interactive segmentation of `structure` from one box: the box (two opposite
+    /// corners in voxel coordinates on one coronal slice, normally the structure's
+    /// middle slice) is applied on its slice, then propagated slice by slice in both
+    /// directions: each neighbouring slice gets as box the previous slice's mask's
+    /// bounding box grown by 4 model-input pixels (2 mm for the default model), until the mask
+    /// vanishes or the region of interest ends. Earlier prompts of `structure` are
+    /// cleared first. Needs a model with an interactive head. Returns the coronal slices
+    /// (voxel indices along the slicing axis) that received a box, in ascending order.
+    pub fn segment_structure_3d(
+        &mut self,
+        structure: u8,
+        corner_a: [f64; 3],
+        corner_b: [f64; 3],
+    ) -> Result<Vec<usize>> {
+        check_structure(structure)?;
+        if !self.model.sam().has_interactive_head() {
+            return Err(Error::Unsupported(
+                "box propagation needs a model with an interactive head (the default model \
+                 has one; official SAM checkpoints do not)"
+                    .into(),
+            ));
+        }
+        // Checked before anything is cleared.
+        let state = self.state()?;
+        let a = locate(state, corner_a)?;
+        let b = locate(state, corner_b)?;
+        if a.slice != b.slice {
+            return Err(Error::invalid_argument(format!(
+                "box corners {corner_a:?} and {corner_b:?} lie on different coronal slices"
+            )));
+        }
+        self.clear_prompts(structure, None)?;
+        let middle = self.add_box(structure, corner_a, corner_b)?;
+        self.segment_structure(structure, middle)?;
+        let start = a.slice;
+        let mut touched = vec![start];
+        let n = self.state()?.geometry.n_slices() as i64;
+        for direction in [-1i64, 1] {
+            let mut previous = start;
+            loop {
+                let next = previous as i64 + direction;
+                if next < 0 || next >= n {
+                    break;
+                }
+                let Some(bounding_box) = self.propagated_box(structure, previous)? else {
+                    break;
+                };
+                let next = next as usize;
+                self.state_mut()?.prompts.insert(
+                    (structure, next),
+                    SlicePrompts {
+                        points: Vec::new(),
+                        bounding_box: Some(bounding_box),
+                    },
+                );
+                let plane = self.state()?.geometry.slice_voxel_indices()[next];
+                self.segment_structure(structure, plane)?;
+                touched.push(next);
+                previous = next;
+            }
+        }
+        let planes = self.state()?.geometry.slice_voxel_indices().to_vec();
+        let mut touched: Vec<usize> = touched.into_iter().map(|s| planes[s]).collect();
+        touched.sort_unstable();
+        Ok(touched)
+    }
+
+    /// The box for the slice after `slice` in a propagation: the bounding box of the
+    /// interactive mask of `structure` on `slice` (in model-input pixels), grown by
+    /// `PROPAGATION_MARGIN_PX`; None when that mask is empty.
+    fn propagated_box(&self, structure: u8, slice: usize) -> Result<Option<[f64; 4]>> {
+        let state = self.state()?;
+        let Some(mask) = state.interactive_masks.get(&(structure, slice)) else {
+            return Ok(None);
+        };
+        let side = mask.size()[1];
+        let inside = Vec::<bool>::try_from(mask.gt(0.0).flatten(0, -1))?;
+        let (mut x0, mut y0, mut x1, mut y1) = (i64::MAX, i64::MAX, i64::MIN, i64::MIN);
+        for (index, _) in inside.iter().enumerate().filter(|(_, &v)| v) {
+            let (x, y) = (index as i64 % side, index as i64 / side);
+            x0 = x0.min(x);
+            y0 = y0.min(y);
+            x1 = x1.max(x);
+            y1 = y1.max(y);
+        }
+        if x0 == i64::MAX {
+            return Ok(None);
+        }
+        let scale = self.model.config().input_size as f64 / side as f64;
+        let limit = self.model.config().input_size as f64;
+        let m = PROPAGATION_MARGIN_PX;
+        Ok(Some([
+            (x0 as f64 * scale - m).clamp(0.0, limit),
+            (y0 as f64 * scale - m).clamp(0.0, limit),
+            ((x1 + 1) as f64 * scale + m).clamp(0.0, limit),
+            ((y1 + 1) as f64 * scale + m).clamp(0.0, limit),
+        ]))
     }
 
     /// The voxel axis (0, 1 or 2) the session slices along (closest to anterior-posterior).
@@ -746,6 +1032,148 @@ impl Session {
             confidence: if count == 0 { 0.0 } else { sum / count as f64 },
         })
     }
+}
+
+/// How far (model-input pixels) [`Session::segment_structure_3d`] grows the previous
+/// slice's mask's bounding box to make the next slice's box.
+pub(crate) const PROPAGATION_MARGIN_PX: f64 = 4.0;
+
+/// Radius (model-input pixels) around each click within which clicks without a box
+/// change the result (focused refinement as in FocalClick): outside, the structure
+/// keeps its automatic result, so a click corrects where it is given and nowhere else.
+const CLICK_FOCUS_RADIUS_PX: f64 = 24.0;
+
+/// Log-odds `[m, m]` of `structure` under the softmax of class logits `[classes, m, m]`.
+fn automatic_log_odds(logits: &Tensor, structure: u8) -> Result<Tensor> {
+    let own = Tensor::from_slice(&[structure as i64]);
+    let others = logits
+        .f_index_fill(0, &own, f64::NEG_INFINITY)?
+        .f_logsumexp([0], false)?;
+    Ok(logits.get(structure as i64) - others)
+}
+
+/// For prompts made of clicks only: the interactive mask within
+/// [`CLICK_FOCUS_RADIUS_PX`] of a click, the automatic log-odds elsewhere. Prompts with
+/// a box keep the interactive mask everywhere (the box says where the structure is).
+fn focus_clicks(
+    mask: &Tensor,
+    automatic: &Tensor,
+    prompts: &SlicePrompts,
+    scale: f64,
+) -> Result<Tensor> {
+    if prompts.bounding_box.is_some() || prompts.points.is_empty() {
+        return Ok(mask.shallow_clone());
+    }
+    let side = mask.size()[1];
+    let head = Vec::<f32>::try_from(mask.flatten(0, -1))?;
+    let base = Vec::<f32>::try_from(automatic.flatten(0, -1))?;
+    let r2 = CLICK_FOCUS_RADIUS_PX * CLICK_FOCUS_RADIUS_PX;
+    let values: Vec<f32> = (0..head.len())
+        .map(|index| {
+            let x = ((index as i64 % side) as f64 + 0.5) * scale;
+            let y = ((index as i64 / side) as f64 + 0.5) * scale;
+            let near = prompts.points.iter().any(|p| {
+                let (dx, dy) = (x - (p.x + 0.5), y - (p.y + 0.5));
+                dx * dx + dy * dy <= r2
+            });
+            if near {
+                head[index]
+            } else {
+                base[index]
+            }
+        })
+        .collect();
+    Ok(Tensor::from_slice(&values).view([side, side]))
+}
+
+/// How far (model-input pixels) outside a box the interactive mask may reach.
+const BOX_CONSTRAINT_MARGIN_PX: f64 = 4.0;
+
+/// Radius (model-input pixels) around a click that the click decides outright.
+const CLICK_CONSTRAINT_RADIUS_PX: f64 = 4.0;
+
+/// The interactive mask (binary logits `[m, m]`, pixel `(x, y)` covering model-input
+/// pixels `scale·x .. scale·(x+1)`) with the prompts as hard constraints: nothing
+/// farther than [`BOX_CONSTRAINT_MARGIN_PX`] outside the box, the structure within
+/// [`CLICK_CONSTRAINT_RADIUS_PX`] of a positive click and not within it of a negative
+/// one (the last click wins where clicks overlap). The learned head follows the prompts
+/// in between; the constraints make sure a prompt is never ignored.
+fn constrain_to_prompts(mask: &Tensor, prompts: &SlicePrompts, scale: f64) -> Result<Tensor> {
+    const DECIDED: f32 = 8.0;
+    let side = mask.size()[1];
+    let mut values = Vec::<f32>::try_from(mask.flatten(0, -1))?;
+    let centre = |index: usize| {
+        let (x, y) = ((index as i64 % side) as f64, (index as i64 / side) as f64);
+        ((x + 0.5) * scale, (y + 0.5) * scale)
+    };
+    if let Some([x0, y0, x1, y1]) = prompts.bounding_box {
+        let m = BOX_CONSTRAINT_MARGIN_PX;
+        for (index, value) in values.iter_mut().enumerate() {
+            let (x, y) = centre(index);
+            if x < x0 + 0.5 - m || x > x1 + 0.5 + m || y < y0 + 0.5 - m || y > y1 + 0.5 + m {
+                *value = value.min(-DECIDED);
+            }
+        }
+    }
+    for point in &prompts.points {
+        let r2 = CLICK_CONSTRAINT_RADIUS_PX * CLICK_CONSTRAINT_RADIUS_PX;
+        for (index, value) in values.iter_mut().enumerate() {
+            let (x, y) = centre(index);
+            let (dx, dy) = (x - (point.x + 0.5), y - (point.y + 0.5));
+            if dx * dx + dy * dy <= r2 {
+                *value = if point.positive {
+                    value.max(DECIDED)
+                } else {
+                    value.min(-DECIDED)
+                };
+            }
+        }
+    }
+    Ok(Tensor::from_slice(&values).view([side, side]))
+}
+
+/// `logits` (`[classes, m, m]`) with class `structure`'s channel set so that its softmax
+/// probability is the sigmoid of `mask` (binary logits `[m, m]`) while the other classes
+/// keep their ratios: where the mask is off, the structure's pixels go to the class the
+/// logits rank next.
+fn with_structure_mask(logits: &Tensor, structure: u8, mask: &Tensor) -> Result<Tensor> {
+    let classes = logits.size()[0];
+    let own = Tensor::from_slice(&[structure as i64]);
+    let others = logits
+        .f_index_fill(0, &own, f64::NEG_INFINITY)?
+        .f_logsumexp([0], false)?;
+    let channels: Vec<Tensor> = (0..classes)
+        .map(|k| {
+            if k == structure as i64 {
+                mask + &others
+            } else {
+                logits.get(k)
+            }
+        })
+        .collect();
+    Ok(Tensor::stack(&channels, 0))
+}
+
+/// Linear indices (x fastest) of the voxels of a `dims` grid whose coordinate along
+/// `axis` is `plane`.
+fn plane_indices(dims: [usize; 3], axis: usize, plane: usize) -> Vec<usize> {
+    let [nx, ny, _] = dims;
+    let (a, b) = match axis {
+        0 => (1, 2),
+        1 => (0, 2),
+        _ => (0, 1),
+    };
+    let mut indices = Vec::with_capacity(dims[a] * dims[b]);
+    for v in 0..dims[b] {
+        for u in 0..dims[a] {
+            let mut ijk = [0; 3];
+            ijk[axis] = plane;
+            ijk[a] = u;
+            ijk[b] = v;
+            indices.push(ijk[0] + nx * (ijk[1] + ny * ijk[2]));
+        }
+    }
+    indices
 }
 
 /// The stack index of coronal plane `plane`, or an error naming the ROI's planes.

@@ -127,6 +127,9 @@ impl FineTuneArgs {
 /// Runs `brainsam fine-tune`.
 pub fn run_fine_tune(args: &FineTuneArgs) -> Result<()> {
     let config = args.resolve()?;
+    if config.interactive.is_some() {
+        return run_interactive(&config, args.quiet);
+    }
     let total = config.run.iterations;
     let output_dir = config.run.output_dir.clone();
     let mut trainer = Trainer::new(
@@ -200,5 +203,37 @@ pub fn run_fine_tune(args: &FineTuneArgs) -> Result<()> {
                 .map_or(String::new(), |p| p.display().to_string())
         ))
     );
+    Ok(())
+}
+
+/// `brainsam fine-tune` with an `[interactive]` section: trains the interactive head.
+fn run_interactive(config: &TrainConfig, quiet: bool) -> Result<()> {
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(config.run.iterations)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} [{elapsed_precise} < {eta_precise}] {msg}",
+        )
+        .map_err(|e| Error::Internal(e.to_string()))?,
+    );
+    let model = super::interactive::train_interactive(config, &mut |p| {
+        bar.set_position(p.iteration);
+        bar.set_message(format!("loss {:.4} lr {:.2e}", p.loss, p.lr));
+        if quiet {
+            log::info!(
+                "iteration {} / {}: loss {:.4} lr {:.2e}",
+                p.iteration,
+                p.total,
+                p.loss,
+                p.lr
+            );
+        }
+        true
+    })?;
+    bar.finish();
+    println!("done: interactive head trained; model {}", model.display());
     Ok(())
 }

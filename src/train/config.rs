@@ -390,6 +390,10 @@ pub struct TrainConfig {
     pub synth: SynthSection,
     /// Prompt sampling.
     pub prompts: PromptSection,
+    /// When present, the run trains only the interactive head of `model.checkpoint`
+    /// (see [`super::interactive`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interactive: Option<super::interactive::InteractiveSection>,
 }
 
 impl TrainConfig {
@@ -419,6 +423,13 @@ impl TrainConfig {
         }
         if let Some(checkpoint) = &mut config.model.checkpoint {
             resolve(checkpoint);
+        }
+        if let Some(cache) = config
+            .interactive
+            .as_mut()
+            .and_then(|i| i.embedding_cache.as_mut())
+        {
+            resolve(cache);
         }
         resolve(&mut config.run.output_dir);
         Ok(config)

@@ -24,6 +24,7 @@ pub mod augment;
 pub mod cli;
 pub mod config;
 pub mod dataset;
+pub mod interactive;
 pub mod loss;
 pub mod optim;
 pub mod plot;
@@ -37,6 +38,7 @@ pub use config::{
     MAX_ITERATIONS,
 };
 pub use dataset::{Dataset, DatasetOptions, Subject, SubjectSlices, ValidationSubject};
+pub use interactive::{train_interactive, InteractiveProgress, InteractiveSection};
 pub use optim::{learning_rate, AdamW};
 pub use prompts::{sample_prompt, SamplePrompt};
 pub use trainer::{

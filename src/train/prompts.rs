@@ -261,3 +261,137 @@ mod tests {
         assert!(sample_prompt(&empty, side, &settings, &mut rng).is_none());
     }
 }
+
+/// The simulated user's next click (as in the interactive-segmentation literature, e.g.
+/// RITM and NoC benchmarks): on `predicted` against `reference` (row-major binary maps
+/// `height × width`), the pixel of the largest 4-connected error region that lies
+/// farthest (city-block distance) from the region's border; `positive` when it is
+/// missed tissue, negative when it is false tissue. Returns `(x, y, positive)`, or None
+/// when the maps agree.
+pub fn largest_error_click(
+    predicted: &[bool],
+    reference: &[bool],
+    width: usize,
+    height: usize,
+) -> Option<(usize, usize, bool)> {
+    let n = width * height;
+    if predicted.len() != n || reference.len() != n {
+        return None;
+    }
+    let error: Vec<bool> = (0..n).map(|i| predicted[i] != reference[i]).collect();
+    let neighbours = |i: usize| {
+        let (x, y) = (i % width, i / width);
+        let mut out = [None; 4];
+        if x > 0 {
+            out[0] = Some(i - 1);
+        }
+        if x + 1 < width {
+            out[1] = Some(i + 1);
+        }
+        if y > 0 {
+            out[2] = Some(i - width);
+        }
+        if y + 1 < height {
+            out[3] = Some(i + width);
+        }
+        out
+    };
+    // Largest component of same-kind errors.
+    let mut component = vec![usize::MAX; n];
+    let mut best: Option<(usize, usize)> = None; // (size, id)
+    let mut stack = Vec::new();
+    let mut id = 0;
+    for start in 0..n {
+        if !error[start] || component[start] != usize::MAX {
+            continue;
+        }
+        let kind = reference[start];
+        component[start] = id;
+        stack.push(start);
+        let mut size = 0;
+        while let Some(i) = stack.pop() {
+            size += 1;
+            for j in neighbours(i).into_iter().flatten() {
+                if error[j] && reference[j] == kind && component[j] == usize::MAX {
+                    component[j] = id;
+                    stack.push(j);
+                }
+            }
+        }
+        if best.is_none_or(|(s, _)| size > s) {
+            best = Some((size, id));
+        }
+        id += 1;
+    }
+    let (_, chosen) = best?;
+    // Distance to the region's border: breadth-first from its border pixels.
+    let mut distance = vec![usize::MAX; n];
+    let mut queue = std::collections::VecDeque::new();
+    for i in (0..n).filter(|&i| component[i] == chosen) {
+        let inner = neighbours(i)
+            .iter()
+            .filter(|j| j.is_some_and(|j| component[j] == chosen))
+            .count();
+        if inner < 4 {
+            distance[i] = 0;
+            queue.push_back(i);
+        }
+    }
+    queue.front()?;
+    let mut deepest = 0;
+    while let Some(i) = queue.pop_front() {
+        deepest = deepest.max(distance[i]);
+        for j in neighbours(i).into_iter().flatten() {
+            if component[j] == chosen && distance[j] == usize::MAX {
+                distance[j] = distance[i] + 1;
+                queue.push_back(j);
+            }
+        }
+    }
+    // Among the deepest pixels, the one nearest the region's centroid.
+    let members: Vec<usize> = (0..n).filter(|&i| component[i] == chosen).collect();
+    let count = members.len() as f64;
+    let cx = members.iter().map(|&i| (i % width) as f64).sum::<f64>() / count;
+    let cy = members.iter().map(|&i| (i / width) as f64).sum::<f64>() / count;
+    let farthest = members
+        .iter()
+        .copied()
+        .filter(|&i| distance[i] == deepest)
+        .min_by(|&a, &b| {
+            let d =
+                |i: usize| ((i % width) as f64 - cx).powi(2) + ((i / width) as f64 - cy).powi(2);
+            d(a).total_cmp(&d(b))
+        })?;
+    Some((farthest % width, farthest / width, reference[farthest]))
+}
+
+#[cfg(test)]
+mod click_tests {
+    use super::largest_error_click;
+
+    #[test]
+    fn the_click_lands_inside_the_largest_error_region() {
+        // 9 x 7 map: reference square x 1..=5, y 1..=5; prediction misses it all but
+        // a column, and adds a 1-pixel false positive.
+        let (w, h) = (9, 7);
+        let reference: Vec<bool> = (0..w * h)
+            .map(|i| (1..=5).contains(&(i % w)) && (1..=5).contains(&(i / w)))
+            .collect();
+        let mut predicted: Vec<bool> = (0..w * h)
+            .map(|i| i % w == 1 && (1..=5).contains(&(i / w)))
+            .collect();
+        predicted[8] = true;
+        let (x, y, positive) = largest_error_click(&predicted, &reference, w, h).unwrap();
+        assert!(positive, "missed tissue gets a positive click");
+        assert!(
+            (3..=4).contains(&x) && y == 3,
+            "({x}, {y}) is not at the centre of the missed 4 x 5 block"
+        );
+        // A prediction that takes too much gets a negative click outside the reference.
+        let over: Vec<bool> = (0..w * h).map(|i| i % w <= 5).collect();
+        let (x, y, positive) = largest_error_click(&over, &reference, w, h).unwrap();
+        assert!(!positive);
+        assert!(!reference[y * w + x] && over[y * w + x]);
+        assert_eq!(largest_error_click(&reference, &reference, w, h), None);
+    }
+}

@@ -1324,6 +1324,11 @@ struct Session final : public ::rust::Opaque {
   // Re-segments a structure on one slice with its prompts; returns voxels changed.
   ::std::uint64_t segment_structure(::std::uint32_t structure, ::std::uint64_t slice);
 
+  // 3D segmentation of a structure from one box on one slice, propagated through
+  // the neighbouring slices until the mask vanishes (needs a model with an
+  // interactive head); returns the slices that received a box.
+  ::brainsam::SliceRange segment_structure_3d(::std::uint32_t structure, ::std::array<double, 3> corner_a, ::std::array<double, 3> corner_b);
+
   // The voxel axis the session slices along.
   ::std::uint32_t slicing_axis() const;
 
@@ -1412,6 +1417,8 @@ void brainsam$cxxbridge1$205$runtime_info(::brainsam::RuntimeInfo *return$) noex
 ::rust::repr::PtrLen brainsam$cxxbridge1$205$Session$clear_prompts(::brainsam::Session &self, ::std::uint32_t structure, ::std::int64_t slice) noexcept;
 
 ::rust::repr::PtrLen brainsam$cxxbridge1$205$Session$segment_structure(::brainsam::Session &self, ::std::uint32_t structure, ::std::uint64_t slice, ::std::uint64_t *return$) noexcept;
+
+::rust::repr::PtrLen brainsam$cxxbridge1$205$Session$segment_structure_3d(::brainsam::Session &self, ::std::uint32_t structure, ::std::array<double, 3> *corner_a, ::std::array<double, 3> *corner_b, ::brainsam::SliceRange *return$) noexcept;
 
 ::rust::repr::PtrLen brainsam$cxxbridge1$205$Session$slicing_axis(::brainsam::Session const &self, ::std::uint32_t *return$) noexcept;
 
@@ -1542,6 +1549,17 @@ void Session::clear_prompts(::std::uint32_t structure, ::std::int64_t slice) {
 ::std::uint64_t Session::segment_structure(::std::uint32_t structure, ::std::uint64_t slice) {
   ::rust::MaybeUninit<::std::uint64_t> return$;
   ::rust::repr::PtrLen error$ = brainsam$cxxbridge1$205$Session$segment_structure(*this, structure, slice, &return$.value);
+  if (error$.ptr) {
+    throw ::rust::impl<::rust::Error>::error(error$);
+  }
+  return ::std::move(return$.value);
+}
+
+::brainsam::SliceRange Session::segment_structure_3d(::std::uint32_t structure, ::std::array<double, 3> corner_a, ::std::array<double, 3> corner_b) {
+  ::rust::ManuallyDrop<::std::array<double, 3>> corner_a$(::std::move(corner_a));
+  ::rust::ManuallyDrop<::std::array<double, 3>> corner_b$(::std::move(corner_b));
+  ::rust::MaybeUninit<::brainsam::SliceRange> return$;
+  ::rust::repr::PtrLen error$ = brainsam$cxxbridge1$205$Session$segment_structure_3d(*this, structure, &corner_a$.value, &corner_b$.value, &return$.value);
   if (error$.ptr) {
     throw ::rust::impl<::rust::Error>::error(error$);
   }

@@ -1238,6 +1238,11 @@ struct Session final : public ::rust::Opaque {
   // Re-segments a structure on one slice with its prompts; returns voxels changed.
   ::std::uint64_t segment_structure(::std::uint32_t structure, ::std::uint64_t slice);
 
+  // 3D segmentation of a structure from one box on one slice, propagated through
+  // the neighbouring slices until the mask vanishes (needs a model with an
+  // interactive head); returns the slices that received a box.
+  ::brainsam::SliceRange segment_structure_3d(::std::uint32_t structure, ::std::array<double, 3> corner_a, ::std::array<double, 3> corner_b);
+
   // The voxel axis the session slices along.
   ::std::uint32_t slicing_axis() const;
 

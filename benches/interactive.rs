@@ -1,0 +1,316 @@
+//! Interactive benchmark (not a test): a simulated user on the validation subjects
+//! (FreeSurfer sub-09 and sub-10, the MNE sample at 3 mm; never trained on), with the
+//! default model and the default session options, as in the interactive-segmentation
+//! literature:
+//!
+//! - (a) box: on every coronal plane holding a structure, a box around it from the
+//!   ground truth, each side moved by a random -1, 0 or +1 voxel: that plane's Dice;
+//! - (b) clicks: from the automatic result, a click at the centre of the largest error
+//!   region (positive in missed tissue, negative in false tissue), re-segment, repeat:
+//!   Dice after 1, 3 and 5 clicks and NoC@90 (clicks to reach Dice 0.90, 0 when the
+//!   automatic result already does, capped at 10), on every plane holding the structure;
+//! - (c) 3D: one box (same jitter) on the structure's middle plane, propagated by
+//!   `Session::segment_structure_3d`: 3D Dice;
+//! - (d) the automatic result (3D, and per plane on the planes of (a) and (b)).
+//!
+//! Latency: one `segment_structure` call (prompt → updated label volume) on the CPU.
+//!
+//! `BRAINSAM_DATA=... cargo bench --bench interactive`. `BRAINSAM_BENCH_MODEL` names
+//! another model file; `BRAINSAM_BENCH_SUBJECTS=sub-09,...` picks subjects;
+//! `BRAINSAM_BENCH_PLANE_STEP=N` uses every N-th plane (quicker, for development).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use brainsam::labels::{LabelScheme, STRUCTURES};
+use brainsam::session::simulate::{bounding_box, dice, next_click, Plane};
+use brainsam::session::{DeviceChoice, Model, ModelOptions, Session, SessionOptions};
+use brainsam::volume::{LabelVolume, Volume};
+
+const SUBJECTS: [(&str, &str, &str); 3] = [
+    (
+        "sub-09",
+        "freesurfer_training_data/sub-09/T1.nii.gz",
+        "freesurfer_training_data/sub-09/aseg.nii.gz",
+    ),
+    (
+        "sub-10",
+        "freesurfer_training_data/sub-10/T1.nii.gz",
+        "freesurfer_training_data/sub-10/aseg.nii.gz",
+    ),
+    (
+        "mne-sample",
+        "mne_testing_sample/T1_3mm.nii.gz",
+        "mne_testing_sample/aseg_3mm.nii.gz",
+    ),
+];
+
+const MAX_CLICKS: usize = 10;
+
+/// Sums per structure (index 0..12) and overall.
+#[derive(Default, Clone)]
+struct Tally {
+    auto_plane: Vec<f64>,
+    boxed: Vec<f64>,
+    clicks: [Vec<f64>; 3],
+    noc: Vec<f64>,
+    auto_3d: Vec<f64>,
+    propagated_3d: Vec<f64>,
+    /// Planes where a box in the wrong place (shifted by the box's width) was tried:
+    /// Dice of the right box minus Dice of the shifted one.
+    shifted_gap: Vec<f64>,
+}
+
+fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        f64::NAN
+    } else {
+        values.iter().sum::<f64>() / values.len() as f64
+    }
+}
+
+fn percentile(values: &mut [f64], q: f64) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[((values.len() - 1) as f64 * q).round() as usize]
+}
+
+fn main() {
+    let Some(data) = std::env::var_os("BRAINSAM_DATA").map(PathBuf::from) else {
+        println!("skipped: BRAINSAM_DATA is not set (the benchmark needs the validation subjects)");
+        return;
+    };
+    let checkpoint = std::env::var_os("BRAINSAM_BENCH_MODEL").map(PathBuf::from);
+    let step: usize = std::env::var("BRAINSAM_BENCH_PLANE_STEP")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let chosen: Option<Vec<String>> = std::env::var("BRAINSAM_BENCH_SUBJECTS")
+        .ok()
+        .map(|s| s.split(',').map(str::to_string).collect());
+    let model = Model::load(&ModelOptions {
+        checkpoint,
+        device: DeviceChoice::Cpu,
+        ..ModelOptions::default()
+    })
+    .expect("model");
+    println!(
+        "model: {}; interactive head: {}; every {} plane(s); {} torch threads",
+        model
+            .checkpoint()
+            .map_or("?".into(), |p| p.display().to_string()),
+        model.sam().has_interactive_head(),
+        step,
+        tch::get_num_threads()
+    );
+    let mut tallies = vec![Tally::default(); 12];
+    let mut latencies = Vec::new();
+    let mut subject_rows = Vec::new();
+    let mut rng = ChaCha8Rng::seed_from_u64(15);
+    for (name, image, aseg) in SUBJECTS {
+        if chosen
+            .as_ref()
+            .is_some_and(|c| !c.iter().any(|n| n == name))
+        {
+            continue;
+        }
+        let volume = Volume::read(data.join(image)).expect("image");
+        let reference = LabelScheme::FreeSurfer
+            .to_classes(&Volume::read(data.join(aseg)).expect("labels"))
+            .expect("classes");
+        let mut session = Session::new(model.clone(), SessionOptions::default()).unwrap();
+        session.set_volume(volume).unwrap();
+        session.segment_all(&mut |_, _| true).unwrap();
+        let automatic: LabelVolume = session.labels().unwrap().clone();
+        let dims = automatic.grid().dims();
+        let axis = session.slicing_axis().unwrap();
+        let planes: Vec<usize> = session.geometry().unwrap().slice_voxel_indices().to_vec();
+        let mut subject = Tally::default();
+        for structure in 1..=12u8 {
+            let tally = &mut tallies[structure as usize - 1];
+            let holding: Vec<usize> = planes
+                .iter()
+                .copied()
+                .filter(|&p| {
+                    Plane::new(dims, axis, p)
+                        .values(&reference)
+                        .contains(&structure)
+                })
+                .collect();
+            if holding.is_empty() {
+                continue;
+            }
+            let jitter = |rng: &mut ChaCha8Rng, b: [usize; 4], plane: &Plane| {
+                let j = |rng: &mut ChaCha8Rng| rng.gen_range(-1i64..=1) as f64;
+                let w = plane.width() as f64 - 1.0;
+                let h = plane.height() as f64 - 1.0;
+                (
+                    plane.ijk(
+                        (b[0] as f64 + j(rng)).clamp(0.0, w),
+                        (b[1] as f64 + j(rng)).clamp(0.0, h),
+                    ),
+                    plane.ijk(
+                        (b[2] as f64 + j(rng)).clamp(0.0, w),
+                        (b[3] as f64 + j(rng)).clamp(0.0, h),
+                    ),
+                )
+            };
+            for (position, &p) in holding.iter().enumerate() {
+                if position % step != 0 {
+                    continue;
+                }
+                let plane = Plane::new(dims, axis, p);
+                let truth = plane.values(&reference);
+                let auto = dice(&plane.values(&automatic), &truth, structure);
+                tally.auto_plane.push(auto);
+                subject.auto_plane.push(auto);
+                // (a) box.
+                let b = bounding_box(&truth, plane.width(), structure).expect("holds it");
+                let (a_corner, b_corner) = jitter(&mut rng, b, &plane);
+                session.add_box(structure, a_corner, b_corner).unwrap();
+                let started = Instant::now();
+                session.segment_structure(structure, p).unwrap();
+                latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+                let boxed = dice(&plane.values(session.labels().unwrap()), &truth, structure);
+                tally.boxed.push(boxed);
+                subject.boxed.push(boxed);
+                // The same box moved sideways by its width: must not score as well.
+                let width = (b[2] - b[0] + 1) as f64;
+                let shifted = |corner: [f64; 3]| {
+                    let mut c = corner;
+                    let u = (0..3).find(|&a| a != axis).expect("in-plane axis");
+                    c[u] = (c[u] + width).min(dims[u] as f64 - 1.0);
+                    c
+                };
+                session
+                    .add_box(structure, shifted(a_corner), shifted(b_corner))
+                    .unwrap();
+                session.segment_structure(structure, p).unwrap();
+                let moved = dice(&plane.values(session.labels().unwrap()), &truth, structure);
+                tally.shifted_gap.push(boxed - moved);
+                session.clear_prompts(structure, Some(p)).unwrap();
+                // (b) clicks.
+                let mut noc = if auto >= 0.9 { Some(0) } else { None };
+                let mut current = auto;
+                for click in 1..=MAX_CLICKS {
+                    if click > 5 && noc.is_some() {
+                        break;
+                    }
+                    let predicted = plane.values(session.labels().unwrap());
+                    if let Some((u, v, positive)) =
+                        next_click(&predicted, &truth, plane.width(), plane.height(), structure)
+                    {
+                        session
+                            .add_point(structure, plane.ijk(u as f64, v as f64), positive)
+                            .unwrap();
+                        let started = Instant::now();
+                        session.segment_structure(structure, p).unwrap();
+                        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+                        current = dice(&plane.values(session.labels().unwrap()), &truth, structure);
+                    }
+                    if current >= 0.9 && noc.is_none() {
+                        noc = Some(click);
+                    }
+                    let slot = match click {
+                        1 => Some(0),
+                        3 => Some(1),
+                        5 => Some(2),
+                        _ => None,
+                    };
+                    if let Some(slot) = slot {
+                        tally.clicks[slot].push(current);
+                        subject.clicks[slot].push(current);
+                    }
+                }
+                let noc = noc.unwrap_or(MAX_CLICKS) as f64;
+                tally.noc.push(noc);
+                subject.noc.push(noc);
+                session.clear_prompts(structure, Some(p)).unwrap();
+            }
+            // (c) 3D from one box on the middle plane, and (d) automatic 3D.
+            let whole = |labels: &LabelVolume| -> Vec<u8> { labels.data().to_vec() };
+            let auto_3d = dice(&whole(&automatic), reference.data(), structure);
+            tally.auto_3d.push(auto_3d);
+            subject.auto_3d.push(auto_3d);
+            let middle = holding[holding.len() / 2];
+            let plane = Plane::new(dims, axis, middle);
+            let truth = plane.values(&reference);
+            let b = bounding_box(&truth, plane.width(), structure).expect("holds it");
+            let (a_corner, b_corner) = jitter(&mut rng, b, &plane);
+            session
+                .segment_structure_3d(structure, a_corner, b_corner)
+                .unwrap();
+            let propagated = dice(
+                session.labels().unwrap().data(),
+                reference.data(),
+                structure,
+            );
+            tally.propagated_3d.push(propagated);
+            subject.propagated_3d.push(propagated);
+            session.clear_prompts(structure, None).unwrap();
+            assert_eq!(
+                session.labels().unwrap().data(),
+                automatic.data(),
+                "clearing every prompt restores the automatic result"
+            );
+        }
+        subject_rows.push((name, subject));
+        eprintln!("{name} done");
+    }
+    println!();
+    println!(
+        "| structure | auto plane Dice | box | 1 click | 3 clicks | 5 clicks | NoC@90 | auto 3D | box + propagation 3D | right − shifted box |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let row = |label: &str, t: &Tally| {
+        println!(
+            "| {label} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.2} | {:.3} | {:.3} | {:+.3} |",
+            mean(&t.auto_plane),
+            mean(&t.boxed),
+            mean(&t.clicks[0]),
+            mean(&t.clicks[1]),
+            mean(&t.clicks[2]),
+            mean(&t.noc),
+            mean(&t.auto_3d),
+            mean(&t.propagated_3d),
+            mean(&t.shifted_gap),
+        )
+    };
+    let mut all = Tally::default();
+    for (index, tally) in tallies.iter().enumerate() {
+        row(STRUCTURES[index].long_name, tally);
+        all.auto_plane.extend(&tally.auto_plane);
+        all.boxed.extend(&tally.boxed);
+        for slot in 0..3 {
+            all.clicks[slot].extend(&tally.clicks[slot]);
+        }
+        all.noc.extend(&tally.noc);
+        all.auto_3d.extend(&tally.auto_3d);
+        all.propagated_3d.extend(&tally.propagated_3d);
+        all.shifted_gap.extend(&tally.shifted_gap);
+    }
+    row("**all planes / structures**", &all);
+    for (name, subject) in &subject_rows {
+        row(&format!("subject {name}"), subject);
+    }
+    let structure_means: Vec<f64> = tallies.iter().map(|t| mean(&t.boxed)).collect();
+    println!(
+        "\nbox Dice, lowest structure mean: {:.3}; planes: {}",
+        structure_means
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min),
+        all.boxed.len()
+    );
+    if !latencies.is_empty() {
+        let count = latencies.len();
+        println!(
+            "latency per prompt (segment_structure, prompt → updated label volume), {count} calls: median {:.1} ms, p95 {:.1} ms",
+            percentile(&mut latencies, 0.5),
+            percentile(&mut latencies, 0.95)
+        );
+    }
+}

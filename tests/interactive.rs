@@ -1,0 +1,260 @@
+//! Prompts steer the default model (issue 15): on a held-out FreeSurfer subject, a box
+//! around a structure on one slice beats a shifted box, an oversized box and no prompt;
+//! a negative click removes tissue around it; clearing prompts restores the automatic
+//! result on that slice; a box propagated in 3D follows the structure. Needs the real
+//! data (BRAINSAM_DATA).
+
+mod common;
+
+use std::sync::Arc;
+
+use brainsam::labels::LabelScheme;
+use brainsam::session::simulate::{bounding_box, dice, Plane};
+use brainsam::session::{DeviceChoice, Model, ModelOptions, Session, SessionOptions};
+use brainsam::volume::{LabelVolume, Volume};
+
+/// Left amygdala: the structure of the issue's table.
+const AMYGDALA: u8 = 11;
+
+struct Case {
+    session: Session,
+    reference: LabelVolume,
+    automatic: LabelVolume,
+    axis: usize,
+}
+
+fn case(test: &str) -> Option<Case> {
+    let data = common::data_dir(test)?;
+    let model: Arc<Model> = Model::load(&ModelOptions {
+        checkpoint: Some(common::repo_root().join("models/brainsam-default.safetensors")),
+        device: DeviceChoice::Cpu,
+        ..ModelOptions::default()
+    })
+    .unwrap();
+    assert!(
+        model.sam().has_interactive_head(),
+        "the default model ships its interactive head"
+    );
+    // As in the issue: the automatic result without mirror or shift averaging first.
+    let options = SessionOptions {
+        mirror_averaging: false,
+        shift_averaging: false,
+        ..SessionOptions::default()
+    };
+    let mut session = Session::new(model, options).unwrap();
+    let subject = data.join("freesurfer_training_data/sub-10");
+    session
+        .set_volume(Volume::read(subject.join("T1.nii.gz")).unwrap())
+        .unwrap();
+    session.segment_all(&mut |_, _| true).unwrap();
+    let reference = LabelScheme::FreeSurfer
+        .to_classes(&Volume::read(subject.join("aseg.nii.gz")).unwrap())
+        .unwrap();
+    let automatic = session.labels().unwrap().clone();
+    let axis = session.slicing_axis().unwrap();
+    Some(Case {
+        session,
+        reference,
+        automatic,
+        axis,
+    })
+}
+
+/// The plane holding the most voxels of `structure` in the reference.
+fn fullest_plane(case: &Case, structure: u8) -> Plane {
+    let dims = case.reference.grid().dims();
+    (0..dims[case.axis])
+        .map(|p| Plane::new(dims, case.axis, p))
+        .max_by_key(|plane| {
+            plane
+                .values(&case.reference)
+                .iter()
+                .filter(|&&c| c == structure)
+                .count()
+        })
+        .unwrap()
+}
+
+#[test]
+fn a_box_steers_the_structure_and_clearing_restores_the_automatic_slice() {
+    let Some(mut case) =
+        case("a_box_steers_the_structure_and_clearing_restores_the_automatic_slice")
+    else {
+        return;
+    };
+    let plane = fullest_plane(&case, AMYGDALA);
+    let truth = plane.values(&case.reference);
+    let b = bounding_box(&truth, plane.width(), AMYGDALA).unwrap();
+    let (w, h) = (plane.width() as f64 - 1.0, plane.height() as f64 - 1.0);
+    let automatic = dice(&plane.values(&case.automatic), &truth, AMYGDALA);
+    let mut try_box = |grow: f64, shift: f64| {
+        let corner = |u: f64, v: f64| plane.ijk(u.clamp(0.0, w), v.clamp(0.0, h));
+        case.session
+            .add_box(
+                AMYGDALA,
+                corner(b[0] as f64 - grow + shift, b[1] as f64 - grow),
+                corner(b[2] as f64 + grow + shift, b[3] as f64 + grow),
+            )
+            .unwrap();
+        case.session
+            .segment_structure(AMYGDALA, plane.index)
+            .unwrap();
+        dice(
+            &plane.values(case.session.labels().unwrap()),
+            &truth,
+            AMYGDALA,
+        )
+    };
+    // The issue's three rows: tight box (+1 voxel), shifted 15 voxels, 40 voxels larger.
+    let right = try_box(1.0, 0.0);
+    let shifted = try_box(1.0, 15.0);
+    let oversized = try_box(41.0, 0.0);
+    eprintln!(
+        "plane {}: automatic {automatic:.3}, right box {right:.3}, shifted {shifted:.3}, \
+         oversized {oversized:.3}",
+        plane.index
+    );
+    assert!(
+        right > automatic,
+        "right box {right:.3} vs no prompt {automatic:.3}"
+    );
+    assert!(
+        right > shifted + 0.2,
+        "right {right:.3} vs shifted {shifted:.3}"
+    );
+    assert!(
+        right > oversized,
+        "right {right:.3} vs oversized {oversized:.3}"
+    );
+    // Other structures' voxels elsewhere on the plane are untouched.
+    let labels = plane.values(case.session.labels().unwrap());
+    let before = plane.values(&case.automatic);
+    for (now, was) in labels.iter().zip(&before) {
+        if *now != *was {
+            assert!(
+                *now == AMYGDALA || *was == AMYGDALA,
+                "only voxels taken by or released from the amygdala change"
+            );
+        }
+    }
+    // Clearing the prompts restores the automatic result on that slice, byte for byte.
+    case.session
+        .clear_prompts(AMYGDALA, Some(plane.index))
+        .unwrap();
+    assert_eq!(
+        case.session.labels().unwrap().data(),
+        case.automatic.data(),
+        "cleared prompts restore the automatic result"
+    );
+    // Segmenting again without prompts keeps it.
+    case.session
+        .segment_structure(AMYGDALA, plane.index)
+        .unwrap();
+    assert_eq!(case.session.labels().unwrap().data(), case.automatic.data());
+}
+
+#[test]
+fn a_negative_click_removes_tissue_around_it_and_a_propagated_box_follows_the_structure() {
+    let Some(mut case) = case(
+        "a_negative_click_removes_tissue_around_it_and_a_propagated_box_follows_the_structure",
+    ) else {
+        return;
+    };
+    // Left putamen: large enough for a click in its middle to have room around it.
+    let structure = 5;
+    let plane = fullest_plane(&case, structure);
+    let current = plane.values(&case.automatic);
+    let b = bounding_box(&current, plane.width(), structure).unwrap();
+    let (u, v) = ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2);
+    assert_eq!(
+        current[v * plane.width() + u],
+        structure,
+        "the click lands in the automatic structure"
+    );
+    let near = |values: &[u8]| {
+        values
+            .iter()
+            .enumerate()
+            .filter(|(i, &c)| {
+                let (x, y) = ((i % plane.width()) as i64, (i / plane.width()) as i64);
+                c == structure && (x - u as i64).abs() <= 3 && (y - v as i64).abs() <= 3
+            })
+            .count()
+    };
+    let before = near(&current);
+    case.session
+        .add_point(structure, plane.ijk(u as f64, v as f64), false)
+        .unwrap();
+    case.session
+        .segment_structure(structure, plane.index)
+        .unwrap();
+    let after_values = plane.values(case.session.labels().unwrap());
+    let after = near(&after_values);
+    eprintln!("putamen voxels within 3 voxels of the negative click: {before} -> {after}");
+    assert_ne!(after_values[v * plane.width() + u], structure);
+    assert!(
+        after * 3 <= before * 2,
+        "a negative click removes tissue around it: {before} -> {after}"
+    );
+    case.session.clear_prompts(structure, None).unwrap();
+    assert_eq!(case.session.labels().unwrap().data(), case.automatic.data());
+
+    // One box on the amygdala's fullest slice, propagated through its neighbours.
+    let plane = fullest_plane(&case, AMYGDALA);
+    let truth = plane.values(&case.reference);
+    let b = bounding_box(&truth, plane.width(), AMYGDALA).unwrap();
+    let (first, last) = {
+        let slices = case
+            .session
+            .segment_structure_3d(
+                AMYGDALA,
+                plane.ijk(b[0] as f64, b[1] as f64),
+                plane.ijk(b[2] as f64, b[3] as f64),
+            )
+            .unwrap();
+        (slices[0], *slices.last().unwrap())
+    };
+    let holding: Vec<usize> = (0..case.reference.grid().dims()[case.axis])
+        .filter(|&p| {
+            Plane::new(case.reference.grid().dims(), case.axis, p)
+                .values(&case.reference)
+                .contains(&AMYGDALA)
+        })
+        .collect();
+    let propagated = dice(
+        case.session.labels().unwrap().data(),
+        case.reference.data(),
+        AMYGDALA,
+    );
+    let automatic = dice(case.automatic.data(), case.reference.data(), AMYGDALA);
+    eprintln!(
+        "propagated over slices {first}..={last} (reference {}..={}): 3D Dice {propagated:.3} \
+         (automatic {automatic:.3})",
+        holding[0],
+        holding[holding.len() - 1]
+    );
+    assert!(
+        first < plane.index && last > plane.index,
+        "spreads both ways"
+    );
+    assert!(
+        first + 5 >= holding[0] && last <= holding[holding.len() - 1] + 5,
+        "stops near the structure's ends"
+    );
+    assert!(propagated >= 0.6, "3D Dice {propagated:.3}");
+    // A model without the interactive head says so.
+    let err = {
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let sam = brainsam::model::Sam::new(
+            &vs.root(),
+            &brainsam::model::SamConfig::tiny().with_num_classes(12),
+        )
+        .unwrap();
+        let mut session =
+            Session::new(Model::from_parts(sam, vs), SessionOptions::default()).unwrap();
+        session
+            .segment_structure_3d(AMYGDALA, [0.0; 3], [1.0; 3])
+            .unwrap_err()
+    };
+    assert!(err.to_string().contains("interactive head"), "{err}");
+}
