@@ -61,9 +61,10 @@ if(NOT TARGET BrainSAM::brainsam)
     IMPORTED_LOCATION "${BrainSAM_LIBRARY}"
     IMPORTED_SONAME "libbrainsam.so"
     INTERFACE_INCLUDE_DIRECTORIES "${_brainsam_include}")
-  if(EXISTS "${_brainsam_here}/BrainSAMTorch.cmake")
-    # Relocatable package (scripts/package): libbrainsam.so has no run path to libtorch;
-    # consumers link the libtorch found here and get its folder in their run path.
+  if(EXISTS "${_brainsam_here}/BrainSAMBuildInfo.cmake")
+    # Relocatable package (scripts/package writes BrainSAMBuildInfo.cmake there):
+    # libbrainsam.so has no run path to libtorch; consumers link the libtorch found
+    # here and get its folder in their run path.
     include("${_brainsam_here}/BrainSAMTorch.cmake")
     if(_brainsam_torch_error)
       set(BrainSAM_FOUND FALSE)

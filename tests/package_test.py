@@ -404,6 +404,14 @@ def run_all(runner: Runner, scratch: Path, tarball: Path, wheel: Path, reference
         error_run(f"tarball launcher, {label}: clear error",
                   runner.run([prefix / "bin/brainsam", "info"], bad_env), needle)
 
+    # The C/C++ examples and the ITK app run a tiny random model made by the packaged CLI:
+    # they show the API works from the package (the default model's labels are compared
+    # above); the default model takes minutes per example in the debug build on 2 cores.
+    tiny = scratch / "tiny.safetensors"
+    ok_run("tarball: bin/brainsam init-model (tiny)", runner.run(
+        [prefix / "bin/brainsam", "init-model", "--config", "tiny", "--out", tiny], env))
+    model = tiny
+
     # pkg-config: C example, and the C++ example with brainsam-cxx.
     torch_lib = runner.run([prefix / "bin/brainsam-torch"], env).stdout.strip()
     pc_env = dict(env, PKG_CONFIG_PATH=str(prefix / "lib/pkgconfig"))
@@ -463,10 +471,6 @@ def run_all(runner: Runner, scratch: Path, tarball: Path, wheel: Path, reference
             if ok_run("tarball: ITK application builds", result):
                 # A tiny random model made by the packaged CLI keeps this run short (the
                 # app segments with all averaged views); the labels are checked above.
-                tiny = scratch / "tiny.safetensors"
-                ok_run("tarball: bin/brainsam init-model (tiny)", runner.run(
-                    [prefix / "bin/brainsam", "init-model", "--config", "tiny", "--out", tiny],
-                    env))
                 out = scratch / "itk-labels.nii.gz"
                 result = runner.run([itk_build / "brainsam_itk", volume, out, tiny, "cpu"], env,
                                     trace=True)
