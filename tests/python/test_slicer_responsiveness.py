@@ -7,7 +7,8 @@ unlike ctypes.CDLL, does not release it) between timer ticks, and runs the timer
 Python at each tick.
 
 Measured: the automatic segmentation as a library job polled from the UI timer (the
-module's design) finishes within 1.5x of the blocking call's time without any UI, and
+module's design) finishes within 1.5x of the time its steps take without any UI (plus
+the tick that starts it and the tick that sees it end), and
 propagation costs at most one poll per slice on top; the previous design (a Python
 worker thread calling the library with a progress callback) is shown to crawl under the
 same stand-in, so the stand-in does model the problem.
@@ -74,6 +75,22 @@ def blocking_segment_all(engine):
     return time.perf_counter() - start
 
 
+def blocking_steps(engine, steps):
+    """The same steps the UI runs (jobs and the glue between them: labels, statistics),
+    each job waited for at once: the time they take without any UI."""
+    start = time.perf_counter()
+    generator = steps(None)
+    try:
+        job = next(generator)
+        while True:
+            job.wait()
+            job.close()
+            job = generator.send(None)
+    except StopIteration:
+        pass
+    return time.perf_counter() - start
+
+
 def ui_task(engine, steps, interval_s):
     runner, results = TaskRunner(), []
     runner.submit(steps, on_done=results.append, on_error=results.append)
@@ -96,16 +113,17 @@ def test_segment_all_as_a_polled_job_runs_at_full_speed_under_the_gil(engine):
     for interval in (POLL_S, OLD_TIMER_S):
         # Alternate with the blocking call so that both see the same machine load.
         alone, under_ui = [], []
-        for _ in range(2):
-            alone.append(blocking_segment_all(engine))
+        for _ in range(3):
+            alone.append(blocking_steps(engine, engine.segment_all_steps))
             elapsed, result, ticks = ui_task(engine, engine.segment_all_steps, interval)
             under_ui.append(elapsed)
             np.testing.assert_array_equal(result.labels, expected)
         alone, elapsed = min(alone), min(under_ui)
         print(f"segment_all: {alone:.2f} s blocking, {elapsed:.2f} s as a job polled every {interval * 1e3:.0f} ms "
               f"under the GIL ({elapsed / alone:.2f}x, {ticks} ticks)")
-        # It finishes within 1.5x of its time without a UI (plus the tick that sees it end).
-        assert elapsed <= 1.5 * alone + interval, f"{elapsed:.2f} s under the stand-in UI vs {alone:.2f} s without"
+        # It finishes within 1.5x of its time without a UI, plus the tick that starts the
+        # job (TaskRunner starts queued work at its next poll) and the tick that sees it end.
+        assert elapsed <= 1.5 * alone + 2 * interval, f"{elapsed:.2f} s under the stand-in UI vs {alone:.2f} s without"
 
 
 def test_the_previous_python_worker_design_crawls_under_the_same_stand_in(engine):
