@@ -1,5 +1,7 @@
 //! Build script: links libtorch so that it is found at run time, generates the C header
-//! with cbindgen and the C++ bridge with cxx.
+//! with cbindgen and the C++ bridge with cxx. It writes only into OUT_DIR: the committed
+//! copies of the generated files (include/, generated/cxx/) are refreshed by
+//! `scripts/generate` and checked by `scripts/generate --check` (a scripts/test stage).
 
 use std::env;
 use std::fs;
@@ -31,7 +33,6 @@ fn main() {
     ] {
         println!("cargo:rerun-if-changed={path}");
     }
-    println!("cargo:rerun-if-env-changed=CI");
 }
 
 /// Every binary, test and the cdylib gets an rpath to libtorch, so nothing needs
@@ -39,13 +40,17 @@ fn main() {
 /// `scripts/package` replaces it with `$ORIGIN` in the packaged copies, which find an
 /// installed torch instead (README "Install"). `libtorch_cuda` is linked explicitly because as-needed linking would
 /// drop it (nothing references it directly) and CUDA would then never be available.
+/// The same arguments go to the CLI package (cli/build.rs) as `DEP_BRAINSAM_LINK_ARGS`,
+/// separated by U+001F.
 fn link_libtorch(libtorch_lib: &Path) {
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", libtorch_lib.display());
+    let mut args = vec![format!("-Wl,-rpath,{}", libtorch_lib.display())];
     if libtorch_lib.join("libtorch_cuda.so").exists() {
-        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-        println!("cargo:rustc-link-arg=-ltorch_cuda");
-        println!("cargo:rustc-link-arg=-Wl,--as-needed");
+        args.extend(["-Wl,--no-as-needed", "-ltorch_cuda", "-Wl,--as-needed"].map(String::from));
     }
+    for arg in &args {
+        println!("cargo:rustc-link-arg={arg}");
+    }
+    println!("cargo:link_args={}", args.join("\u{1f}"));
 }
 
 /// Compiles `src/cuda/device.cc` (CUDA memory figures and compute capability) when
@@ -118,9 +123,16 @@ fn libtorch_version(libtorch_lib: &Path) -> String {
     "unknown".to_string()
 }
 
-/// Generates `brainsam.h` into OUT_DIR and refreshes `include/brainsam.h` from it, except
-/// under CI (`CI` set), where the committed header must already be current: the test
-/// `c_header_is_current` compares the two.
+/// Where the generated files go inside OUT_DIR, laid out as in the repository
+/// (`include/...` and `generated/cxx/...`); `scripts/generate` copies this tree into the
+/// source tree (the build itself never writes there) and CI diffs it against the
+/// committed copies.
+fn generated_tree(out_dir: &Path) -> PathBuf {
+    out_dir.join("generated")
+}
+
+/// Generates `include/brainsam.h` (in OUT_DIR) with cbindgen from the ABI layer alone:
+/// cbindgen reads `src/ffi/mod.rs` and the modules it declares, nothing else of the crate.
 fn generate_c_header(manifest_dir: &Path, out_dir: &Path) {
     let config = cbindgen::Config::from_file(manifest_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is valid");
@@ -129,23 +141,24 @@ fn generate_c_header(manifest_dir: &Path, out_dir: &Path) {
     config.after_includes = Some(format!(
         "\n/** The library version this header belongs to. */\n#define BRAINSAM_VERSION \"{version}\"\n"
     ));
-    let generated = out_dir.join("brainsam.h");
+    let generated = generated_tree(out_dir).join("include/brainsam.h");
+    fs::create_dir_all(generated.parent().expect("has a parent")).expect("create OUT_DIR tree");
     cbindgen::Builder::new()
-        .with_crate(manifest_dir)
+        .with_src(manifest_dir.join("src/ffi/mod.rs"))
         .with_config(config)
         .generate()
         .expect("cbindgen could not generate the C header")
         .write_to_file(&generated);
     println!(
-        "cargo:rustc-env=BRAINSAM_GENERATED_HEADER={}",
-        generated.display()
+        "cargo:rustc-env=BRAINSAM_GENERATED_DIR={}",
+        generated_tree(out_dir).display()
     );
-    refresh_committed_copy(&generated, &manifest_dir.join("include/brainsam.h"));
 }
 
-/// Compiles the cxx bridge (checking the generated C++ at every build) and copies the
-/// generated header and glue source into `include/brainsam/`, with cxx's own support
-/// files, so that C++ consumers compile the glue against the shared library.
+/// Compiles the cxx bridge (checking the generated C++ at every build) and puts the
+/// generated header and glue source, with cxx's own support files, into the generated
+/// tree: the headers under `include/brainsam/`, the sources that C++ consumers compile
+/// against the shared library under `generated/cxx/`.
 fn build_cxx_bridge(manifest_dir: &Path, out_dir: &Path) {
     // include/ holds the C++ headers the bridge includes (brainsam/progress.h); consumers
     // have it on their include path too.
@@ -161,39 +174,35 @@ fn build_cxx_bridge(manifest_dir: &Path, out_dir: &Path) {
         .and_then(Path::parent)
         .map(|root| root.join("src/cxx.cc"))
         .expect("cxx crate layout");
-    let target = manifest_dir.join("include/brainsam");
+    let tree = generated_tree(out_dir);
     let copies = [
         (
             generated.join("include/brainsam/src/cxx_bridge.rs.h"),
-            target.join("src/cxx_bridge.rs.h"),
+            tree.join("include/brainsam/src/cxx_bridge.rs.h"),
         ),
         (
             generated.join("sources/brainsam/src/cxx_bridge.rs.cc"),
-            target.join("src/cxx_bridge.rs.cc"),
+            tree.join("generated/cxx/cxx_bridge.rs.cc"),
         ),
-        (cxx_header, target.join("rust/cxx.h")),
+        (cxx_header, tree.join("include/brainsam/rust/cxx.h")),
     ];
+    for (from, to) in copies {
+        copy(&from, &to);
+    }
     // cxx.cc includes its header by a path relative to the cxx crate; point it at our copy.
     let support = fs::read_to_string(&cxx_source)
         .unwrap_or_else(|e| panic!("{}: {e}", cxx_source.display()))
         .replace("#include \"../include/cxx.h\"", "#include \"rust/cxx.h\"");
-    let support_copy = out_dir.join("cxx.cc");
-    fs::write(&support_copy, support).expect("write OUT_DIR/cxx.cc");
-    let copies = copies
-        .into_iter()
-        .chain([(support_copy, target.join("rust/cxx.cc"))]);
-    for (from, to) in copies {
-        refresh_committed_copy(&from, &to);
-    }
+    write(&tree.join("generated/cxx/cxx.cc"), support.as_bytes());
 }
 
-fn refresh_committed_copy(generated: &Path, committed: &Path) {
-    if env::var_os("CI").is_some() {
-        return;
-    }
-    let new = fs::read(generated).unwrap_or_else(|e| panic!("{}: {e}", generated.display()));
-    if fs::read(committed).ok().as_deref() != Some(new.as_slice()) {
-        fs::create_dir_all(committed.parent().expect("has a parent")).expect("create include dir");
-        fs::write(committed, new).unwrap_or_else(|e| panic!("{}: {e}", committed.display()));
-    }
+fn copy(from: &Path, to: &Path) {
+    let bytes = fs::read(from).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    write(to, &bytes);
+}
+
+fn write(path: &Path, bytes: &[u8]) {
+    fs::create_dir_all(path.parent().expect("has a parent"))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    fs::write(path, bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }

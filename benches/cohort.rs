@@ -13,6 +13,8 @@
 //! measure a GPU (with several GPUs the cohort rows use one worker per GPU).
 //! `BRAINSAM_BENCH_JOBS` (default `1,2`): the `--jobs` values of the cohort rows.
 
+#[path = "../tests/common/cli_binary.rs"]
+mod cli_binary;
 #[path = "support/head.rs"]
 mod head;
 
@@ -113,7 +115,7 @@ fn main() {
         .unwrap_or(20);
     let one_view = std::env::var("BRAINSAM_BENCH_VIEWS").is_ok_and(|v| v == "1");
     let device = std::env::var("BRAINSAM_BENCH_DEVICE").unwrap_or_else(|_| "cpu".into());
-    let brainsam = env!("CARGO_BIN_EXE_brainsam");
+    let brainsam = cli_binary::brainsam_cli();
     let dir = tempfile::tempdir().expect("temporary folder");
     let (what, inputs) = scans(dir.path(), count);
     let list = dir.path().join("scans.txt");
@@ -145,7 +147,7 @@ fn main() {
     std::fs::create_dir_all(&looped).unwrap();
     for (i, input) in inputs.iter().enumerate() {
         let name = |suffix: &str| looped.join(format!("scan{i:02}_{suffix}"));
-        run(Command::new(brainsam)
+        run(Command::new(&brainsam)
             .args(["segment", "--device", &device, "--input"])
             .arg(input)
             .arg("--output")
@@ -167,7 +169,7 @@ fn main() {
     for jobs in jobs_list {
         let out = dir.path().join(format!("cohort{jobs}"));
         let started = Instant::now();
-        run(Command::new(brainsam)
+        run(Command::new(&brainsam)
             .args([
                 "cohort",
                 "--device",

@@ -4,8 +4,9 @@
 #   BrainSAM::brainsam      the C API (brainsam.h) in libbrainsam.so
 #   BrainSAM::brainsam_cxx  the C++ API (brainsam.hpp); compiles cxx's glue into the consumer
 #
-# Works from an install tree (PREFIX/lib/cmake/BrainSAM/) and from the source tree
-# (cmake/ next to include/ and target/), where it uses target/release, else target/debug;
+# Works from an install tree (PREFIX/lib/cmake/BrainSAM/; the C++ glue sources in
+# PREFIX/share/brainsam/cxx/) and from the source tree (cmake/ next to include/,
+# generated/cxx/ and target/), where it uses target/release, else target/debug;
 # set BrainSAM_LIBRARY to pick a specific libbrainsam.so. In the relocatable package
 # (scripts/package) it also finds libtorch: see BrainSAMTorch.cmake.
 cmake_minimum_required(VERSION 3.16)
@@ -15,11 +16,13 @@ if(EXISTS "${_brainsam_here}/../../../include/brainsam.h")
   # Install tree: PREFIX/lib/cmake/BrainSAM
   get_filename_component(_brainsam_prefix "${_brainsam_here}/../../.." REALPATH)
   set(_brainsam_include "${_brainsam_prefix}/include")
+  set(_brainsam_glue "${_brainsam_prefix}/share/brainsam/cxx")
   set(_brainsam_candidates "${_brainsam_prefix}/lib/libbrainsam.so")
 else()
   # Source tree: REPO/cmake
   get_filename_component(_brainsam_prefix "${_brainsam_here}/.." REALPATH)
   set(_brainsam_include "${_brainsam_prefix}/include")
+  set(_brainsam_glue "${_brainsam_prefix}/generated/cxx")
   set(_brainsam_candidates
     "${_brainsam_prefix}/target/release/libbrainsam.so"
     "${_brainsam_prefix}/target/debug/libbrainsam.so")
@@ -82,8 +85,8 @@ endif()
 if(NOT TARGET BrainSAM::brainsam_cxx)
   add_library(brainsam_cxx_glue INTERFACE)
   target_sources(brainsam_cxx_glue INTERFACE
-    "${_brainsam_include}/brainsam/src/cxx_bridge.rs.cc"
-    "${_brainsam_include}/brainsam/rust/cxx.cc")
+    "${_brainsam_glue}/cxx_bridge.rs.cc"
+    "${_brainsam_glue}/cxx.cc")
   target_include_directories(brainsam_cxx_glue INTERFACE
     "${_brainsam_include}" "${_brainsam_include}/brainsam")
   target_compile_features(brainsam_cxx_glue INTERFACE cxx_std_17)

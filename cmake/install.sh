@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the BrainSAM SDK into PREFIX:
 #   PREFIX/lib/libbrainsam.so               (keeps its rpath to the libtorch it was built with)
-#   PREFIX/include/brainsam.h, brainsam.hpp, brainsam/...   (C and C++ headers, cxx glue)
+#   PREFIX/include/brainsam.h, brainsam.hpp, brainsam/...   (C and C++ headers)
+#   PREFIX/share/brainsam/cxx/              (cxx glue sources C++ consumers compile)
 #   PREFIX/lib/cmake/BrainSAM/              (find_package(BrainSAM): BrainSAM::brainsam,
 #                                            BrainSAM::brainsam_cxx)
 #   PREFIX/lib/pkgconfig/brainsam.pc        (pkg-config brainsam: the C API)
@@ -37,10 +38,13 @@ prefix=$(cd "$prefix" && pwd)
 install -d "$prefix/lib/cmake/BrainSAM" "$prefix/lib/pkgconfig" "$prefix/include"
 install -m 0755 "$library" "$prefix/lib/libbrainsam.so"
 install -m 0644 "$root/include/brainsam.h" "$root/include/brainsam.hpp" "$prefix/include/"
-(cd "$root/include" && find brainsam -type f \( -name '*.h' -o -name '*.cc' \) -print0 |
+(cd "$root/include" && find brainsam -type f -name '*.h' -print0 |
     while IFS= read -r -d '' file; do
         install -D -m 0644 "$file" "$prefix/include/$file"
     done)
+install -d "$prefix/share/brainsam/cxx"
+install -m 0644 "$root/generated/cxx/cxx_bridge.rs.cc" "$root/generated/cxx/cxx.cc" \
+    "$prefix/share/brainsam/cxx/"
 install -m 0644 "$root/cmake/BrainSAMConfig.cmake" "$root/cmake/BrainSAMConfigVersion.cmake" \
     "$prefix/lib/cmake/BrainSAM/"
 

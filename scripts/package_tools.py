@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def runtime_crates() -> list[dict]:
-    """The crates linked into the shipped binaries: brainsam's normal (not build or dev)
-    dependencies on x86_64 Linux, transitively."""
+    """The crates linked into the shipped binaries: the normal (not build or dev)
+    dependencies of the workspace's packages (the library and the CLI) on x86_64 Linux,
+    transitively."""
     metadata = json.loads(
         subprocess.run(
             ["cargo", "metadata", "--format-version", "1", "--locked", "--offline",
@@ -34,15 +35,15 @@ def runtime_crates() -> list[dict]:
     )
     packages = {p["id"]: p for p in metadata["packages"]}
     nodes = {n["id"]: n for n in metadata["resolve"]["nodes"]}
-    root = metadata["resolve"]["root"]
-    seen, queue = {root}, [root]
+    members = set(metadata["workspace_members"])
+    seen, queue = set(members), list(members)
     while queue:
         node = nodes[queue.pop()]
         for dep in node["deps"]:
             if any(kind["kind"] is None for kind in dep["dep_kinds"]) and dep["pkg"] not in seen:
                 seen.add(dep["pkg"])
                 queue.append(dep["pkg"])
-    seen.discard(root)
+    seen -= members
     return sorted((packages[i] for i in seen), key=lambda p: (p["name"], p["version"]))
 
 

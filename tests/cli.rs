@@ -10,7 +10,7 @@ use brainsam::volume::{LabelVolume, Volume};
 use common::{scratch_dir, synthetic_head};
 
 fn brainsam(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_brainsam"))
+    Command::new(common::brainsam_cli())
         .args(args)
         .output()
         .expect("run brainsam")
@@ -86,6 +86,43 @@ fn segment_writes_labels_on_the_input_grid_with_volumes_and_overlay() {
     assert!(table.starts_with("class,structure,voxels,volume_mm3,confidence,qc"));
     let png_bytes = std::fs::read(&png).unwrap();
     assert_eq!(&png_bytes[..8], b"\x89PNG\r\n\x1a\n");
+}
+
+#[test]
+fn dotted_output_names_are_written_as_requested() {
+    // Reported as `--output a.b.nii` written as `a.nii` while `a.b.nii` was printed.
+    let dir = scratch_dir("cli_dotted_output");
+    let input = dir.join("head.nii.gz");
+    synthetic_head().write(&input).unwrap();
+    for name in ["a.b.nii", "sub-01.run.2.nii.gz"] {
+        let output = dir.join(name);
+        let printed = ok(&[
+            "segment",
+            "--input",
+            s(&input),
+            "--output",
+            s(&output),
+            "--model",
+            s(common::test_checkpoint()),
+            "--device",
+            "cpu",
+            "--no-mirror",
+            "--no-shift",
+        ]);
+        assert!(
+            printed.contains(&format!("labels:  {}", output.display())),
+            "{printed}"
+        );
+        let labels = Volume::read(&output)
+            .unwrap_or_else(|e| panic!("{name} not written as requested: {e}"));
+        assert_eq!(labels.grid().dims(), synthetic_head().grid().dims());
+    }
+    let mut written: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(written, ["a.b.nii", "head.nii.gz", "sub-01.run.2.nii.gz"]);
 }
 
 #[test]
@@ -287,7 +324,7 @@ fn segment_outputs_are_checked_first_and_written_atomically() {
         .arg("-c")
         .arg("trap '' XFSZ; ulimit -f 128; exec \"$@\"")
         .arg("brainsam")
-        .arg(env!("CARGO_BIN_EXE_brainsam"))
+        .arg(common::brainsam_cli())
         .args(["segment", "--input", s(&input), "--output", s(&output)])
         .args([
             "--model",

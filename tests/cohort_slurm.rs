@@ -25,7 +25,7 @@ impl Cluster {
         self.dir.path().join("slurm.conf")
     }
 
-    fn command(&self, program: &str) -> Command {
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut command = Command::new(program);
         command.env("SLURM_CONF", self.conf());
         command
@@ -185,7 +185,7 @@ fn slurm_array_survives_a_cancelled_task_and_a_resubmission_redoes_only_what_is_
     ]);
     let printed = String::from_utf8(
         cluster
-            .command(env!("CARGO_BIN_EXE_brainsam"))
+            .command(common::brainsam_cli())
             .args(&submit)
             .output()
             .unwrap()
@@ -231,7 +231,7 @@ fn slurm_array_survives_a_cancelled_task_and_a_resubmission_redoes_only_what_is_
 
     let printed = String::from_utf8(
         cluster
-            .command(env!("CARGO_BIN_EXE_brainsam"))
+            .command(common::brainsam_cli())
             .args(&submit)
             .output()
             .unwrap()

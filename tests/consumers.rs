@@ -50,15 +50,73 @@ fn build_cmake_consumer(build: &Path, args: &[String]) {
         .arg("2"));
 }
 
+/// The generated files scripts/generate commits, relative to the repository root and to
+/// the build script's generated tree.
+const GENERATED_FILES: [&str; 5] = [
+    "include/brainsam.h",
+    "include/brainsam/src/cxx_bridge.rs.h",
+    "include/brainsam/rust/cxx.h",
+    "generated/cxx/cxx_bridge.rs.cc",
+    "generated/cxx/cxx.cc",
+];
+
 #[test]
-fn c_header_is_current() {
-    let generated = std::fs::read_to_string(env!("BRAINSAM_GENERATED_HEADER")).unwrap();
-    let committed = std::fs::read_to_string(repo_root().join("include/brainsam.h")).unwrap();
+fn generated_files_are_current() {
+    let generated = Path::new(env!("BRAINSAM_GENERATED_DIR"));
+    for file in GENERATED_FILES {
+        let fresh = std::fs::read(generated.join(file)).unwrap();
+        let committed = std::fs::read(repo_root().join(file)).unwrap_or_default();
+        assert!(
+            fresh == committed,
+            "{file} differs from what this build generates (cbindgen from src/ffi, cxx from \
+             src/cxx_bridge.rs): run scripts/generate and commit the result"
+        );
+    }
+}
+
+#[test]
+fn public_header_declares_only_the_abi() {
+    let header = std::fs::read_to_string(repo_root().join("include/brainsam.h")).unwrap();
     assert!(
-        generated == committed,
-        "include/brainsam.h differs from what cbindgen generates from src/ffi: build \
-         locally (outside CI) to refresh it, then commit it"
+        !header.contains("brainsam_private"),
+        "include/brainsam.h declares private symbols"
     );
+    // Every function the header declares is one the ABI layer defines (cbindgen reads
+    // src/ffi alone; the CUDA shim's imports live outside it).
+    let ffi: String = std::fs::read_dir(repo_root().join("src/ffi"))
+        .unwrap()
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .collect();
+    let declared: Vec<&str> = header
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("brainsam_"))
+        .collect();
+    for name in declared {
+        assert!(
+            ffi.contains(name),
+            "include/brainsam.h names {name}, which src/ffi does not define"
+        );
+    }
+}
+
+#[test]
+fn include_holds_only_what_consumers_include() {
+    let mut pending = vec![repo_root().join("include")];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            assert!(
+                ["h", "hpp", "md"].contains(&extension),
+                "{} is not a header: compile inputs belong in generated/",
+                path.display()
+            );
+        }
+    }
 }
 
 #[test]
@@ -131,6 +189,8 @@ fn install_sdk(name: &str) -> PathBuf {
         "include/brainsam/progress.h",
         "include/brainsam/rust/cxx.h",
         "include/brainsam/src/cxx_bridge.rs.h",
+        "share/brainsam/cxx/cxx_bridge.rs.cc",
+        "share/brainsam/cxx/cxx.cc",
         "lib/cmake/BrainSAM/BrainSAMConfig.cmake",
         "lib/cmake/BrainSAM/BrainSAMConfigVersion.cmake",
         "lib/pkgconfig/brainsam.pc",

@@ -132,7 +132,7 @@ fn itk_application_matches_the_rust_api_and_keeps_the_geometry() {
         "the ITK application's labels differ from the Rust API's in {differing} voxels"
     );
 
-    let cli = PathBuf::from(env!("CARGO_BIN_EXE_brainsam"));
+    let cli = common::brainsam_cli();
     if cli_has_segment(&cli) {
         let cli_output = dir.join("labels_cli.nii.gz");
         run(Command::new(&cli)

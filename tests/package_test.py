@@ -369,12 +369,15 @@ def run_all(runner: Runner, scratch: Path, tarball: Path, wheel: Path, reference
                      "lib/cmake/BrainSAM/BrainSAMConfig.cmake",
                      "lib/cmake/BrainSAM/BrainSAMConfigVersion.cmake",
                      "lib/pkgconfig/brainsam.pc", "lib/pkgconfig/brainsam-cxx.pc",
+                     "share/brainsam/cxx/cxx_bridge.rs.cc", "share/brainsam/cxx/cxx.cc",
                      "share/brainsam/models/brainsam-default.safetensors",
                      "share/brainsam/models/README.md", "bin/brainsam",
                      "share/licenses/brainsam/LICENSE",
                      "share/licenses/brainsam/THIRD-PARTY-LICENSES.txt"]:
         if not (prefix / expected).is_file():
             check(f"tarball has {expected}", False)
+    stray = sorted(str(p.relative_to(prefix)) for p in (prefix / "include").rglob("*.cc"))
+    check(f"tarball's include/ holds headers only (compile inputs: {stray or 'none'})", not stray)
     model = prefix / "share/brainsam/models/brainsam-default.safetensors"
     # Sources of the examples, copied out of the checkout (same relative layout).
     src = scratch / "src"

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::config::TrainConfig;
-use super::trainer::{TrainOptions, TrainProgress, Trainer};
-use crate::error::{Error, Result};
+use brainsam::train::config::TrainConfig;
+use brainsam::train::trainer::{TrainOptions, TrainProgress, Trainer};
+use brainsam::{Error, Result};
 
 /// Arguments of `brainsam fine-tune` (flags override the configuration file).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -142,7 +142,7 @@ pub fn run_fine_tune(args: &FineTuneArgs) -> Result<()> {
     )?;
     let toml_path = output_dir.join("config.toml");
     let text = config.to_toml()?;
-    crate::weights::atomic_write(&toml_path, |w| {
+    brainsam::weights::atomic_write(&toml_path, |w| {
         std::io::Write::write_all(w, text.as_bytes()).map_err(|e| Error::io(&toml_path, e))
     })?;
     let bar = if args.quiet {
@@ -219,7 +219,7 @@ fn run_interactive(config: &TrainConfig, quiet: bool) -> Result<()> {
         )
         .map_err(|e| Error::Internal(e.to_string()))?,
     );
-    let model = super::interactive::train_interactive(config, &mut |p| {
+    let model = brainsam::train::interactive::train_interactive(config, &mut |p| {
         bar.set_position(p.iteration);
         bar.set_message(format!("loss {:.4} lr {:.2e}", p.loss, p.lr));
         if quiet {

@@ -1,5 +1,7 @@
 //! The `brainsam` command-line tool: a thin layer over the library.
 
+mod fine_tune;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -41,7 +43,7 @@ enum Command {
     /// Create a model file with freshly initialised weights (to train from scratch).
     InitModel(InitModelArgs),
     /// Fine-tune a model on labelled volumes (TOML configuration, flags override it).
-    FineTune(brainsam::train::cli::FineTuneArgs),
+    FineTune(fine_tune::FineTuneArgs),
     /// BIDS App: segment the T1w scans of a BIDS dataset (participant level) or tabulate
     /// the cohort (group level), resumably, locally or on SLURM.
     Bids(BidsArgs),
@@ -53,9 +55,10 @@ enum Command {
     CohortWorker(CohortWorkerArgs),
 }
 
-/// How scans are segmented in a cohort.
+/// How a volume is segmented: model, device and precision, views, clean-up and batches
+/// (shared by `segment`, `cohort` and `bids`).
 #[derive(clap::Args)]
-struct CohortSegmentArgs {
+struct SegmentOptions {
     /// Model weights (default: the bundled model).
     #[arg(long)]
     model: Option<PathBuf>,
@@ -65,21 +68,49 @@ struct CohortSegmentArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
-    /// Precision of the image encoder: auto, fp32, bf16 or fp16.
+    /// Precision of the image encoder: auto (bf16 on a GPU, fp32 on the CPU), fp32,
+    /// bf16 or fp16. Masks are always computed in fp32.
     #[arg(long, default_value = "auto")]
     precision: String,
-    /// Slices encoded per forward pass (0: sized to the device).
+    /// Slices encoded per forward pass; 0 sizes batches to the device (4 on the CPU,
+    /// up to 32 on a GPU by its free memory).
     #[arg(long, default_value_t = 0)]
     batch_size: usize,
-    /// Skip the 3D clean-up.
+    /// Skip the 3D clean-up (largest component per structure, hole filling).
     #[arg(long)]
     no_cleanup: bool,
-    /// Do not average with the left-right mirrored slices.
+    /// Segment only the slices as they are, not also their left-right mirror images
+    /// (about twice as fast, a little less accurate).
     #[arg(long)]
     no_mirror: bool,
-    /// Do not average with the shifted sampling grids.
+    /// Segment only the slices on their own sampling grid, not also on the grids shifted
+    /// by one output pixel (about four times as fast, a little less accurate).
     #[arg(long)]
     no_shift: bool,
+}
+
+impl SegmentOptions {
+    /// The session options these flags select.
+    fn session_options(&self) -> SessionOptions {
+        SessionOptions {
+            batch_size: self.batch_size,
+            mirror_averaging: !self.no_mirror,
+            shift_averaging: !self.no_shift,
+            cleanup: if self.no_cleanup {
+                CleanupOptions::none()
+            } else {
+                CleanupOptions::default()
+            },
+            ..SessionOptions::default()
+        }
+    }
+}
+
+/// How scans are segmented in a cohort.
+#[derive(clap::Args)]
+struct CohortSegmentArgs {
+    #[command(flatten)]
+    options: SegmentOptions,
     /// Scans segmented at once (0: one per GPU with several GPUs, else 1); each worker
     /// reads the next volume while it segments the current one.
     #[arg(long, default_value_t = 0)]
@@ -91,15 +122,16 @@ struct CohortSegmentArgs {
 
 impl CohortSegmentArgs {
     fn settings(&self) -> brainsam::cohort::Settings {
+        let options = &self.options;
         brainsam::cohort::Settings {
-            model: self.model.clone(),
-            adapter: self.adapter.clone(),
-            device: self.device.clone(),
-            precision: self.precision.clone(),
-            batch_size: self.batch_size,
-            mirror: !self.no_mirror,
-            shift: !self.no_shift,
-            cleanup: !self.no_cleanup,
+            model: options.model.clone(),
+            adapter: options.adapter.clone(),
+            device: options.device.clone(),
+            precision: options.precision.clone(),
+            batch_size: options.batch_size,
+            mirror: !options.no_mirror,
+            shift: !options.no_shift,
+            cleanup: !options.no_cleanup,
             jobs: self.jobs,
             threads: self.threads,
         }
@@ -217,40 +249,14 @@ struct SegmentArgs {
     /// Output label map (.nii or .nii.gz), class ids 0..12 on the input's grid.
     #[arg(long)]
     output: PathBuf,
-    /// Model weights (default: the bundled model).
-    #[arg(long)]
-    model: Option<PathBuf>,
-    /// LoRA adapter made for the model.
-    #[arg(long)]
-    adapter: Option<PathBuf>,
-    /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[command(flatten)]
+    options: SegmentOptions,
     /// Write per-structure volumes (mm³) and confidences to this CSV file.
     #[arg(long)]
     volumes: Option<PathBuf>,
     /// Write a PNG with coronal, axial and sagittal views and a legend.
     #[arg(long)]
     overlay: Option<PathBuf>,
-    /// Skip the 3D clean-up (largest component per structure, hole filling).
-    #[arg(long)]
-    no_cleanup: bool,
-    /// Segment only the slices as they are, not also their left-right mirror images
-    /// (about twice as fast, a little less accurate).
-    #[arg(long)]
-    no_mirror: bool,
-    /// Segment only the slices on their own sampling grid, not also on the grids shifted
-    /// by one output pixel (about four times as fast, a little less accurate).
-    #[arg(long)]
-    no_shift: bool,
-    /// Slices encoded per forward pass; 0 sizes batches to the device (4 on the CPU,
-    /// up to 32 on a GPU by its free memory).
-    #[arg(long, default_value_t = 0)]
-    batch_size: usize,
-    /// Precision of the image encoder: auto (bf16 on a GPU, fp32 on the CPU), fp32,
-    /// bf16 or fp16. Masks are always computed in fp32.
-    #[arg(long, default_value = "auto")]
-    precision: String,
     /// Fail (exit status 1, no label map written) when input QC finds the result
     /// implausible for a T1 brain; without it, QC problems are only warned about.
     #[arg(long)]
@@ -318,7 +324,7 @@ fn main() {
         Command::Evaluate(args) => evaluate_command(&args),
         Command::Info(args) => info(&args),
         Command::InitModel(args) => init_model_command(&args),
-        Command::FineTune(args) => brainsam::train::cli::run_fine_tune(&args),
+        Command::FineTune(args) => fine_tune::run_fine_tune(&args),
         Command::Bids(args) => bids_command(&args),
         Command::Cohort(args) => cohort_command(&args),
         Command::CohortWorker(args) => cohort_worker_command(&args),
@@ -399,25 +405,15 @@ fn segment(args: &SegmentArgs) -> Result<()> {
     check_segment_outputs(args)?;
     let started = Instant::now();
     let volume = Volume::read(&args.input)?;
+    let options = &args.options;
     let model = Model::load(&ModelOptions {
-        checkpoint: args.model.clone(),
-        adapter: args.adapter.clone(),
+        checkpoint: options.model.clone(),
+        adapter: options.adapter.clone(),
         config: None,
-        device: DeviceChoice::parse(&args.device)?,
-        precision: Precision::parse(&args.precision)?,
+        device: DeviceChoice::parse(&options.device)?,
+        precision: Precision::parse(&options.precision)?,
     })?;
-    let options = SessionOptions {
-        batch_size: args.batch_size,
-        mirror_averaging: !args.no_mirror,
-        shift_averaging: !args.no_shift,
-        cleanup: if args.no_cleanup {
-            CleanupOptions::none()
-        } else {
-            CleanupOptions::default()
-        },
-        ..SessionOptions::default()
-    };
-    let mut session = Session::new(model, options)?;
+    let mut session = Session::new(model, options.session_options())?;
     session.set_volume(volume)?;
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} slices, ETA {eta}")
@@ -501,17 +497,7 @@ fn write_volumes_csv(
     stats: &[(u8, StructureStats)],
     quality: &QualityReport,
 ) -> Result<()> {
-    let mut text = String::from("class,structure,voxels,volume_mm3,confidence,qc\n");
-    for (class, stat) in stats {
-        text.push_str(&format!(
-            "{class},{},{},{:.3},{:.4},{}\n",
-            structure_name(*class),
-            stat.voxels,
-            stat.volume_mm3,
-            stat.confidence,
-            qc_text(quality, *class).replace(", ", "; ")
-        ));
-    }
+    let text = brainsam::cohort::volumes_table(stats, Some(quality), ',');
     brainsam::weights::atomic_write(path, |file| {
         file.write_all(text.as_bytes())
             .map_err(|e| Error::io(path, e))

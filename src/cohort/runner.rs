@@ -21,6 +21,7 @@ use crate::cleanup::CleanupOptions;
 use crate::error::{Error, Result};
 use crate::labels::STRUCTURES;
 use crate::overlay::write_overlay_png;
+use crate::session::qc::{describe_flags, QualityReport};
 use crate::session::{
     default_model_path, DeviceChoice, Model, ModelOptions, Precision, Session, SessionOptions,
     StructureStats,
@@ -477,10 +478,18 @@ fn worker(
 
 /// The per-structure table of a segmentation, one row per structure:
 /// `class structure voxels volume_mm3 confidence`, fields separated by `separator`
-/// (`,` for the CLI's CSV, tab for the derivatives' TSV).
-pub fn volumes_table(stats: &[(u8, StructureStats)], separator: char) -> String {
-    let mut text =
-        ["class", "structure", "voxels", "volume_mm3", "confidence"].join(&separator.to_string());
+/// (`,` for the CLI's CSV, tab for the derivatives' TSV). With a quality report, a last
+/// `qc` column says "ok" or what is implausible (`; `-separated), as in the CLI's CSV.
+pub fn volumes_table(
+    stats: &[(u8, StructureStats)],
+    quality: Option<&QualityReport>,
+    separator: char,
+) -> String {
+    let mut columns = vec!["class", "structure", "voxels", "volume_mm3", "confidence"];
+    if quality.is_some() {
+        columns.push("qc");
+    }
+    let mut text = columns.join(&separator.to_string());
     text.push('\n');
     for (class, stat) in stats {
         let name = STRUCTURES
@@ -488,9 +497,15 @@ pub fn volumes_table(stats: &[(u8, StructureStats)], separator: char) -> String 
             .find(|s| s.class == *class)
             .map_or("?", |s| s.long_name);
         text.push_str(&format!(
-            "{class}{separator}{name}{separator}{}{separator}{:.3}{separator}{:.4}\n",
+            "{class}{separator}{name}{separator}{}{separator}{:.3}{separator}{:.4}",
             stat.voxels, stat.volume_mm3, stat.confidence
         ));
+        if let Some(quality) = quality {
+            let flags = quality.flags[usize::from(*class) - 1];
+            text.push(separator);
+            text.push_str(&describe_flags(flags).replace(", ", "; "));
+        }
+        text.push('\n');
     }
     text
 }
@@ -543,7 +558,10 @@ fn segment_scan(
     let staged = |relative: &Path| staging.join(relative.file_name().expect("file name"));
     labels.write(staged(&outputs.labels))?;
     write_text(&staged(&outputs.label_table), &label_table())?;
-    write_text(&staged(&outputs.volumes), &volumes_table(&stats, '\t'))?;
+    write_text(
+        &staged(&outputs.volumes),
+        &volumes_table(&stats, None, '\t'),
+    )?;
     write_overlay_png(
         session.volume().expect("set above"),
         labels,
@@ -619,8 +637,16 @@ mod tests {
             },
         )];
         assert_eq!(
-            volumes_table(&stats, '\t'),
+            volumes_table(&stats, None, '\t'),
             "class\tstructure\tvoxels\tvolume_mm3\tconfidence\n3\tLeft caudate\t10\t80.000\t0.5000\n"
+        );
+        let mut quality = QualityReport { flags: [0; 12] };
+        quality.flags[2] =
+            crate::session::qc::QC_VOLUME_LOW | crate::session::qc::QC_LOW_CONFIDENCE;
+        assert_eq!(
+            volumes_table(&stats, Some(&quality), ','),
+            "class,structure,voxels,volume_mm3,confidence,qc\n\
+             3,Left caudate,10,80.000,0.5000,volume low; low confidence\n"
         );
     }
 }

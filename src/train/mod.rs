@@ -21,7 +21,6 @@
 //! running at the same time in one process are each valid but not reproducible.
 
 pub mod augment;
-pub mod cli;
 pub mod config;
 pub mod dataset;
 pub mod interactive;

@@ -11,7 +11,7 @@ use crate::common::synthetic_head;
 
 /// The `brainsam` binary.
 pub fn brainsam() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_brainsam"))
+    Command::new(crate::common::brainsam_cli())
 }
 
 /// stdout and stderr of a finished command.

@@ -8,6 +8,10 @@ use brainsam::volume::grid::Grid;
 use brainsam::volume::Volume;
 use std::process::Command;
 
+mod cli_binary;
+#[allow(unused_imports)]
+pub use cli_binary::brainsam_cli;
+
 /// The repository root: `$BRAINSAM_ROOT` when set (test binaries carried to another
 /// machine, see scripts/gpu-run), else the source folder they were built from.
 pub fn repo_root() -> PathBuf {
