@@ -8,6 +8,7 @@ use super::config::{SamConfig, INTERACTIVE_PREFIX};
 use super::image_encoder::ImageEncoderViT;
 use super::mask_decoder::MaskDecoder;
 use super::prompt_encoder::PromptEncoder;
+use super::recorder::ParamPath;
 use crate::error::{Error, Result};
 
 /// Point prompts of a batch: `coords` [B, N, 2] as (x, y) in input-pixel space,
@@ -175,7 +176,14 @@ impl Sam {
     /// `mask_decoder.*`). Tensors live on the VarStore's device.
     pub fn new(path: &nn::Path, config: &SamConfig) -> Result<Self> {
         config.validate()?;
-        Ok(Self {
+        Ok(Self::build(&ParamPath::from(path), config))
+    }
+
+    /// Builds the modules on `path` (a VarStore path or a shape recorder) without
+    /// validating `config`: [`SamConfig::validate`] records through this, after checking
+    /// the fields that the constructors rely on.
+    pub(crate) fn build(path: &ParamPath, config: &SamConfig) -> Self {
+        Self {
             config: config.clone(),
             image_encoder: ImageEncoderViT::new(&(path / "image_encoder"), config),
             prompt_encoder: PromptEncoder::new(&(path / "prompt_encoder"), config),
@@ -189,7 +197,7 @@ impl Sam {
                     mask_decoder: MaskDecoder::new(&(&head / "mask_decoder"), &config.mask_decoder),
                 }
             }),
-        })
+        }
     }
 
     /// Whether the model has an interactive head (see [`Sam::decode_interactive`]).
