@@ -16,11 +16,13 @@
 //! and written by this module's own small header code (NIfTI-1 and NIfTI-2, either byte
 //! order, bounded reads); writes are atomic (`weights::atomic_write`).
 
+pub mod frame;
 pub mod grid;
 mod nifti_io;
 pub mod normalize;
 pub mod roi;
 pub mod slicing;
+mod stats;
 
 use std::path::Path;
 
