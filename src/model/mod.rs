@@ -28,6 +28,7 @@ pub mod checkpoint;
 pub mod common;
 pub mod config;
 pub mod image_encoder;
+pub mod load;
 pub mod lora;
 pub mod mask_decoder;
 pub mod prompt_encoder;
