@@ -20,10 +20,10 @@ mod views;
 
 pub use input::{context_step, gather_with_context, model_input, SliceStack};
 pub use memory::{EmbeddingCache, DEVICE_MEMORY_RESERVE_BYTES};
-pub use prompts::MAX_POINTS_PER_SLICE;
+pub use prompts::{PointPrompt, SlicePrompts, MAX_POINTS_PER_SLICE};
 
 pub(crate) use input::array3_to_tensor;
-use prompts::{constrain_to_prompts, focus_clicks, locate, SlicePrompts};
+use prompts::{constrain_to_prompts, focus_clicks, locate};
 use views::{shift_content, View};
 
 // Model loading lives in `model::load`; re-exported here for the layers that open a

@@ -11,20 +11,93 @@ use crate::model::Prompts;
 /// one costs decoder time on every later update of that slice.
 pub const MAX_POINTS_PER_SLICE: usize = 64;
 
-/// A point prompt on a slice, in model-input pixels.
+/// A point prompt on a slice, in model-input pixels (the centre of pixel `(x, y)` at
+/// `(x + 0.5, y + 0.5)`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct PointPrompt {
-    pub(super) x: f64,
-    pub(super) y: f64,
-    pub(super) positive: bool,
+pub struct PointPrompt {
+    /// Column coordinate.
+    pub x: f64,
+    /// Row coordinate.
+    pub y: f64,
+    /// Inside (true) or outside (false) the structure.
+    pub positive: bool,
 }
 
-/// The prompts of one structure on one slice.
+/// The prompts of one structure on one slice: what a user gives a session and what
+/// training samples from the ground truth.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(super) struct SlicePrompts {
-    pub(super) points: Vec<PointPrompt>,
+pub struct SlicePrompts {
+    /// Clicks, in the order given.
+    pub points: Vec<PointPrompt>,
     /// (x0, y0, x1, y1) in model-input pixels.
-    pub(super) bounding_box: Option<[f64; 4]>,
+    pub bounding_box: Option<[f64; 4]>,
+}
+
+impl SlicePrompts {
+    /// Prompts from `(x, y, positive)` points and an optional box (training's `f32`
+    /// coordinates are kept exactly).
+    pub fn from_parts(points: &[(f32, f32, bool)], bounding_box: Option<[f32; 4]>) -> Self {
+        Self {
+            points: points
+                .iter()
+                .map(|&(x, y, positive)| PointPrompt {
+                    x: f64::from(x),
+                    y: f64::from(y),
+                    positive,
+                })
+                .collect(),
+            bounding_box: bounding_box.map(|b| b.map(f64::from)),
+        }
+    }
+
+    /// The model prompts of a batch on `device`, one row per entry: points when any
+    /// entry has points (shorter lists padded with label -1 at (0, 0)), boxes when every
+    /// entry has a box. Sessions, training and interactive training all build their
+    /// prompt tensors here.
+    pub fn batch(prompts: &[&SlicePrompts], device: tch::Device) -> Prompts {
+        let count = prompts.len() as i64;
+        let longest = prompts.iter().map(|p| p.points.len()).max().unwrap_or(0);
+        let mut model_prompts = Prompts::none();
+        if longest > 0 {
+            let mut coords = Vec::with_capacity(prompts.len() * longest * 2);
+            let mut labels = Vec::with_capacity(prompts.len() * longest);
+            for prompt in prompts {
+                for k in 0..longest {
+                    match prompt.points.get(k) {
+                        Some(p) => {
+                            coords.extend_from_slice(&[p.x as f32, p.y as f32]);
+                            labels.push(if p.positive { 1.0f32 } else { 0.0 });
+                        }
+                        None => {
+                            coords.extend_from_slice(&[0.0, 0.0]);
+                            labels.push(-1.0);
+                        }
+                    }
+                }
+            }
+            model_prompts = Prompts::from_points(
+                Tensor::from_slice(&coords)
+                    .view([count, longest as i64, 2])
+                    .to_device(device),
+                Tensor::from_slice(&labels)
+                    .view([count, longest as i64])
+                    .to_device(device),
+            );
+        }
+        let boxes: Option<Vec<f32>> = prompts
+            .iter()
+            .map(|p| p.bounding_box.map(|b| b.map(|v| v as f32)))
+            .collect::<Option<Vec<[f32; 4]>>>()
+            .map(|boxes| boxes.concat());
+        if let Some(values) = boxes.filter(|v| !v.is_empty()) {
+            model_prompts.boxes = Some(
+                Tensor::from_slice(&values)
+                    .view([count, 4])
+                    .to_device(device),
+            );
+        }
+        model_prompts
+    }
 }
 
 /// Radius (model-input pixels) around each click within which clicks without a box
@@ -219,33 +292,6 @@ impl Session {
 
     /// The model prompts (on the model's device) of one structure on one slice.
     pub(super) fn model_prompts(&self, prompts: &SlicePrompts) -> Prompts {
-        let device = self.model.device();
-        let mut model_prompts = Prompts::none();
-        if !prompts.points.is_empty() {
-            let coords: Vec<f32> = prompts
-                .points
-                .iter()
-                .flat_map(|p| [p.x as f32, p.y as f32])
-                .collect();
-            let labels: Vec<f32> = prompts
-                .points
-                .iter()
-                .map(|p| if p.positive { 1.0 } else { 0.0 })
-                .collect();
-            let count = prompts.points.len() as i64;
-            model_prompts = Prompts::from_points(
-                Tensor::from_slice(&coords)
-                    .view([1, count, 2])
-                    .to_device(device),
-                Tensor::from_slice(&labels)
-                    .view([1, count])
-                    .to_device(device),
-            );
-        }
-        if let Some(b) = prompts.bounding_box {
-            let values: Vec<f32> = b.iter().map(|&v| v as f32).collect();
-            model_prompts.boxes = Some(Tensor::from_slice(&values).view([1, 4]).to_device(device));
-        }
-        model_prompts
+        SlicePrompts::batch(&[prompts], self.model.device())
     }
 }
