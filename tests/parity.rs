@@ -298,3 +298,78 @@ fn adapt_state_dict_resizes_like_samed_and_drops_class_tensors() {
     expected_missing.sort();
     assert_eq!(loaded.missing, expected_missing);
 }
+
+/// Describe once: the names and shapes recorded from BrainSAM's module tree (no hand-kept
+/// list) equal the reference `Sam(...).state_dict()` built from the same numbers, for the
+/// published ViT-B, ViT-B at BrainSAM's input size and class count, and the small config.
+#[test]
+fn recorded_shapes_equal_the_reference_state_dict() {
+    let python = repo_root().join(".venv/bin/python");
+    if !python.exists() {
+        println!("skipped: .venv/bin/python not found");
+        return;
+    }
+    let configs = [
+        SamConfig::vit_b(),
+        SamConfig::vit_b().with_input_size(512).with_num_classes(12),
+        SamConfig::small(),
+        SamConfig::small().with_num_classes(12),
+    ];
+    let request = format!(
+        "[{}]",
+        configs
+            .iter()
+            .map(SamConfig::to_json)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let mut child = std::process::Command::new(&python)
+        .arg(repo_root().join("tests/parity/state_dict_shapes.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run state_dict_shapes.py");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), request.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "state_dict_shapes.py failed");
+    let reference: Vec<HashMap<String, Vec<i64>>> =
+        serde_json::from_slice(&output.stdout).expect("JSON from state_dict_shapes.py");
+    assert_eq!(reference.len(), configs.len());
+    for (config, reference) in configs.iter().zip(reference) {
+        let recorded = config.parameter_shapes().unwrap();
+        let count = recorded.len();
+        let recorded: HashMap<String, Vec<i64>> = recorded.into_iter().collect();
+        assert_eq!(
+            recorded.len(),
+            count,
+            "{}: a name recorded twice",
+            config.name
+        );
+        for (name, shape) in &reference {
+            assert_eq!(
+                recorded.get(name),
+                Some(shape),
+                "{} ({} input, {} tokens): {name}",
+                config.name,
+                config.input_size,
+                config.mask_decoder.num_mask_tokens
+            );
+        }
+        let extra: Vec<&String> = recorded
+            .keys()
+            .filter(|name| !reference.contains_key(*name))
+            .collect();
+        assert!(
+            extra.is_empty(),
+            "{}: not in the reference: {extra:?}",
+            config.name
+        );
+        println!(
+            "{:<6} input {:>4}, {:>2} tokens: {} tensors equal the reference",
+            config.name,
+            config.input_size,
+            config.mask_decoder.num_mask_tokens,
+            reference.len()
+        );
+    }
+}

@@ -95,7 +95,7 @@ fn precision_names_parse_and_resolve_per_device() {
 fn chunked_attention_equals_one_pass() {
     tch::manual_seed(3);
     let vs = nn::VarStore::new(Device::Cpu);
-    let attention = Attention::new(&(vs.root() / "attn"), 32, 4, 6, None);
+    let attention = Attention::new(&(vs.root() / "attn").into(), 32, 4, 6, None);
     // Non-zero relative position tables, so the bias matters.
     tch::no_grad(|| {
         for (_, mut tensor) in vs.variables() {

@@ -7,6 +7,7 @@ use tch::{Kind, Tensor};
 use super::common::linear;
 use super::config::LoraConfig;
 use super::lora::LoraQv;
+use super::recorder::ParamPath;
 
 /// Most bytes the relative-position bias of one attention call may take: larger batches
 /// are processed in chunks. The bias is a dense [B, heads, N, N] tensor (fused kernels
@@ -33,7 +34,7 @@ impl Attention {
     /// Creates `qkv`, `proj`, `rel_pos_h`, `rel_pos_w` (and LoRA tensors) under `path`
     /// for a square token grid of side `extent`.
     pub fn new(
-        path: &nn::Path,
+        path: &ParamPath,
         dim: i64,
         num_heads: i64,
         extent: i64,

@@ -99,8 +99,7 @@ pub fn adapt_state_dict(
     config: &SamConfig,
     state_dict: Vec<(String, Tensor)>,
 ) -> Result<AdaptReport> {
-    config.validate()?;
-    let expected: HashMap<String, Vec<i64>> = config.parameter_shapes().into_iter().collect();
+    let expected: HashMap<String, Vec<i64>> = config.parameter_shapes()?.into_iter().collect();
     let token_count_differs = state_dict.iter().any(|(name, t)| {
         name == "mask_decoder.mask_tokens.weight"
             && t.size().first() != Some(&config.mask_decoder.num_mask_tokens)

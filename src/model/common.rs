@@ -4,6 +4,8 @@
 use tch::nn::{self, Init, Module};
 use tch::Tensor;
 
+use super::recorder::ParamPath;
+
 /// PyTorch's default initialisation of Linear/Conv weights: Kaiming-uniform with
 /// a = sqrt(5), i.e. uniform in ±1/sqrt(fan_in). Also the LoRA A initialisation.
 pub const TORCH_DEFAULT_INIT: Init = Init::Kaiming {
@@ -22,77 +24,116 @@ fn torch_bias_init(fan_in: i64) -> Init {
     }
 }
 
-/// A Linear layer (`weight` [out, in], `bias` [out]) initialised like PyTorch's.
-pub fn linear(path: nn::Path, in_dim: i64, out_dim: i64) -> nn::Linear {
-    nn::linear(
-        path,
-        in_dim,
-        out_dim,
-        nn::LinearConfig {
-            ws_init: TORCH_DEFAULT_INIT,
-            bs_init: Some(torch_bias_init(in_dim)),
-            bias: true,
-        },
-    )
+/// A Linear layer (`weight` [out, in], `bias` [out]) initialised like PyTorch's
+/// (tensors created in the order of `tch::nn::linear`, so seeded models are unchanged).
+pub fn linear(path: ParamPath, in_dim: i64, out_dim: i64) -> nn::Linear {
+    let bs = path.var("bias", &[out_dim], torch_bias_init(in_dim));
+    let ws = path.var("weight", &[out_dim, in_dim], TORCH_DEFAULT_INIT);
+    nn::Linear { ws, bs: Some(bs) }
+}
+
+/// A 2D convolution with square kernels, stride and padding (`weight`
+/// [out, in, k, k], optional `bias` [out]).
+#[derive(Debug)]
+pub struct Conv2d {
+    ws: Tensor,
+    bs: Option<Tensor>,
+    stride: i64,
+    padding: i64,
 }
 
 /// A 2D convolution initialised like PyTorch's.
 pub fn conv2d(
-    path: nn::Path,
+    path: ParamPath,
     in_chans: i64,
     out_chans: i64,
     kernel: i64,
     stride: i64,
     padding: i64,
     bias: bool,
-) -> nn::Conv2D {
-    nn::conv2d(
-        path,
-        in_chans,
-        out_chans,
-        kernel,
-        nn::ConvConfig {
-            stride,
-            padding,
-            bias,
-            ws_init: TORCH_DEFAULT_INIT,
-            bs_init: torch_bias_init(in_chans * kernel * kernel),
-            ..Default::default()
-        },
-    )
+) -> Conv2d {
+    // Bias first, as `tch::nn::conv2d` does.
+    let bs = bias.then(|| {
+        path.var(
+            "bias",
+            &[out_chans],
+            torch_bias_init(in_chans * kernel * kernel),
+        )
+    });
+    let ws = path.var(
+        "weight",
+        &[out_chans, in_chans, kernel, kernel],
+        TORCH_DEFAULT_INIT,
+    );
+    Conv2d {
+        ws,
+        bs,
+        stride,
+        padding,
+    }
 }
 
-/// A 2D transposed convolution with kernel = stride = 2 (the 2x upscaling of SAM).
-pub fn conv_transpose2x2(path: nn::Path, in_chans: i64, out_chans: i64) -> nn::ConvTranspose2D {
-    nn::conv_transpose2d(
-        path,
-        in_chans,
-        out_chans,
-        2,
-        nn::ConvTransposeConfig {
-            stride: 2,
-            ws_init: TORCH_DEFAULT_INIT,
-            // PyTorch computes the fan-in of a transposed conv from weight dim 1.
-            bs_init: torch_bias_init(out_chans * 4),
-            ..Default::default()
-        },
-    )
+impl Module for Conv2d {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        xs.conv2d(
+            &self.ws,
+            self.bs.as_ref(),
+            [self.stride, self.stride],
+            [self.padding, self.padding],
+            [1, 1],
+            1,
+        )
+    }
 }
 
-/// A LayerNorm over the last dimension.
-pub fn layer_norm(path: nn::Path, dim: i64, eps: f64) -> nn::LayerNorm {
-    nn::layer_norm(
-        path,
-        vec![dim],
-        nn::LayerNormConfig {
-            eps,
-            ..Default::default()
-        },
-    )
+/// A 2D transposed convolution with kernel = stride = 2 (the 2x upscaling of SAM):
+/// `weight` [in, out, 2, 2], `bias` [out].
+#[derive(Debug)]
+pub struct ConvTranspose2x2 {
+    ws: Tensor,
+    bs: Tensor,
+}
+
+/// A 2x2, stride-2 transposed convolution initialised like PyTorch's.
+pub fn conv_transpose2x2(path: ParamPath, in_chans: i64, out_chans: i64) -> ConvTranspose2x2 {
+    // PyTorch computes the fan-in of a transposed conv from weight dim 1.
+    let bs = path.var("bias", &[out_chans], torch_bias_init(out_chans * 4));
+    let ws = path.var("weight", &[in_chans, out_chans, 2, 2], TORCH_DEFAULT_INIT);
+    ConvTranspose2x2 { ws, bs }
+}
+
+impl Module for ConvTranspose2x2 {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        xs.conv_transpose2d(&self.ws, Some(&self.bs), [2, 2], [0, 0], [0, 0], 1, [1, 1])
+    }
+}
+
+/// A LayerNorm over the last dimension (`weight` ones, `bias` zeros).
+#[derive(Debug)]
+pub struct LayerNorm {
+    ws: Tensor,
+    bs: Tensor,
+    eps: f64,
+}
+
+/// A LayerNorm over the last dimension of width `dim`.
+pub fn layer_norm(path: ParamPath, dim: i64, eps: f64) -> LayerNorm {
+    LayerNorm {
+        ws: path.var("weight", &[dim], Init::Const(1.0)),
+        bs: path.var("bias", &[dim], Init::Const(0.0)),
+        eps,
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let dim = self.ws.size();
+        xs.layer_norm(&dim, Some(&self.ws), Some(&self.bs), self.eps, true)
+    }
 }
 
 /// An embedding table of `count` vectors (initialised N(0, 1) like PyTorch's).
-pub fn embedding(path: nn::Path, count: i64, dim: i64) -> Tensor {
+pub fn embedding(path: ParamPath, count: i64, dim: i64) -> Tensor {
     path.var(
         "weight",
         &[count, dim],
@@ -113,7 +154,7 @@ pub struct LayerNorm2d {
 
 impl LayerNorm2d {
     /// Creates `weight` (ones) and `bias` (zeros) of `channels` values under `path`.
-    pub fn new(path: nn::Path, channels: i64) -> Self {
+    pub fn new(path: ParamPath, channels: i64) -> Self {
         Self {
             weight: path.var("weight", &[channels], Init::Const(1.0)),
             bias: path.var("bias", &[channels], Init::Const(0.0)),
@@ -161,7 +202,7 @@ impl Activation {
 
 impl MlpBlock {
     /// `lin1` (dim → hidden), activation, `lin2` (hidden → dim) under `path`.
-    pub fn new(path: nn::Path, dim: i64, hidden: i64, activation: Activation) -> Self {
+    pub fn new(path: ParamPath, dim: i64, hidden: i64, activation: Activation) -> Self {
         Self {
             lin1: linear(&path / "lin1", dim, hidden),
             lin2: linear(&path / "lin2", hidden, dim),
@@ -186,7 +227,7 @@ pub struct Mlp {
 
 impl Mlp {
     /// `num_layers` Linear layers: input → hidden → ... → output.
-    pub fn new(path: nn::Path, input: i64, hidden: i64, output: i64, num_layers: i64) -> Self {
+    pub fn new(path: ParamPath, input: i64, hidden: i64, output: i64, num_layers: i64) -> Self {
         let layers_path = &path / "layers";
         let layers = (0..num_layers)
             .map(|i| {

@@ -1,25 +1,26 @@
 //! ViT image encoder of SAM (ViTDet backbone): patch embedding, absolute position
 //! embedding, blocks with windowed or global attention, conv neck.
 
-use tch::nn::{self, Init, Module};
+use tch::nn::{Init, Module};
 use tch::{Device, Kind, Tensor};
 
 use super::attention::Attention;
-use super::common::{conv2d, layer_norm, Activation, LayerNorm2d, MlpBlock};
+use super::common::{conv2d, layer_norm, Activation, Conv2d, LayerNorm, LayerNorm2d, MlpBlock};
 use super::config::SamConfig;
+use super::recorder::ParamPath;
 
 /// A transformer block; attends within `window_size` windows, or globally when 0.
 #[derive(Debug)]
 pub struct Block {
-    norm1: nn::LayerNorm,
+    norm1: LayerNorm,
     attn: Attention,
-    norm2: nn::LayerNorm,
+    norm2: LayerNorm,
     mlp: MlpBlock,
     window_size: i64,
 }
 
 impl Block {
-    fn new(path: &nn::Path, config: &SamConfig, index: i64) -> Self {
+    fn new(path: &ParamPath, config: &SamConfig, index: i64) -> Self {
         let enc = &config.image_encoder;
         let global = enc.global_attn_indexes.contains(&index);
         Self {
@@ -96,18 +97,18 @@ impl Module for Block {
 /// The ViT image encoder: [B, 3, S, S] normalised images → [B, out_chans, S/p, S/p].
 #[derive(Debug)]
 pub struct ImageEncoderViT {
-    patch_embed: nn::Conv2D,
+    patch_embed: Conv2d,
     pos_embed: Tensor,
     blocks: Vec<Block>,
-    neck_conv1: nn::Conv2D,
+    neck_conv1: Conv2d,
     neck_norm1: LayerNorm2d,
-    neck_conv2: nn::Conv2D,
+    neck_conv2: Conv2d,
     neck_norm2: LayerNorm2d,
 }
 
 impl ImageEncoderViT {
     /// Creates the encoder's tensors under `path` (normally `root / "image_encoder"`).
-    pub fn new(path: &nn::Path, config: &SamConfig) -> Self {
+    pub fn new(path: &ParamPath, config: &SamConfig) -> Self {
         let enc = &config.image_encoder;
         let grid = config.grid_size();
         let blocks_path = path / "blocks";

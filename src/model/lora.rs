@@ -4,11 +4,12 @@
 //! `lora_q_b.weight` [C, r], `lora_v_a.weight`, `lora_v_b.weight`. A is
 //! Kaiming-uniform(a = sqrt(5)), B zero, so a fresh bypass leaves the model unchanged.
 
-use tch::nn::{self, Init};
+use tch::nn::Init;
 use tch::{Kind, Tensor};
 
 use super::common::TORCH_DEFAULT_INIT;
 use super::config::LoraConfig;
+use super::recorder::ParamPath;
 
 /// Low-rank updates `scale * B_q A_q` and `scale * B_v A_v` of a qkv projection.
 #[derive(Debug)]
@@ -23,7 +24,7 @@ pub struct LoraQv {
 impl LoraQv {
     /// Creates the four LoRA matrices for a qkv projection of width `dim` under
     /// `path` (the block's `attn` path).
-    pub fn new(path: &nn::Path, dim: i64, config: &LoraConfig) -> Self {
+    pub fn new(path: &ParamPath, dim: i64, config: &LoraConfig) -> Self {
         let r = config.rank;
         let make_a = |name: &str| (path / name).var("weight", &[r, dim], TORCH_DEFAULT_INIT);
         let make_b = |name: &str| (path / name).var("weight", &[dim, r], Init::Const(0.0));

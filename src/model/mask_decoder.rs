@@ -1,11 +1,12 @@
 //! Mask decoder: IoU token and mask tokens through the two-way transformer, 4x
 //! upscaling of the image tokens, one hypernetwork MLP per mask token, IoU head.
 
-use tch::nn::{self, Module};
+use tch::nn::Module;
 use tch::{Kind, Tensor};
 
-use super::common::{conv_transpose2x2, embedding, LayerNorm2d, Mlp};
+use super::common::{conv_transpose2x2, embedding, ConvTranspose2x2, LayerNorm2d, Mlp};
 use super::config::MaskDecoderConfig;
+use super::recorder::ParamPath;
 use super::transformer::TwoWayTransformer;
 
 /// Predicts `num_mask_tokens` masks and their IoU scores per prompt.
@@ -14,9 +15,9 @@ pub struct MaskDecoder {
     transformer: TwoWayTransformer,
     iou_token: Tensor,
     mask_tokens: Tensor,
-    upscale_conv1: nn::ConvTranspose2D,
+    upscale_conv1: ConvTranspose2x2,
     upscale_norm: LayerNorm2d,
-    upscale_conv2: nn::ConvTranspose2D,
+    upscale_conv2: ConvTranspose2x2,
     output_hypernetworks_mlps: Vec<Mlp>,
     iou_prediction_head: Mlp,
     num_mask_tokens: i64,
@@ -29,7 +30,7 @@ impl MaskDecoder {
     }
 
     /// Creates the tensors under `path` (normally `root / "mask_decoder"`).
-    pub fn new(path: &nn::Path, config: &MaskDecoderConfig) -> Self {
+    pub fn new(path: &ParamPath, config: &MaskDecoderConfig) -> Self {
         let d = config.transformer_dim;
         let up = path / "output_upscaling";
         let hyper = path / "output_hypernetworks_mlps";

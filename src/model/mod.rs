@@ -28,9 +28,11 @@ pub mod checkpoint;
 pub mod common;
 pub mod config;
 pub mod image_encoder;
+pub mod load;
 pub mod lora;
 pub mod mask_decoder;
 pub mod prompt_encoder;
+pub mod recorder;
 pub mod sam;
 pub mod training;
 pub mod transformer;
@@ -42,6 +44,7 @@ pub use config::{
     ImageEncoderConfig, LoraConfig, MaskDecoderConfig, PromptEncoderConfig, SamConfig,
     INTERACTIVE_PREFIX,
 };
+pub use recorder::{ParamPath, ShapeRecorder, TensorShapes};
 pub use sam::{
     copy_automatic_to_interactive, set_image_encoder_kind, DecoderOutput, PointPrompts, Prompts,
     Sam,

@@ -3,11 +3,12 @@
 
 use std::f64::consts::PI;
 
-use tch::nn::{self, Module};
+use tch::nn::Module;
 use tch::{Kind, Tensor};
 
-use super::common::{conv2d, embedding, LayerNorm2d};
+use super::common::{conv2d, embedding, Conv2d, LayerNorm2d};
 use super::config::SamConfig;
+use super::recorder::ParamPath;
 
 /// Positional encoding with random spatial frequencies (a fixed buffer).
 #[derive(Debug)]
@@ -16,11 +17,13 @@ pub struct PositionEmbeddingRandom {
 }
 
 impl PositionEmbeddingRandom {
-    fn new(path: &nn::Path, num_pos_feats: i64) -> Self {
+    fn new(path: &ParamPath, num_pos_feats: i64) -> Self {
         // A buffer in the reference: stored and loaded, never trained.
-        let gaussian = Tensor::randn([2, num_pos_feats], (Kind::Float, path.device()));
+        let dims = [2, num_pos_feats];
         Self {
-            gaussian_matrix: path.add("positional_encoding_gaussian_matrix", gaussian, false),
+            gaussian_matrix: path.buffer("positional_encoding_gaussian_matrix", &dims, |device| {
+                Tensor::randn(dims, (Kind::Float, device))
+            }),
         }
     }
 
@@ -63,11 +66,11 @@ pub struct PromptEncoder {
     point_embeddings: Vec<Tensor>,
     not_a_point_embed: Tensor,
     no_mask_embed: Tensor,
-    mask_conv1: nn::Conv2D,
+    mask_conv1: Conv2d,
     mask_norm1: LayerNorm2d,
-    mask_conv2: nn::Conv2D,
+    mask_conv2: Conv2d,
     mask_norm2: LayerNorm2d,
-    mask_conv3: nn::Conv2D,
+    mask_conv3: Conv2d,
     embed_dim: i64,
     grid: i64,
     input_size: i64,
@@ -75,7 +78,7 @@ pub struct PromptEncoder {
 
 impl PromptEncoder {
     /// Creates the tensors under `path` (normally `root / "prompt_encoder"`).
-    pub fn new(path: &nn::Path, config: &SamConfig) -> Self {
+    pub fn new(path: &ParamPath, config: &SamConfig) -> Self {
         let e = config.prompt_encoder.embed_dim;
         let m = config.prompt_encoder.mask_in_chans;
         let points = path / "point_embeddings";

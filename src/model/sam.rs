@@ -8,6 +8,7 @@ use super::config::{SamConfig, INTERACTIVE_PREFIX};
 use super::image_encoder::ImageEncoderViT;
 use super::mask_decoder::MaskDecoder;
 use super::prompt_encoder::PromptEncoder;
+use super::recorder::ParamPath;
 use crate::error::{Error, Result};
 
 /// Point prompts of a batch: `coords` [B, N, 2] as (x, y) in input-pixel space,
@@ -141,6 +142,13 @@ pub fn copy_automatic_to_interactive(var_store: &nn::VarStore) -> Result<()> {
     Ok(())
 }
 
+/// Shape of checked image embeddings [batch, channels, grid, grid].
+struct EmbeddingShape {
+    batch: i64,
+    channels: i64,
+    grid: i64,
+}
+
 fn shape_error(what: &str, expected: &str, got: &[i64]) -> Error {
     Error::invalid_argument(format!("{what}: expected shape {expected}, got {got:?}"))
 }
@@ -175,7 +183,14 @@ impl Sam {
     /// `mask_decoder.*`). Tensors live on the VarStore's device.
     pub fn new(path: &nn::Path, config: &SamConfig) -> Result<Self> {
         config.validate()?;
-        Ok(Self {
+        Ok(Self::build(&ParamPath::from(path), config))
+    }
+
+    /// Builds the modules on `path` (a VarStore path or a shape recorder) without
+    /// validating `config`: [`SamConfig::validate`] records through this, after checking
+    /// the fields that the constructors rely on.
+    pub(crate) fn build(path: &ParamPath, config: &SamConfig) -> Self {
+        Self {
             config: config.clone(),
             image_encoder: ImageEncoderViT::new(&(path / "image_encoder"), config),
             prompt_encoder: PromptEncoder::new(&(path / "prompt_encoder"), config),
@@ -189,7 +204,7 @@ impl Sam {
                     mask_decoder: MaskDecoder::new(&(&head / "mask_decoder"), &config.mask_decoder),
                 }
             }),
-        })
+        }
     }
 
     /// Whether the model has an interactive head (see [`Sam::decode_interactive`]).
@@ -336,33 +351,48 @@ impl Sam {
         self.prompt_encoder.dense_pe()
     }
 
-    /// Decodes masks for B prompts from image `embeddings` [B, C, h, w] (or [1, C, h, w]
-    /// shared by all prompts). Returns all mask tokens' logits and IoU predictions.
-    pub fn decode(&self, embeddings: &Tensor, prompts: &Prompts) -> Result<DecoderOutput> {
+    /// The batch, channels and grid of image `embeddings`, which must be
+    /// [B, C, h, w] with this model's channels and grid.
+    fn embedding_shape(&self, embeddings: &Tensor) -> Result<EmbeddingShape> {
         let size = embeddings.size();
         let grid = self.config.grid_size();
-        let c = self.config.mask_decoder.transformer_dim;
-        if size.len() != 4 || size[1] != c || size[2] != grid || size[3] != grid {
+        let channels = self.config.mask_decoder.transformer_dim;
+        if size.len() != 4 || size[1] != channels || size[2] != grid || size[3] != grid {
             return Err(shape_error(
                 "image embeddings",
-                &format!("[B, {c}, {grid}, {grid}]"),
+                &format!("[B, {channels}, {grid}, {grid}]"),
                 &size,
             ));
         }
+        Ok(EmbeddingShape {
+            batch: size[0],
+            channels,
+            grid,
+        })
+    }
+
+    /// Decodes masks for B prompts from image `embeddings` [B, C, h, w] (or [1, C, h, w]
+    /// shared by all prompts). Returns all mask tokens' logits and IoU predictions.
+    pub fn decode(&self, embeddings: &Tensor, prompts: &Prompts) -> Result<DecoderOutput> {
+        let EmbeddingShape {
+            batch: images,
+            channels: c,
+            grid,
+        } = self.embedding_shape(embeddings)?;
         let (sparse, dense) = self.encode_prompts(prompts)?;
         let batch = sparse.size()[0];
         let embeddings = embeddings
             .to_device(self.device())
             .to_kind(self.decoder_kind());
-        let embeddings = if size[0] == batch {
+        let embeddings = if images == batch {
             embeddings
-        } else if size[0] == 1 {
+        } else if images == 1 {
             embeddings.expand([batch, c, grid, grid], false)
         } else if prompts.batch_size().is_none() {
             // No prompt: one unprompted decode per image.
             let (sparse, dense) = (
-                sparse.expand([size[0], 0, c], false),
-                dense.expand([size[0], c, grid, grid], false),
+                sparse.expand([images, 0, c], false),
+                dense.expand([images, c, grid, grid], false),
             );
             let (low_res_logits, iou) =
                 self.mask_decoder
@@ -375,7 +405,7 @@ impl Sam {
             return Err(Error::invalid_argument(format!(
                 "image embeddings hold {} images but the prompts a batch of {batch}; \
                  give one embedding per prompt or a single shared one",
-                size[0]
+                images
             )));
         };
         let (low_res_logits, iou) =
@@ -411,16 +441,7 @@ impl Sam {
                 tokens - 1
             )));
         }
-        let size = embeddings.size();
-        let grid = self.config.grid_size();
-        let c = self.config.mask_decoder.transformer_dim;
-        if size.len() != 4 || size[1] != c || size[2] != grid || size[3] != grid {
-            return Err(shape_error(
-                "image embeddings",
-                &format!("[B, {c}, {grid}, {grid}]"),
-                &size,
-            ));
-        }
+        let images = self.embedding_shape(embeddings)?.batch;
         // The interactive head reads the points and box twice: as sparse tokens, and
         // rendered into a prompt map through its dense (mask) branch, which is spatially
         // aligned with the image embedding and learns far faster than the tokens alone.
@@ -436,7 +457,7 @@ impl Sam {
         let map = self.prompt_map(&sparse_only, sparse.size()[0])?;
         let map = map.to_kind(dense.kind());
         let dense = dense + head.prompt_encoder.embed_masks(&map);
-        let batch = sparse.size()[0].max(size[0]);
+        let batch = sparse.size()[0].max(images);
         let embeddings = embeddings
             .to_device(self.device())
             .to_kind(head.mask_decoder.kind());
@@ -460,7 +481,7 @@ impl Sam {
             return Err(Error::invalid_argument(format!(
                 "image embeddings hold {} images but the prompts a batch of {}; \
                  give one embedding per prompt or a single shared one",
-                size[0],
+                images,
                 prompts.batch_size().unwrap_or(1)
             )));
         }

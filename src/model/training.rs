@@ -87,7 +87,7 @@ impl ParameterCounts {
         self.trainable + self.frozen
     }
 
-    /// Counts `(name, shape)` pairs, e.g. from `SamConfig::parameter_shapes`.
+    /// Counts `(name, shape)` pairs, e.g. from [`SamConfig::parameter_shapes`](super::SamConfig::parameter_shapes).
     pub fn from_shapes<'a>(
         shapes: impl IntoIterator<Item = (&'a str, &'a [i64])>,
         mode: TrainingMode,

@@ -4,8 +4,9 @@
 use tch::nn::{self, Module};
 use tch::Tensor;
 
-use super::common::{layer_norm, linear, Activation, MlpBlock};
+use super::common::{layer_norm, linear, Activation, LayerNorm, MlpBlock};
 use super::config::MaskDecoderConfig;
+use super::recorder::ParamPath;
 
 /// Multi-head attention with separate q/k/v projections that may shrink the width
 /// (`downsample_rate`).
@@ -19,7 +20,7 @@ pub struct DecoderAttention {
 }
 
 impl DecoderAttention {
-    fn new(path: &nn::Path, dim: i64, num_heads: i64, downsample_rate: i64) -> Self {
+    fn new(path: &ParamPath, dim: i64, num_heads: i64, downsample_rate: i64) -> Self {
         let internal = dim / downsample_rate;
         Self {
             q_proj: linear(path / "q_proj", dim, internal),
@@ -58,18 +59,18 @@ impl DecoderAttention {
 #[derive(Debug)]
 struct TwoWayAttentionBlock {
     self_attn: DecoderAttention,
-    norm1: nn::LayerNorm,
+    norm1: LayerNorm,
     cross_attn_token_to_image: DecoderAttention,
-    norm2: nn::LayerNorm,
+    norm2: LayerNorm,
     mlp: MlpBlock,
-    norm3: nn::LayerNorm,
-    norm4: nn::LayerNorm,
+    norm3: LayerNorm,
+    norm4: LayerNorm,
     cross_attn_image_to_token: DecoderAttention,
     skip_first_layer_pe: bool,
 }
 
 impl TwoWayAttentionBlock {
-    fn new(path: &nn::Path, config: &MaskDecoderConfig, skip_first_layer_pe: bool) -> Self {
+    fn new(path: &ParamPath, config: &MaskDecoderConfig, skip_first_layer_pe: bool) -> Self {
         let d = config.transformer_dim;
         let heads = config.num_heads;
         let rate = config.attention_downsample_rate;
@@ -131,12 +132,12 @@ impl TwoWayAttentionBlock {
 pub struct TwoWayTransformer {
     layers: Vec<TwoWayAttentionBlock>,
     final_attn_token_to_image: DecoderAttention,
-    norm_final_attn: nn::LayerNorm,
+    norm_final_attn: LayerNorm,
 }
 
 impl TwoWayTransformer {
     /// Creates the tensors under `path` (`mask_decoder.transformer`).
-    pub fn new(path: &nn::Path, config: &MaskDecoderConfig) -> Self {
+    pub fn new(path: &ParamPath, config: &MaskDecoderConfig) -> Self {
         let layers_path = path / "layers";
         Self {
             layers: (0..config.transformer_depth)

@@ -5,12 +5,30 @@
 //! [`SliceGeometry`] defines over the automatically found region of interest:
 //! only those slices are encoded (the expensive step, done once and cached);
 //! prompts then re-run only the prompt encoder and mask decoder.
+//!
+//! Rooms: [`input`] (slice stack and model input, shared with training), `views`
+//! (test-time views), `memory` (encoder batch sizing, embedding cache, retry on
+//! out-of-memory), `prompts` (points and boxes); this file holds the session itself:
+//! its volume state, automatic and interactive segmentation, and the results.
 
-mod model;
+pub mod input;
+mod memory;
+mod prompts;
 pub mod qc;
 pub mod simulate;
+mod views;
 
-pub use model::{
+pub use input::{context_step, gather_with_context, model_input, SliceStack};
+pub use memory::{EmbeddingCache, DEVICE_MEMORY_RESERVE_BYTES};
+pub use prompts::{PointPrompt, SlicePrompts, MAX_POINTS_PER_SLICE};
+
+pub(crate) use input::array3_to_tensor;
+use prompts::{constrain_to_prompts, focus_clicks, locate};
+use views::{shift_content, View};
+
+// Model loading lives in `model::load`; re-exported here for the layers that open a
+// model and a session together.
+pub use crate::model::load::{
     default_model_path, init_model, save_model, DeviceChoice, Model, ModelOptions, Precision,
     CONFIG_METADATA_KEY,
 };
@@ -23,111 +41,10 @@ use tch::{Kind, Tensor};
 use crate::cleanup::{clean_labels, CleanupOptions};
 use crate::error::{Error, Result};
 use crate::labels::{MIRRORED_CLASSES, NUM_CLASSES};
-use crate::model::{Prompts, Sam};
-use crate::volume::normalize::{normalize, NormalizeConfig};
-use crate::volume::roi::{find_roi, RoiConfig};
+use crate::model::Prompts;
+use crate::volume::normalize::NormalizeConfig;
 use crate::volume::slicing::SliceGeometry;
 use crate::volume::{LabelVolume, Volume};
-
-/// The model input `[B, 3, S, S]` for slice images `[B, C, S, S]` in [0, 1]: one grey
-/// channel (repeated on the three input channels) or three channels of through-plane
-/// context (see [`gather_with_context`]), in the value range the model's pixel
-/// statistics expect, normalised and padded. Inference and training both use this.
-pub fn model_input(sam: &Sam, images: &Tensor) -> Result<Tensor> {
-    let size = images.size();
-    let context = sam.config().slice_context_mm > 0.0;
-    let expected = if context { 3 } else { 1 };
-    if size.len() != 4 || size[1] != expected {
-        return Err(Error::invalid_argument(format!(
-            "slice images for this model must be [B, {expected}, S, S] ({}), got {size:?}",
-            if context {
-                "the slice between its two context slices"
-            } else {
-                "one grey channel"
-            }
-        )));
-    }
-    // Our models are trained on [0, 1] images with mean 0 / std 1 (as SAMed);
-    // official SAM statistics are in 0..255 units.
-    let scale = if sam.config().pixel_std.iter().any(|&s| s > 1.0) {
-        255.0
-    } else {
-        1.0
-    };
-    let rgb = (images * scale).expand([size[0], 3, size[2], size[3]], false);
-    sam.preprocess(&rgb)
-}
-
-/// Stack step (in slices) between a slice and its context slices, for `context_mm` of
-/// through-plane context (see [`SamConfig::slice_context_mm`]) on slices `spacing_mm`
-/// apart: 0 without context, else the nearest whole number of slices, at least 1.
-///
-/// [`SamConfig::slice_context_mm`]: crate::model::SamConfig::slice_context_mm
-pub fn context_step(context_mm: f64, spacing_mm: f64) -> usize {
-    if context_mm <= 0.0 {
-        return 0;
-    }
-    ((context_mm / spacing_mm).round() as usize).max(1)
-}
-
-/// Slice images `[B, C, S, S]` for stack positions `indices` of a slice stack
-/// `[n, S, S]`: with `step` 0 the slice alone (`C = 1`); otherwise the slice `step`
-/// positions before it, the slice, and the one `step` after it (`C = 3`), clamped to the
-/// stack's ends. Training and inference both gather through this.
-pub fn gather_with_context(stack: &Tensor, indices: &[usize], step: usize) -> Tensor {
-    let last = stack.size()[0].max(1) as usize - 1;
-    let planes: Vec<i64> = indices
-        .iter()
-        .flat_map(|&index| {
-            if step == 0 {
-                vec![index as i64]
-            } else {
-                vec![
-                    index.saturating_sub(step) as i64,
-                    index as i64,
-                    (index + step).min(last) as i64,
-                ]
-            }
-        })
-        .collect();
-    let size = stack.size();
-    let channels = if step == 0 { 1 } else { 3 };
-    stack
-        .index_select(0, &Tensor::from_slice(&planes).to_device(stack.device()))
-        .view([indices.len() as i64, channels, size[1], size[2]])
-}
-
-/// A `[n, h, w]` array as a CPU tensor of the same shape (one copy).
-pub(crate) fn array3_to_tensor<T: tch::kind::Element + Copy>(array: &ndarray::Array3<T>) -> Tensor {
-    let (n, h, w) = array.dim();
-    let standard = array.as_standard_layout();
-    Tensor::from_slice(standard.as_slice().expect("standard layout"))
-        .view([n as i64, h as i64, w as i64])
-}
-
-/// Where a session keeps its cached image embeddings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum EmbeddingCache {
-    /// On the model's device while it has room (keeping [`DEVICE_MEMORY_RESERVE_BYTES`]
-    /// free), in host memory after that.
-    #[default]
-    Auto,
-    /// Always on the model's device.
-    Device,
-    /// Always in host memory (uploaded again for each decode).
-    Host,
-}
-
-/// Device memory a session leaves free when it sizes encoder batches and places
-/// embeddings on a CUDA device (for the decoder, the clean-up, and other programs).
-pub const DEVICE_MEMORY_RESERVE_BYTES: u64 = 2 << 30;
-
-/// Largest automatic encoder batch: beyond 32 slices GPU throughput no longer improves.
-const MAX_AUTO_BATCH: usize = 32;
-
-/// Most point prompts per structure and slice: SAM is trained with a handful, and each
-/// one costs decoder time on every later update of that slice.
-pub const MAX_POINTS_PER_SLICE: usize = 64;
 
 /// Settings of a session.
 #[derive(Debug, Clone)]
@@ -169,77 +86,6 @@ impl Default for SessionOptions {
 
 /// Progress of a long operation: called with (done, total); return `false` to cancel.
 pub type ProgressFn<'a> = dyn FnMut(usize, usize) -> bool + 'a;
-
-/// How the slices are presented to the encoder: as they are, or left-right mirrored and
-/// with their content moved by whole low-resolution output pixels (test-time
-/// augmentation of [`Session::segment_all`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct View {
-    mirrored: bool,
-    /// Content moved right and down, in low-resolution output pixels.
-    shift: (i64, i64),
-}
-
-impl View {
-    /// The views automatic segmentation averages under `options`.
-    fn averaged(options: &SessionOptions) -> Vec<View> {
-        let shifts: &[(i64, i64)] = if options.shift_averaging {
-            &[(0, 0), (1, 0), (0, 1), (1, 1)]
-        } else {
-            &[(0, 0)]
-        };
-        let mirrors: &[bool] = if options.mirror_averaging {
-            &[false, true]
-        } else {
-            &[false]
-        };
-        shifts
-            .iter()
-            .flat_map(|&shift| {
-                mirrors
-                    .iter()
-                    .map(move |&mirrored| View { mirrored, shift })
-            })
-            .collect()
-    }
-}
-
-/// `images [B, C, H, W]` with their content moved `by` pixels along `dim` (2: down,
-/// 3: right); the uncovered edge is zero (`replicate` false) or repeats the edge pixels.
-fn shift_content(images: &Tensor, dim: i64, by: i64, replicate: bool) -> Result<Tensor> {
-    if by == 0 {
-        return Ok(images.shallow_clone());
-    }
-    let side = images.size()[dim as usize];
-    let (before, after) = if by > 0 { (by, 0) } else { (0, -by) };
-    let pad = if dim == 3 {
-        [before, after, 0, 0]
-    } else {
-        [0, 0, before, after]
-    };
-    let padded = if replicate {
-        images.f_pad(pad, "replicate", None)?
-    } else {
-        images.f_constant_pad_nd(pad)?
-    };
-    Ok(padded.f_narrow(dim, after, side)?)
-}
-
-/// A point prompt on a slice, in model-input pixels.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct PointPrompt {
-    x: f64,
-    y: f64,
-    positive: bool,
-}
-
-/// The prompts of one structure on one slice.
-#[derive(Debug, Clone, Default, PartialEq)]
-struct SlicePrompts {
-    points: Vec<PointPrompt>,
-    /// (x0, y0, x1, y1) in model-input pixels.
-    bounding_box: Option<[f64; 4]>,
-}
 
 /// Volume and statistics of one structure in the current label volume.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -346,10 +192,8 @@ impl Session {
         // "no volume", not answer with the old volume's labels.
         self.state = None;
         let input_size = self.model.config().input_size as usize;
-        let roi = find_roi(&volume, &RoiConfig::default())?;
-        let geometry = SliceGeometry::from_roi(volume.grid(), &roi, input_size)?;
-        let normalised = normalize(&volume, &self.options.normalize)?;
-        let images = array3_to_tensor(&geometry.extract(&normalised)?);
+        let SliceStack { geometry, images } =
+            SliceStack::build(&volume, input_size, &self.options.normalize)?;
         let n = geometry.n_slices();
         let labels = LabelVolume::zeros(volume.grid().clone());
         self.state = Some(VolumeState {
@@ -375,130 +219,6 @@ impl Session {
     /// The slice geometry (coronal axis, slices, field of view), if a volume is set.
     pub fn geometry(&self) -> Option<&SliceGeometry> {
         self.state.as_ref().map(|s| &s.geometry)
-    }
-
-    /// Model input tensor `[b, 3, S, S]` for slices `indices` (with their context slices
-    /// when the model takes them) seen as `view`, in the value range the model's pixel
-    /// statistics expect.
-    fn input_batch(&self, state: &VolumeState, indices: &[usize], view: View) -> Result<Tensor> {
-        let step = context_step(
-            self.model.config().slice_context_mm,
-            state.geometry.slice_spacing_mm(),
-        );
-        let mut images =
-            gather_with_context(&state.images, indices, step).to_device(self.model.device());
-        let pixels = self.model.config().input_size / self.model.config().low_res_size();
-        images = shift_content(&images, 3, view.shift.0 * pixels, false)?;
-        images = shift_content(&images, 2, view.shift.1 * pixels, false)?;
-        if view.mirrored {
-            images = images.f_flip([3])?;
-        }
-        model_input(self.model.sam(), &images)
-    }
-
-    /// The encoder batch size: the configured one, or the automatic choice (see
-    /// [`SessionOptions::batch_size`]).
-    pub fn batch_size(&self) -> usize {
-        if self.options.batch_size > 0 {
-            return self.options.batch_size;
-        }
-        let config = self.model.config();
-        match self.model.device() {
-            tch::Device::Cuda(index) => match crate::runtime::cuda_memory(index) {
-                Some(memory) => {
-                    let usable = memory
-                        .available_bytes()
-                        .saturating_sub(DEVICE_MEMORY_RESERVE_BYTES + ATTENTION_WORKSPACE_BYTES);
-                    let per_slice =
-                        encoder_activation_bytes(config, self.model.sam().kind()).max(1);
-                    ((usable / per_slice) as usize).clamp(1, MAX_AUTO_BATCH)
-                }
-                None => 8,
-            },
-            _ => 4,
-        }
-    }
-
-    /// Whether the next embeddings may stay on the model's device.
-    fn cache_on_device(&self, embedding_bytes: u64) -> bool {
-        match (self.options.embedding_cache, self.model.device()) {
-            (EmbeddingCache::Device, _) | (_, tch::Device::Cpu) => true,
-            (EmbeddingCache::Host, _) => false,
-            (EmbeddingCache::Auto, tch::Device::Cuda(index)) => crate::runtime::cuda_memory(index)
-                .is_none_or(|memory| {
-                    memory.available_bytes() > embedding_bytes + DEVICE_MEMORY_RESERVE_BYTES
-                }),
-            (EmbeddingCache::Auto, _) => true,
-        }
-    }
-
-    /// Encodes slices `batch`; a batch that runs out of device memory is split in halves
-    /// (down to single slices) instead of failing.
-    fn encode_batch(&self, state: &VolumeState, batch: &[usize], view: View) -> Result<Tensor> {
-        let input = self.input_batch(state, batch, view)?;
-        let sam = self.model.sam();
-        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            tch::no_grad(|| sam.encode_images(&input))
-        }));
-        let (message, error) = match attempt {
-            Ok(Ok(embeddings)) => return Ok(embeddings),
-            Ok(Err(error)) => (error.to_string(), Some(error)),
-            Err(panic) => (
-                crate::error::panic_message(panic.as_ref())
-                    .unwrap_or("the image encoder failed")
-                    .to_string(),
-                None,
-            ),
-        };
-        if batch.len() > 1 && message.contains("out of memory") {
-            drop(input);
-            crate::runtime::empty_cuda_cache();
-            log::warn!(
-                "encoding {} slices ran out of device memory; retrying in halves",
-                batch.len()
-            );
-            let (first, second) = batch.split_at(batch.len() / 2);
-            let first = self.encode_batch(state, first, view)?;
-            let second = self.encode_batch(state, second, view)?;
-            return Ok(Tensor::cat(&[first, second], 0));
-        }
-        Err(error.unwrap_or(Error::Torch(tch::TchError::Torch(message))))
-    }
-
-    /// Encodes the slices that have no cached embedding yet, in batches.
-    fn ensure_embeddings(
-        &mut self,
-        indices: &[usize],
-        progress: &mut ProgressFn<'_>,
-        done_before: usize,
-        total: usize,
-    ) -> Result<usize> {
-        let state = self.state()?;
-        let missing: Vec<usize> = indices
-            .iter()
-            .copied()
-            .filter(|&i| state.embeddings[i].is_none())
-            .collect();
-        let mut done = done_before + (indices.len() - missing.len());
-        let batch_size = self.batch_size();
-        for batch in missing.chunks(batch_size) {
-            let embeddings = self.encode_batch(self.state()?, batch, View::default())?;
-            let bytes = (embeddings.numel() * embeddings.kind().elt_size_in_bytes()) as u64;
-            let embeddings = if self.cache_on_device(bytes) {
-                embeddings
-            } else {
-                embeddings.f_to_device(tch::Device::Cpu)?
-            };
-            let state = self.state_mut()?;
-            for (position, &index) in batch.iter().enumerate() {
-                state.embeddings[index] = Some(embeddings.get(position as i64).unsqueeze(0));
-            }
-            done += batch.len();
-            if !progress(done, total) {
-                return Err(Error::Cancelled);
-            }
-        }
-        Ok(done)
     }
 
     /// Class logits `[b, classes, m, m]` (on the model's device) of `embeddings` decoded
@@ -578,85 +298,6 @@ impl Session {
         Ok(&state.labels)
     }
 
-    /// Adds a point prompt for `structure` (1..=12) at continuous voxel coordinates
-    /// `ijk`; the prompt belongs to the coronal slice containing the point.
-    /// Returns that slice (its voxel index along the slicing axis).
-    pub fn add_point(&mut self, structure: u8, ijk: [f64; 3], positive: bool) -> Result<usize> {
-        check_structure(structure)?;
-        let state = self.state_mut()?;
-        let point = locate(state, ijk)?;
-        let plane = state.geometry.slice_voxel_indices()[point.slice];
-        let points = &mut state
-            .prompts
-            .entry((structure, point.slice))
-            .or_default()
-            .points;
-        if points.len() >= MAX_POINTS_PER_SLICE {
-            return Err(Error::invalid_argument(format!(
-                "structure {structure} already has {MAX_POINTS_PER_SLICE} point prompts on slice \
-                 {plane}, the most accepted: clear them or prompt another slice"
-            )));
-        }
-        points.push(PointPrompt {
-            x: point.x,
-            y: point.y,
-            positive,
-        });
-        Ok(plane)
-    }
-
-    /// Sets the box prompt of `structure` from two opposite corners (voxel
-    /// coordinates) on the same coronal slice. Returns that slice (voxel index along the
-    /// slicing axis).
-    pub fn add_box(
-        &mut self,
-        structure: u8,
-        corner_a: [f64; 3],
-        corner_b: [f64; 3],
-    ) -> Result<usize> {
-        check_structure(structure)?;
-        let state = self.state_mut()?;
-        let a = locate(state, corner_a)?;
-        let b = locate(state, corner_b)?;
-        if a.slice != b.slice {
-            return Err(Error::invalid_argument(format!(
-                "box corners {corner_a:?} and {corner_b:?} lie on different coronal slices \
-                 ({} and {})",
-                a.slice, b.slice
-            )));
-        }
-        state
-            .prompts
-            .entry((structure, a.slice))
-            .or_default()
-            .bounding_box = Some([a.x.min(b.x), a.y.min(b.y), a.x.max(b.x), a.y.max(b.y)]);
-        Ok(state.geometry.slice_voxel_indices()[a.slice])
-    }
-
-    /// Removes the prompts of `structure` on coronal slice `slice` (voxel index along
-    /// the slicing axis), or on all slices when None. With a model that has an
-    /// interactive head, the slices whose interactive mask of `structure` is removed
-    /// return at once to the automatic result (with any other structure's interactive
-    /// mask on them laid over it again).
-    pub fn clear_prompts(&mut self, structure: u8, slice: Option<usize>) -> Result<()> {
-        check_structure(structure)?;
-        let state = self.state_mut()?;
-        let slice = slice.map(|plane| stack_index(state, plane)).transpose()?;
-        let cleared = |&(st, sl): &(u8, usize)| st == structure && slice.is_none_or(|s| s == sl);
-        state.prompts.retain(|key, _| !cleared(key));
-        let restored: Vec<usize> = state
-            .interactive_masks
-            .keys()
-            .filter(|key| cleared(key))
-            .map(|&(_, sl)| sl)
-            .collect();
-        state.interactive_masks.retain(|key, _| !cleared(key));
-        for index in restored {
-            self.compose_slice(index)?;
-        }
-        Ok(())
-    }
-
     /// Interactive path: applies the prompts of `structure` on coronal slice `plane`
     /// (voxel index along the slicing axis) and updates that slice of the label volume.
     /// Returns the number of voxels changed. The slice's embedding is computed once if
@@ -680,38 +321,6 @@ impl Session {
         } else {
             self.segment_structure_all_tokens(structure, slice)
         }
-    }
-
-    /// The model prompts (on the model's device) of one structure on one slice.
-    fn model_prompts(&self, prompts: &SlicePrompts) -> Prompts {
-        let device = self.model.device();
-        let mut model_prompts = Prompts::none();
-        if !prompts.points.is_empty() {
-            let coords: Vec<f32> = prompts
-                .points
-                .iter()
-                .flat_map(|p| [p.x as f32, p.y as f32])
-                .collect();
-            let labels: Vec<f32> = prompts
-                .points
-                .iter()
-                .map(|p| if p.positive { 1.0 } else { 0.0 })
-                .collect();
-            let count = prompts.points.len() as i64;
-            model_prompts = Prompts::from_points(
-                Tensor::from_slice(&coords)
-                    .view([1, count, 2])
-                    .to_device(device),
-                Tensor::from_slice(&labels)
-                    .view([1, count])
-                    .to_device(device),
-            );
-        }
-        if let Some(b) = prompts.bounding_box {
-            let values: Vec<f32> = b.iter().map(|&v| v as f32).collect();
-            model_prompts.boxes = Some(Tensor::from_slice(&values).view([1, 4]).to_device(device));
-        }
-        model_prompts
     }
 
     /// The path of models without an interactive head: all mask tokens decoded with the
@@ -1038,11 +647,6 @@ impl Session {
 /// slice's mask's bounding box to make the next slice's box.
 pub(crate) const PROPAGATION_MARGIN_PX: f64 = 4.0;
 
-/// Radius (model-input pixels) around each click within which clicks without a box
-/// change the result (focused refinement as in FocalClick): outside, the structure
-/// keeps its automatic result, so a click corrects where it is given and nowhere else.
-const CLICK_FOCUS_RADIUS_PX: f64 = 24.0;
-
 /// Log-odds `[m, m]` of `structure` under the softmax of class logits `[classes, m, m]`.
 fn automatic_log_odds(logits: &Tensor, structure: u8) -> Result<Tensor> {
     let own = Tensor::from_slice(&[structure as i64]);
@@ -1050,86 +654,6 @@ fn automatic_log_odds(logits: &Tensor, structure: u8) -> Result<Tensor> {
         .f_index_fill(0, &own, f64::NEG_INFINITY)?
         .f_logsumexp([0], false)?;
     Ok(logits.get(structure as i64) - others)
-}
-
-/// For prompts made of clicks only: the interactive mask within
-/// [`CLICK_FOCUS_RADIUS_PX`] of a click, the automatic log-odds elsewhere. Prompts with
-/// a box keep the interactive mask everywhere (the box says where the structure is).
-fn focus_clicks(
-    mask: &Tensor,
-    automatic: &Tensor,
-    prompts: &SlicePrompts,
-    scale: f64,
-) -> Result<Tensor> {
-    if prompts.bounding_box.is_some() || prompts.points.is_empty() {
-        return Ok(mask.shallow_clone());
-    }
-    let side = mask.size()[1];
-    let head = Vec::<f32>::try_from(mask.flatten(0, -1))?;
-    let base = Vec::<f32>::try_from(automatic.flatten(0, -1))?;
-    let r2 = CLICK_FOCUS_RADIUS_PX * CLICK_FOCUS_RADIUS_PX;
-    let values: Vec<f32> = (0..head.len())
-        .map(|index| {
-            let x = ((index as i64 % side) as f64 + 0.5) * scale;
-            let y = ((index as i64 / side) as f64 + 0.5) * scale;
-            let near = prompts.points.iter().any(|p| {
-                let (dx, dy) = (x - (p.x + 0.5), y - (p.y + 0.5));
-                dx * dx + dy * dy <= r2
-            });
-            if near {
-                head[index]
-            } else {
-                base[index]
-            }
-        })
-        .collect();
-    Ok(Tensor::from_slice(&values).view([side, side]))
-}
-
-/// How far (model-input pixels) outside a box the interactive mask may reach.
-const BOX_CONSTRAINT_MARGIN_PX: f64 = 4.0;
-
-/// Radius (model-input pixels) around a click that the click decides outright.
-const CLICK_CONSTRAINT_RADIUS_PX: f64 = 4.0;
-
-/// The interactive mask (binary logits `[m, m]`, pixel `(x, y)` covering model-input
-/// pixels `scale·x .. scale·(x+1)`) with the prompts as hard constraints: nothing
-/// farther than [`BOX_CONSTRAINT_MARGIN_PX`] outside the box, the structure within
-/// [`CLICK_CONSTRAINT_RADIUS_PX`] of a positive click and not within it of a negative
-/// one (the last click wins where clicks overlap). The learned head follows the prompts
-/// in between; the constraints make sure a prompt is never ignored.
-fn constrain_to_prompts(mask: &Tensor, prompts: &SlicePrompts, scale: f64) -> Result<Tensor> {
-    const DECIDED: f32 = 8.0;
-    let side = mask.size()[1];
-    let mut values = Vec::<f32>::try_from(mask.flatten(0, -1))?;
-    let centre = |index: usize| {
-        let (x, y) = ((index as i64 % side) as f64, (index as i64 / side) as f64);
-        ((x + 0.5) * scale, (y + 0.5) * scale)
-    };
-    if let Some([x0, y0, x1, y1]) = prompts.bounding_box {
-        let m = BOX_CONSTRAINT_MARGIN_PX;
-        for (index, value) in values.iter_mut().enumerate() {
-            let (x, y) = centre(index);
-            if x < x0 + 0.5 - m || x > x1 + 0.5 + m || y < y0 + 0.5 - m || y > y1 + 0.5 + m {
-                *value = value.min(-DECIDED);
-            }
-        }
-    }
-    for point in &prompts.points {
-        let r2 = CLICK_CONSTRAINT_RADIUS_PX * CLICK_CONSTRAINT_RADIUS_PX;
-        for (index, value) in values.iter_mut().enumerate() {
-            let (x, y) = centre(index);
-            let (dx, dy) = (x - (point.x + 0.5), y - (point.y + 0.5));
-            if dx * dx + dy * dy <= r2 {
-                *value = if point.positive {
-                    value.max(DECIDED)
-                } else {
-                    value.min(-DECIDED)
-                };
-            }
-        }
-    }
-    Ok(Tensor::from_slice(&values).view([side, side]))
 }
 
 /// `logits` (`[classes, m, m]`) with class `structure`'s channel set so that its softmax
@@ -1177,22 +701,6 @@ fn plane_indices(dims: [usize; 3], axis: usize, plane: usize) -> Vec<usize> {
 }
 
 /// The stack index of coronal plane `plane`, or an error naming the ROI's planes.
-/// Device memory the encoder's attention may need besides the per-slice activations: the
-/// relative-position bias of one chunk (bounded by the attention's budget) and the fused
-/// kernel's and the einsums' temporaries.
-const ATTENTION_WORKSPACE_BYTES: u64 =
-    3 * crate::model::attention::ATTENTION_BIAS_BUDGET_BYTES as u64;
-
-/// Estimated device memory one slice needs while it goes through the image encoder in
-/// weights of `kind`: the largest set of live token tensors of a block (input, norm,
-/// q/k/v, attention output, MLP hidden layer), doubled for the allocator's slack.
-fn encoder_activation_bytes(config: &crate::model::SamConfig, kind: Kind) -> u64 {
-    let grid = config.grid_size() as u64;
-    let encoder = &config.image_encoder;
-    let per_token = 7 * encoder.embed_dim as u64 + encoder.mlp_dim as u64;
-    2 * grid * grid * per_token * kind.elt_size_in_bytes() as u64
-}
-
 fn stack_index(state: &VolumeState, plane: usize) -> Result<usize> {
     let planes = state.geometry.slice_voxel_indices();
     planes.iter().position(|&p| p == plane).ok_or_else(|| {
@@ -1203,24 +711,6 @@ fn stack_index(state: &VolumeState, plane: usize) -> Result<usize> {
             high.copied().unwrap_or(0),
             state.geometry.frame().coronal_axis
         ))
-    })
-}
-
-/// Where a voxel coordinate falls in the slice stack, with clear errors for points
-/// outside the volume or outside the region of interest.
-fn locate(state: &VolumeState, ijk: [f64; 3]) -> Result<crate::volume::slicing::SlicePoint> {
-    let dims = state.volume.grid().dims();
-    for axis in 0..3 {
-        if !ijk[axis].is_finite() || ijk[axis] < -0.5 || ijk[axis] >= dims[axis] as f64 - 0.5 {
-            return Err(Error::invalid_argument(format!(
-                "prompt position {ijk:?} is outside the volume (dimensions {dims:?})"
-            )));
-        }
-    }
-    let plane = ijk[state.geometry.frame().coronal_axis].round().max(0.0) as usize;
-    let slice = stack_index(state, plane)?;
-    state.geometry.voxel_to_slice(ijk).ok_or_else(|| {
-        Error::Internal(format!("slice {slice} of plane {plane} has no slice point"))
     })
 }
 
@@ -1250,7 +740,7 @@ fn stack_probabilities(logits: &[Option<Tensor>]) -> Result<ndarray::Array4<f32>
 mod tests {
     use super::*;
     use crate::labels::STRUCTURES;
-    use crate::model::SamConfig;
+    use crate::model::{Sam, SamConfig};
 
     #[test]
     fn shifting_moves_content_and_fills_the_edge() {

@@ -13,10 +13,8 @@ use tch::Tensor;
 use super::config::{LabelOnlyEntry, SubjectEntry, TrainConfig};
 use crate::error::{Error, Result};
 use crate::labels::{LabelScheme, NUM_CLASSES};
-use crate::session::array3_to_tensor;
-use crate::volume::normalize::{normalize, NormalizeConfig};
-use crate::volume::roi::{find_roi, RoiConfig};
-use crate::volume::slicing::SliceGeometry;
+use crate::session::{array3_to_tensor, SliceStack};
+use crate::volume::normalize::NormalizeConfig;
 use crate::volume::{LabelVolume, Volume};
 
 /// One subject in memory, before slicing.
@@ -274,16 +272,14 @@ fn slice_subject(
             subject.name, subject.source
         ))
     };
-    let roi = find_roi(&roi_image, &RoiConfig::default()).map_err(context)?;
     let geometry =
-        SliceGeometry::from_roi(grid, &roi, options.input_size as usize).map_err(context)?;
-    let images = match &subject.image {
-        Some(image) => {
-            let normalised = normalize(image, &options.normalize).map_err(context)?;
-            Some(array3_to_tensor(&geometry.extract(&normalised)?))
-        }
-        None => None,
-    };
+        SliceStack::geometry(&roi_image, options.input_size as usize).map_err(context)?;
+    let images = subject
+        .image
+        .as_ref()
+        .map(|image| SliceStack::images(&geometry, image, &options.normalize))
+        .transpose()
+        .map_err(context)?;
     let class_slices = geometry.extract_labels(&classes)?;
     let has_structure: Vec<bool> = class_slices
         .outer_iter()

@@ -38,7 +38,7 @@ use crate::error::{Error, Result};
 use crate::labels::{MIRRORED_CLASSES, NUM_CLASSES};
 use crate::model::{copy_automatic_to_interactive, Prompts, Sam, SamConfig};
 use crate::session::{
-    context_step, gather_with_context, model_input, save_model, CONFIG_METADATA_KEY,
+    context_step, gather_with_context, model_input, save_model, SlicePrompts, CONFIG_METADATA_KEY,
     PROPAGATION_MARGIN_PX,
 };
 use crate::weights::{self, LoadOptions};
@@ -338,51 +338,15 @@ fn decode_group(
     prompts: &[SamplePrompts],
     structures: &[i64],
 ) -> Result<Tensor> {
-    let model_prompts = match &prompts[0] {
-        SamplePrompts::Box(_) => {
-            let values: Vec<f32> = prompts
-                .iter()
-                .flat_map(|p| match p {
-                    SamplePrompts::Box(b) => b.to_vec(),
-                    SamplePrompts::Points(_) => unreachable!("grouped by kind"),
-                })
-                .collect();
-            Prompts::from_boxes(Tensor::from_slice(&values).view([prompts.len() as i64, 4]))
-        }
-        SamplePrompts::Points(_) => {
-            let longest = prompts
-                .iter()
-                .map(|p| match p {
-                    SamplePrompts::Points(points) => points.len(),
-                    SamplePrompts::Box(_) => 0,
-                })
-                .max()
-                .unwrap_or(1);
-            let (mut coords, mut labels) = (Vec::new(), Vec::new());
-            for p in prompts {
-                let SamplePrompts::Points(points) = p else {
-                    unreachable!("grouped by kind")
-                };
-                for i in 0..longest {
-                    match points.get(i) {
-                        Some(&(x, y, positive)) => {
-                            coords.extend([x, y]);
-                            labels.push(if positive { 1.0f32 } else { 0.0 });
-                        }
-                        None => {
-                            coords.extend([0.0, 0.0]);
-                            labels.push(-1.0);
-                        }
-                    }
-                }
-            }
-            let b = prompts.len() as i64;
-            Prompts::from_points(
-                Tensor::from_slice(&coords).view([b, longest as i64, 2]),
-                Tensor::from_slice(&labels).view([b, longest as i64]),
-            )
-        }
-    };
+    let slice_prompts: Vec<SlicePrompts> = prompts
+        .iter()
+        .map(|p| match p {
+            SamplePrompts::Box(b) => SlicePrompts::from_parts(&[], Some(*b)),
+            SamplePrompts::Points(points) => SlicePrompts::from_parts(points, None),
+        })
+        .collect();
+    let model_prompts =
+        SlicePrompts::batch(&slice_prompts.iter().collect::<Vec<_>>(), tch::Device::Cpu);
     sam.decode_interactive(embeddings, &model_prompts, structures)
 }
 

@@ -12,7 +12,8 @@ use tch::{Kind, Tensor};
 use super::config::PromptSection;
 use super::dataset::present_structures;
 use crate::error::Result;
-use crate::model::{Prompts, Sam};
+use crate::model::Sam;
+use crate::session::SlicePrompts;
 
 /// The prompts of one training sample (for one structure).
 #[derive(Debug, Clone, PartialEq)]
@@ -155,56 +156,15 @@ pub fn decode_with_prompts(
         }
         let index: Vec<i64> = members.iter().map(|&i| i as i64).collect();
         let selected = embeddings.index_select(0, &Tensor::from_slice(&index).to_device(device));
-        let mut model_prompts = Prompts::none();
-        let count = members.len() as i64;
-        if group & 1 == 1 {
-            let n = members
-                .iter()
-                .map(|&i| prompts[i].as_ref().map_or(0, |p| p.points.len()))
-                .max()
-                .unwrap_or(0);
-            let mut coords = Vec::with_capacity(members.len() * n * 2);
-            let mut labels = Vec::with_capacity(members.len() * n);
-            for &i in &members {
-                let points = &prompts[i].as_ref().expect("grouped as prompted").points;
-                for k in 0..n {
-                    match points.get(k) {
-                        Some(&(x, y, positive)) => {
-                            coords.extend_from_slice(&[x, y]);
-                            labels.push(if positive { 1.0f32 } else { 0.0 });
-                        }
-                        None => {
-                            coords.extend_from_slice(&[0.0, 0.0]);
-                            labels.push(-1.0);
-                        }
-                    }
-                }
-            }
-            model_prompts = Prompts::from_points(
-                Tensor::from_slice(&coords)
-                    .view([count, n as i64, 2])
-                    .to_device(device),
-                Tensor::from_slice(&labels)
-                    .view([count, n as i64])
-                    .to_device(device),
-            );
-        }
-        if group & 2 == 2 {
-            let boxes: Vec<f32> = members
-                .iter()
-                .flat_map(|&i| {
-                    prompts[i]
-                        .as_ref()
-                        .and_then(|p| p.bounding_box)
-                        .expect("grouped as boxed")
+        let slice_prompts: Vec<SlicePrompts> = members
+            .iter()
+            .map(|&i| {
+                prompts[i].as_ref().map_or_else(SlicePrompts::default, |p| {
+                    SlicePrompts::from_parts(&p.points, p.bounding_box)
                 })
-                .collect();
-            model_prompts.boxes = Some(
-                Tensor::from_slice(&boxes)
-                    .view([count, 4])
-                    .to_device(device),
-            );
-        }
+            })
+            .collect();
+        let model_prompts = SlicePrompts::batch(&slice_prompts.iter().collect::<Vec<_>>(), device);
         let output = sam.decode(&selected, &model_prompts)?;
         outputs.push((index, output.low_res_logits));
     }

@@ -16,11 +16,13 @@
 //! and written by this module's own small header code (NIfTI-1 and NIfTI-2, either byte
 //! order, bounded reads); writes are atomic (`weights::atomic_write`).
 
+pub mod frame;
 pub mod grid;
 mod nifti_io;
 pub mod normalize;
 pub mod roi;
 pub mod slicing;
+mod stats;
 
 use std::path::Path;
 
@@ -31,11 +33,67 @@ pub use nifti_io::{nifti_output_kind, MAX_NIFTI_VOXELS};
 
 use crate::error::{Error, Result};
 
-/// A scalar 3-D image: voxel values as `f32` (x fastest) on a [`Grid`].
-#[derive(Debug, Clone)]
-pub struct Volume {
+/// Voxel values of type `T` (x fastest) on a [`Grid`]: what [`Volume`] (`f32`
+/// intensities) and [`LabelVolume`] (`u8` class ids) share.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VoxelImage<T> {
     grid: Grid,
-    data: Vec<f32>,
+    data: Vec<T>,
+}
+
+/// A scalar 3-D image: voxel values as `f32` (x fastest) on a [`Grid`].
+pub type Volume = VoxelImage<f32>;
+
+/// A label map of class ids (`u8`; 0 = background) on a [`Grid`].
+pub type LabelVolume = VoxelImage<u8>;
+
+impl<T> VoxelImage<T> {
+    /// `data` on `grid`, or an error naming `what` when the lengths differ.
+    fn on_grid(grid: Grid, data: Vec<T>, what: &str) -> Result<Self> {
+        if data.len() != grid.len() {
+            return Err(Error::invalid_argument(format!(
+                "{what} buffer holds {} values, the grid {:?} needs {}",
+                data.len(),
+                grid.dims(),
+                grid.len()
+            )));
+        }
+        Ok(VoxelImage { grid, data })
+    }
+
+    /// The voxel grid.
+    pub fn grid(&self) -> &Grid {
+        &self.grid
+    }
+
+    /// Voxel values, x fastest.
+    pub fn data(&self) -> &[T] {
+        &self.data
+    }
+
+    /// Mutable voxel values, x fastest.
+    pub fn data_mut(&mut self) -> &mut [T] {
+        &mut self.data
+    }
+
+    /// Voxel values as an array indexed `[i, j, k]` (Fortran layout, no copy).
+    pub fn array(&self) -> ArrayView3<'_, T> {
+        let [nx, ny, nz] = self.grid.dims();
+        ArrayView3::from_shape((nx, ny, nz).f(), &self.data)
+            .expect("buffer length checked at construction")
+    }
+
+    /// Consumes the image, returning its grid and voxel values.
+    pub fn into_parts(self) -> (Grid, Vec<T>) {
+        (self.grid, self.data)
+    }
+}
+
+impl<T: Copy> VoxelImage<T> {
+    /// Value of voxel `(i, j, k)`; panics if out of range (like slice indexing).
+    pub fn get(&self, i: usize, j: usize, k: usize) -> T {
+        self.data[self.grid.linear_index(i, j, k)]
+    }
 }
 
 impl Volume {
@@ -48,27 +106,20 @@ impl Volume {
     /// NaN/inf voxels or transform, voxel sizes outside (0, 20] mm.
     pub fn read(path: impl AsRef<Path>) -> Result<Self> {
         let (grid, data) = nifti_io::read_nifti(path.as_ref())?;
-        Ok(Volume { grid, data })
+        Ok(VoxelImage { grid, data })
     }
 
     /// Builds a volume from a grid and voxel values (x fastest, `grid.len()` values,
     /// all finite).
     pub fn new(grid: Grid, data: Vec<f32>) -> Result<Self> {
-        if data.len() != grid.len() {
-            return Err(Error::invalid_argument(format!(
-                "voxel buffer holds {} values, the grid {:?} needs {}",
-                data.len(),
-                grid.dims(),
-                grid.len()
-            )));
-        }
-        if let Some(index) = data.iter().position(|v| !v.is_finite()) {
+        let volume = Self::on_grid(grid, data, "voxel")?;
+        if let Some(index) = volume.data.iter().position(|v| !v.is_finite()) {
             return Err(Error::invalid_argument(format!(
                 "voxel {index} (linear index) is {}: voxels must be finite",
-                data[index]
+                volume.data[index]
             )));
         }
-        Ok(Volume { grid, data })
+        Ok(volume)
     }
 
     /// Builds a volume from an ITK-style buffer: `data` x fastest, `dims` voxels,
@@ -91,63 +142,18 @@ impl Volume {
         let (min, max) = min_max(&self.data);
         nifti_io::write_nifti(path.as_ref(), &self.grid, &self.data, false, (min, max))
     }
-
-    /// The voxel grid.
-    pub fn grid(&self) -> &Grid {
-        &self.grid
-    }
-
-    /// Voxel values, x fastest.
-    pub fn data(&self) -> &[f32] {
-        &self.data
-    }
-
-    /// Mutable voxel values, x fastest.
-    pub fn data_mut(&mut self) -> &mut [f32] {
-        &mut self.data
-    }
-
-    /// Voxel values as an array indexed `[i, j, k]` (Fortran layout, no copy).
-    pub fn array(&self) -> ArrayView3<'_, f32> {
-        array_view(&self.grid, &self.data)
-    }
-
-    /// Value of voxel `(i, j, k)`; panics if out of range (like slice indexing).
-    pub fn get(&self, i: usize, j: usize, k: usize) -> f32 {
-        self.data[self.grid.linear_index(i, j, k)]
-    }
-
-    /// Consumes the volume, returning its grid and voxel values.
-    pub fn into_parts(self) -> (Grid, Vec<f32>) {
-        (self.grid, self.data)
-    }
-}
-
-/// A label map of class ids (`u8`; 0 = background) on a [`Grid`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct LabelVolume {
-    grid: Grid,
-    data: Vec<u8>,
 }
 
 impl LabelVolume {
     /// Builds a label map from a grid and class ids (x fastest, `grid.len()` values).
     pub fn new(grid: Grid, data: Vec<u8>) -> Result<Self> {
-        if data.len() != grid.len() {
-            return Err(Error::invalid_argument(format!(
-                "label buffer holds {} values, the grid {:?} needs {}",
-                data.len(),
-                grid.dims(),
-                grid.len()
-            )));
-        }
-        Ok(LabelVolume { grid, data })
+        Self::on_grid(grid, data, "label")
     }
 
     /// An all-background label map on `grid`.
     pub fn zeros(grid: Grid) -> Self {
         let n = grid.len();
-        LabelVolume {
+        VoxelImage {
             grid,
             data: vec![0; n],
         }
@@ -167,41 +173,6 @@ impl LabelVolume {
             (0.0, f32::from(max)),
         )
     }
-
-    /// The voxel grid.
-    pub fn grid(&self) -> &Grid {
-        &self.grid
-    }
-
-    /// Class ids, x fastest.
-    pub fn data(&self) -> &[u8] {
-        &self.data
-    }
-
-    /// Mutable class ids, x fastest.
-    pub fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.data
-    }
-
-    /// Class ids as an array indexed `[i, j, k]` (Fortran layout, no copy).
-    pub fn array(&self) -> ArrayView3<'_, u8> {
-        array_view(&self.grid, &self.data)
-    }
-
-    /// Class id of voxel `(i, j, k)`; panics if out of range.
-    pub fn get(&self, i: usize, j: usize, k: usize) -> u8 {
-        self.data[self.grid.linear_index(i, j, k)]
-    }
-
-    /// Consumes the label map, returning its grid and class ids.
-    pub fn into_parts(self) -> (Grid, Vec<u8>) {
-        (self.grid, self.data)
-    }
-}
-
-fn array_view<'a, T>(grid: &Grid, data: &'a [T]) -> ArrayView3<'a, T> {
-    let [nx, ny, nz] = grid.dims();
-    ArrayView3::from_shape((nx, ny, nz).f(), data).expect("buffer length checked at construction")
 }
 
 fn min_max(data: &[f32]) -> (f32, f32) {

@@ -205,7 +205,133 @@ impl Fields<'_> {
     fn raw<const N: usize>(&self, at: usize) -> [u8; N] {
         self.bytes[at..at + N].try_into().expect("N bytes")
     }
+    /// A real field of `width` bytes (NIfTI-1 floats, NIfTI-2 doubles) as `f32`: the
+    /// NIfTI-1 header the crate uses keeps every scanner geometry far below a micrometre.
+    fn real(&self, at: usize, width: usize) -> f32 {
+        if width == 4 {
+            self.f32(at)
+        } else {
+            self.f64(at) as f32
+        }
+    }
+    /// A dimension of `width` bytes (NIfTI-1 `i16`, NIfTI-2 `i64`).
+    fn dim(&self, at: usize, width: usize) -> i64 {
+        if width == 2 {
+            i64::from(self.i16(at))
+        } else {
+            self.i64(at)
+        }
+    }
+    /// A code of `width` bytes (NIfTI-1 `i16` as stored, NIfTI-2 `i32` clamped to the
+    /// NIfTI-1 range).
+    fn code(&self, at: usize, width: usize) -> i16 {
+        if width == 2 {
+            self.i16(at)
+        } else {
+            self.i32(at).clamp(0, i32::from(i16::MAX)) as i16
+        }
+    }
+    /// `xyzt_units` (NIfTI-1 a byte, NIfTI-2 an `i32` clamped to a byte).
+    fn units(&self, at: usize, width: usize) -> u8 {
+        if width == 1 {
+            self.bytes[at]
+        } else {
+            self.i32(at).clamp(0, 255) as u8
+        }
+    }
 }
+
+/// Where the fields that NIfTI-1 and NIfTI-2 share lie in each header, and how wide
+/// their values are: one table per format, read by one piece of code.
+struct Layout {
+    /// Bytes of a real value (4: float, 8: double).
+    real: usize,
+    /// Bytes of one `dim` entry (2 or 8).
+    dim_width: usize,
+    /// Bytes of `intent_code`, `qform_code` and `sform_code` (2 or 4).
+    code_width: usize,
+    /// Bytes of `xyzt_units` (1 or 4).
+    units_width: usize,
+    datatype: usize,
+    bitpix: usize,
+    dim: usize,
+    intent_p1: usize,
+    pixdim: usize,
+    scl_slope: usize,
+    scl_inter: usize,
+    cal_max: usize,
+    cal_min: usize,
+    slice_duration: usize,
+    toffset: usize,
+    descrip: usize,
+    aux_file: usize,
+    qform_code: usize,
+    sform_code: usize,
+    quatern_b: usize,
+    srow_x: usize,
+    xyzt_units: usize,
+    intent_code: usize,
+    intent_name: usize,
+    dim_info: usize,
+}
+
+/// NIfTI-1 (348-byte header).
+const NIFTI1_LAYOUT: Layout = Layout {
+    real: 4,
+    dim_width: 2,
+    code_width: 2,
+    units_width: 1,
+    datatype: 70,
+    bitpix: 72,
+    dim: 40,
+    intent_p1: 56,
+    pixdim: 76,
+    scl_slope: 112,
+    scl_inter: 116,
+    cal_max: 124,
+    cal_min: 128,
+    slice_duration: 132,
+    toffset: 136,
+    descrip: 148,
+    aux_file: 228,
+    qform_code: 252,
+    sform_code: 254,
+    quatern_b: 256,
+    srow_x: 280,
+    xyzt_units: 123,
+    intent_code: 68,
+    intent_name: 328,
+    dim_info: 39,
+};
+
+/// NIfTI-2 (540-byte header).
+const NIFTI2_LAYOUT: Layout = Layout {
+    real: 8,
+    dim_width: 8,
+    code_width: 4,
+    units_width: 4,
+    datatype: 12,
+    bitpix: 14,
+    dim: 16,
+    intent_p1: 80,
+    pixdim: 104,
+    scl_slope: 176,
+    scl_inter: 184,
+    cal_max: 192,
+    cal_min: 200,
+    slice_duration: 208,
+    toffset: 216,
+    descrip: 240,
+    aux_file: 320,
+    qform_code: 344,
+    sform_code: 348,
+    quatern_b: 352,
+    srow_x: 400,
+    xyzt_units: 500,
+    intent_code: 504,
+    intent_name: 508,
+    dim_info: 524,
+};
 
 /// Parses a NIfTI-1 or NIfTI-2 header of either byte order (told by `sizeof_hdr`, which
 /// is 348 or 540) into the NIfTI-1 header the rest of the crate uses.
@@ -244,51 +370,18 @@ fn parse_header(bytes: &[u8]) -> std::result::Result<NiftiHeader, String> {
         },
         ..NiftiHeader::default()
     };
-    let dims: [i64; 8];
-    if size == 348 {
+    let layout = if size == 348 {
         h.data_type = f.raw(4);
         h.db_name = f.raw(14);
         h.extents = f.i32(32);
         h.session_error = f.i16(36);
         h.regular = bytes[38];
-        h.dim_info = bytes[39];
-        dims = std::array::from_fn(|i| i64::from(f.i16(40 + 2 * i)));
-        h.intent_p1 = f.f32(56);
-        h.intent_p2 = f.f32(60);
-        h.intent_p3 = f.f32(64);
-        h.intent_code = f.i16(68);
-        h.datatype = f.i16(70);
-        h.bitpix = f.i16(72);
         h.slice_start = f.i16(74);
-        h.pixdim = std::array::from_fn(|i| f.f32(76 + 4 * i));
         h.vox_offset = f.f32(108);
-        h.scl_slope = f.f32(112);
-        h.scl_inter = f.f32(116);
         h.slice_end = f.i16(120);
         h.slice_code = bytes[122];
-        h.xyzt_units = bytes[123];
-        h.cal_max = f.f32(124);
-        h.cal_min = f.f32(128);
-        h.slice_duration = f.f32(132);
-        h.toffset = f.f32(136);
         h.glmax = f.i32(140);
         h.glmin = f.i32(144);
-        h.descrip = bytes[148..228].to_vec();
-        h.aux_file = f.raw(228);
-        h.qform_code = f.i16(252);
-        h.sform_code = f.i16(254);
-        [
-            h.quatern_b,
-            h.quatern_c,
-            h.quatern_d,
-            h.quatern_x,
-            h.quatern_y,
-            h.quatern_z,
-        ] = std::array::from_fn(|i| f.f32(256 + 4 * i));
-        h.srow_x = std::array::from_fn(|i| f.f32(280 + 4 * i));
-        h.srow_y = std::array::from_fn(|i| f.f32(296 + 4 * i));
-        h.srow_z = std::array::from_fn(|i| f.f32(312 + 4 * i));
-        h.intent_name = f.raw(328);
         h.magic = f.raw(344);
         match &h.magic {
             b"n+1\0" => {}
@@ -306,6 +399,7 @@ fn parse_header(bytes: &[u8]) -> std::result::Result<NiftiHeader, String> {
                 ))
             }
         }
+        &NIFTI1_LAYOUT
     } else {
         let magic: [u8; 8] = f.raw(4);
         match &magic {
@@ -325,15 +419,6 @@ fn parse_header(bytes: &[u8]) -> std::result::Result<NiftiHeader, String> {
             }
         }
         h.magic = *b"n+1\0";
-        h.datatype = f.i16(12);
-        h.bitpix = f.i16(14);
-        dims = std::array::from_fn(|i| f.i64(16 + 8 * i));
-        // NIfTI-2 stores doubles; the NIfTI-1 fields used here are floats, which keep
-        // every geometry a scanner produces to far below a micrometre.
-        h.intent_p1 = f.f64(80) as f32;
-        h.intent_p2 = f.f64(88) as f32;
-        h.intent_p3 = f.f64(96) as f32;
-        h.pixdim = std::array::from_fn(|i| f.f64(104 + 8 * i) as f32);
         let vox_offset = f.i64(168);
         if !(0..=MAX_VOX_OFFSET as i64).contains(&vox_offset) {
             return Err(format!(
@@ -343,32 +428,41 @@ fn parse_header(bytes: &[u8]) -> std::result::Result<NiftiHeader, String> {
             ));
         }
         h.vox_offset = vox_offset as f32;
-        h.scl_slope = f.f64(176) as f32;
-        h.scl_inter = f.f64(184) as f32;
-        h.cal_max = f.f64(192) as f32;
-        h.cal_min = f.f64(200) as f32;
-        h.slice_duration = f.f64(208) as f32;
-        h.toffset = f.f64(216) as f32;
-        h.descrip = bytes[240..320].to_vec();
-        h.aux_file = f.raw(320);
-        h.qform_code = f.i32(344).clamp(0, i32::from(i16::MAX)) as i16;
-        h.sform_code = f.i32(348).clamp(0, i32::from(i16::MAX)) as i16;
-        [
-            h.quatern_b,
-            h.quatern_c,
-            h.quatern_d,
-            h.quatern_x,
-            h.quatern_y,
-            h.quatern_z,
-        ] = std::array::from_fn(|i| f.f64(352 + 8 * i) as f32);
-        h.srow_x = std::array::from_fn(|i| f.f64(400 + 8 * i) as f32);
-        h.srow_y = std::array::from_fn(|i| f.f64(432 + 8 * i) as f32);
-        h.srow_z = std::array::from_fn(|i| f.f64(464 + 8 * i) as f32);
-        h.xyzt_units = f.i32(500).clamp(0, 255) as u8;
-        h.intent_code = f.i32(504).clamp(0, i32::from(i16::MAX)) as i16;
-        h.intent_name = f.raw(508);
-        h.dim_info = bytes[524];
-    }
+        &NIFTI2_LAYOUT
+    };
+    let l = layout;
+    let real = |at: usize| f.real(at, l.real);
+    h.datatype = f.i16(l.datatype);
+    h.bitpix = f.i16(l.bitpix);
+    let dims: [i64; 8] = std::array::from_fn(|i| f.dim(l.dim + l.dim_width * i, l.dim_width));
+    [h.intent_p1, h.intent_p2, h.intent_p3] =
+        std::array::from_fn(|i| real(l.intent_p1 + l.real * i));
+    h.pixdim = std::array::from_fn(|i| real(l.pixdim + l.real * i));
+    h.scl_slope = real(l.scl_slope);
+    h.scl_inter = real(l.scl_inter);
+    h.cal_max = real(l.cal_max);
+    h.cal_min = real(l.cal_min);
+    h.slice_duration = real(l.slice_duration);
+    h.toffset = real(l.toffset);
+    h.descrip = bytes[l.descrip..l.descrip + 80].to_vec();
+    h.aux_file = f.raw(l.aux_file);
+    h.qform_code = f.code(l.qform_code, l.code_width);
+    h.sform_code = f.code(l.sform_code, l.code_width);
+    [
+        h.quatern_b,
+        h.quatern_c,
+        h.quatern_d,
+        h.quatern_x,
+        h.quatern_y,
+        h.quatern_z,
+    ] = std::array::from_fn(|i| real(l.quatern_b + l.real * i));
+    h.srow_x = std::array::from_fn(|i| real(l.srow_x + l.real * i));
+    h.srow_y = std::array::from_fn(|i| real(l.srow_x + l.real * (4 + i)));
+    h.srow_z = std::array::from_fn(|i| real(l.srow_x + l.real * (8 + i)));
+    h.xyzt_units = f.units(l.xyzt_units, l.units_width);
+    h.intent_code = f.code(l.intent_code, l.code_width);
+    h.intent_name = f.raw(l.intent_name);
+    h.dim_info = bytes[l.dim_info];
     h.sizeof_hdr = size as i32;
     let rank = dims[0];
     if !(1..=7).contains(&rank) {

@@ -16,6 +16,7 @@
 //! skull-stripped and full-head images of one subject normalise alike. If the
 //! head centre cannot be found, the whole foreground is used.
 
+use super::stats::percentile;
 use super::Volume;
 use crate::error::{Error, Result};
 
@@ -161,19 +162,4 @@ pub fn normalize(volume: &Volume, config: &NormalizeConfig) -> Result<Volume> {
         .map(|&v| ((v - window.low) * scale).clamp(0.0, 1.0))
         .collect();
     Volume::new(volume.grid().clone(), data)
-}
-
-/// The `q`-th percentile (0..=100, nearest rank with linear interpolation
-/// between neighbours) of `values`, which are reordered.
-pub(crate) fn percentile(values: &mut [f32], q: f64) -> f32 {
-    debug_assert!(!values.is_empty());
-    let position = q / 100.0 * (values.len() - 1) as f64;
-    let lower = position.floor() as usize;
-    let fraction = (position - lower as f64) as f32;
-    let (_, &mut low_value, rest) = values.select_nth_unstable_by(lower, f32::total_cmp);
-    if fraction == 0.0 || rest.is_empty() {
-        return low_value;
-    }
-    let next = rest.iter().copied().fold(f32::INFINITY, f32::min);
-    low_value + fraction * (next - low_value)
 }

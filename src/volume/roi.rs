@@ -32,9 +32,9 @@
 //!   is empty or may be misplaced.
 //! * Large bright objects beside the head (phantoms, coils) pull the centre.
 
+use super::frame::CoronalFrame;
 use super::grid::Grid;
-use super::normalize::percentile;
-use super::slicing::CoronalFrame;
+use super::stats::percentile;
 use super::Volume;
 use crate::error::{Error, Result};
 

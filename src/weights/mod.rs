@@ -29,6 +29,7 @@ mod dtype;
 mod load;
 mod pickle;
 mod safetensors;
+mod torch_refs;
 mod torch_zip;
 
 use std::fs::File;

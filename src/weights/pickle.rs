@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::rc::Rc;
 
-use super::torch_zip::{StorageRef, TensorRef};
+use super::torch_refs::{StorageRef, TensorRef};
 
 /// Containers nested deeper than this are rejected: dropping a very deep chain of
 /// `Rc` values recurses and could overflow the stack on a corrupt file.

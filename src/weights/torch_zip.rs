@@ -17,6 +17,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::dtype::kind_name;
 use super::pickle::{self, Dict, GlobalRef, Resolver, Value};
+use super::torch_refs::{StorageRef, TensorRef};
 use crate::error::{Error, Result};
 
 /// Largest `data.pkl` accepted; real state dicts need a few hundred kilobytes.
@@ -24,28 +25,6 @@ const MAX_PICKLE_BYTES: u64 = 256 << 20;
 
 /// Dict keys under which training scripts commonly nest the state dict.
 const WRAPPER_KEYS: [&str; 5] = ["state_dict", "model", "model_state_dict", "module", "net"];
-
-/// A storage named by a persistent id.
-#[derive(Debug)]
-pub struct StorageRef {
-    /// The record name under `data/`.
-    key: String,
-    /// Element type of the storage (`Uint8` for untyped storages).
-    kind: Kind,
-    /// Number of elements.
-    numel: u64,
-}
-
-/// A tensor as a strided view into a storage.
-#[derive(Debug)]
-pub struct TensorRef {
-    storage: Rc<StorageRef>,
-    /// Element type of the tensor (differs from the storage's for untyped storages).
-    kind: Kind,
-    offset: i64,
-    size: Vec<i64>,
-    stride: Vec<i64>,
-}
 
 /// Maps torch's pickled globals onto values; everything unknown becomes opaque.
 struct TorchResolver;

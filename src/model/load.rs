@@ -7,8 +7,8 @@ use std::sync::Arc;
 use tch::nn::VarStore;
 use tch::{Device, Kind};
 
+use super::{adapt_state_dict, set_image_encoder_kind, Sam, SamConfig};
 use crate::error::{Error, Result};
-use crate::model::{adapt_state_dict, set_image_encoder_kind, Sam, SamConfig};
 use crate::weights::{self, LoadOptions};
 
 /// Where the model runs.

@@ -1,0 +1,297 @@
+//! Prompts: points and boxes per structure and slice, their model tensors, and the
+//! constraints that make sure the interactive head never ignores one.
+
+use tch::Tensor;
+
+use super::{check_structure, stack_index, Session, VolumeState};
+use crate::error::{Error, Result};
+use crate::model::Prompts;
+
+/// Most point prompts per structure and slice: SAM is trained with a handful, and each
+/// one costs decoder time on every later update of that slice.
+pub const MAX_POINTS_PER_SLICE: usize = 64;
+
+/// A point prompt on a slice, in model-input pixels (the centre of pixel `(x, y)` at
+/// `(x + 0.5, y + 0.5)`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PointPrompt {
+    /// Column coordinate.
+    pub x: f64,
+    /// Row coordinate.
+    pub y: f64,
+    /// Inside (true) or outside (false) the structure.
+    pub positive: bool,
+}
+
+/// The prompts of one structure on one slice: what a user gives a session and what
+/// training samples from the ground truth.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SlicePrompts {
+    /// Clicks, in the order given.
+    pub points: Vec<PointPrompt>,
+    /// (x0, y0, x1, y1) in model-input pixels.
+    pub bounding_box: Option<[f64; 4]>,
+}
+
+impl SlicePrompts {
+    /// Prompts from `(x, y, positive)` points and an optional box (training's `f32`
+    /// coordinates are kept exactly).
+    pub fn from_parts(points: &[(f32, f32, bool)], bounding_box: Option<[f32; 4]>) -> Self {
+        Self {
+            points: points
+                .iter()
+                .map(|&(x, y, positive)| PointPrompt {
+                    x: f64::from(x),
+                    y: f64::from(y),
+                    positive,
+                })
+                .collect(),
+            bounding_box: bounding_box.map(|b| b.map(f64::from)),
+        }
+    }
+
+    /// The model prompts of a batch on `device`, one row per entry: points when any
+    /// entry has points (shorter lists padded with label -1 at (0, 0)), boxes when every
+    /// entry has a box. Sessions, training and interactive training all build their
+    /// prompt tensors here.
+    pub fn batch(prompts: &[&SlicePrompts], device: tch::Device) -> Prompts {
+        let count = prompts.len() as i64;
+        let longest = prompts.iter().map(|p| p.points.len()).max().unwrap_or(0);
+        let mut model_prompts = Prompts::none();
+        if longest > 0 {
+            let mut coords = Vec::with_capacity(prompts.len() * longest * 2);
+            let mut labels = Vec::with_capacity(prompts.len() * longest);
+            for prompt in prompts {
+                for k in 0..longest {
+                    match prompt.points.get(k) {
+                        Some(p) => {
+                            coords.extend_from_slice(&[p.x as f32, p.y as f32]);
+                            labels.push(if p.positive { 1.0f32 } else { 0.0 });
+                        }
+                        None => {
+                            coords.extend_from_slice(&[0.0, 0.0]);
+                            labels.push(-1.0);
+                        }
+                    }
+                }
+            }
+            model_prompts = Prompts::from_points(
+                Tensor::from_slice(&coords)
+                    .view([count, longest as i64, 2])
+                    .to_device(device),
+                Tensor::from_slice(&labels)
+                    .view([count, longest as i64])
+                    .to_device(device),
+            );
+        }
+        let boxes: Option<Vec<f32>> = prompts
+            .iter()
+            .map(|p| p.bounding_box.map(|b| b.map(|v| v as f32)))
+            .collect::<Option<Vec<[f32; 4]>>>()
+            .map(|boxes| boxes.concat());
+        if let Some(values) = boxes.filter(|v| !v.is_empty()) {
+            model_prompts.boxes = Some(
+                Tensor::from_slice(&values)
+                    .view([count, 4])
+                    .to_device(device),
+            );
+        }
+        model_prompts
+    }
+}
+
+/// Radius (model-input pixels) around each click within which clicks without a box
+/// change the result (focused refinement as in FocalClick): outside, the structure
+/// keeps its automatic result, so a click corrects where it is given and nowhere else.
+pub(super) const CLICK_FOCUS_RADIUS_PX: f64 = 24.0;
+
+/// For prompts made of clicks only: the interactive mask within
+/// [`CLICK_FOCUS_RADIUS_PX`] of a click, the automatic log-odds elsewhere. Prompts with
+/// a box keep the interactive mask everywhere (the box says where the structure is).
+pub(super) fn focus_clicks(
+    mask: &Tensor,
+    automatic: &Tensor,
+    prompts: &SlicePrompts,
+    scale: f64,
+) -> Result<Tensor> {
+    if prompts.bounding_box.is_some() || prompts.points.is_empty() {
+        return Ok(mask.shallow_clone());
+    }
+    let side = mask.size()[1];
+    let head = Vec::<f32>::try_from(mask.flatten(0, -1))?;
+    let base = Vec::<f32>::try_from(automatic.flatten(0, -1))?;
+    let r2 = CLICK_FOCUS_RADIUS_PX * CLICK_FOCUS_RADIUS_PX;
+    let values: Vec<f32> = (0..head.len())
+        .map(|index| {
+            let x = ((index as i64 % side) as f64 + 0.5) * scale;
+            let y = ((index as i64 / side) as f64 + 0.5) * scale;
+            let near = prompts.points.iter().any(|p| {
+                let (dx, dy) = (x - (p.x + 0.5), y - (p.y + 0.5));
+                dx * dx + dy * dy <= r2
+            });
+            if near {
+                head[index]
+            } else {
+                base[index]
+            }
+        })
+        .collect();
+    Ok(Tensor::from_slice(&values).view([side, side]))
+}
+
+/// How far (model-input pixels) outside a box the interactive mask may reach.
+pub(super) const BOX_CONSTRAINT_MARGIN_PX: f64 = 4.0;
+
+/// Radius (model-input pixels) around a click that the click decides outright.
+pub(super) const CLICK_CONSTRAINT_RADIUS_PX: f64 = 4.0;
+
+/// The interactive mask (binary logits `[m, m]`, pixel `(x, y)` covering model-input
+/// pixels `scale·x .. scale·(x+1)`) with the prompts as hard constraints: nothing
+/// farther than [`BOX_CONSTRAINT_MARGIN_PX`] outside the box, the structure within
+/// [`CLICK_CONSTRAINT_RADIUS_PX`] of a positive click and not within it of a negative
+/// one (the last click wins where clicks overlap). The learned head follows the prompts
+/// in between; the constraints make sure a prompt is never ignored.
+pub(super) fn constrain_to_prompts(
+    mask: &Tensor,
+    prompts: &SlicePrompts,
+    scale: f64,
+) -> Result<Tensor> {
+    const DECIDED: f32 = 8.0;
+    let side = mask.size()[1];
+    let mut values = Vec::<f32>::try_from(mask.flatten(0, -1))?;
+    let centre = |index: usize| {
+        let (x, y) = ((index as i64 % side) as f64, (index as i64 / side) as f64);
+        ((x + 0.5) * scale, (y + 0.5) * scale)
+    };
+    if let Some([x0, y0, x1, y1]) = prompts.bounding_box {
+        let m = BOX_CONSTRAINT_MARGIN_PX;
+        for (index, value) in values.iter_mut().enumerate() {
+            let (x, y) = centre(index);
+            if x < x0 + 0.5 - m || x > x1 + 0.5 + m || y < y0 + 0.5 - m || y > y1 + 0.5 + m {
+                *value = value.min(-DECIDED);
+            }
+        }
+    }
+    for point in &prompts.points {
+        let r2 = CLICK_CONSTRAINT_RADIUS_PX * CLICK_CONSTRAINT_RADIUS_PX;
+        for (index, value) in values.iter_mut().enumerate() {
+            let (x, y) = centre(index);
+            let (dx, dy) = (x - (point.x + 0.5), y - (point.y + 0.5));
+            if dx * dx + dy * dy <= r2 {
+                *value = if point.positive {
+                    value.max(DECIDED)
+                } else {
+                    value.min(-DECIDED)
+                };
+            }
+        }
+    }
+    Ok(Tensor::from_slice(&values).view([side, side]))
+}
+
+/// Where a voxel coordinate falls in the slice stack, with clear errors for points
+/// outside the volume or outside the region of interest.
+pub(super) fn locate(
+    state: &VolumeState,
+    ijk: [f64; 3],
+) -> Result<crate::volume::slicing::SlicePoint> {
+    let dims = state.volume.grid().dims();
+    for axis in 0..3 {
+        if !ijk[axis].is_finite() || ijk[axis] < -0.5 || ijk[axis] >= dims[axis] as f64 - 0.5 {
+            return Err(Error::invalid_argument(format!(
+                "prompt position {ijk:?} is outside the volume (dimensions {dims:?})"
+            )));
+        }
+    }
+    let plane = ijk[state.geometry.frame().coronal_axis].round().max(0.0) as usize;
+    let slice = stack_index(state, plane)?;
+    state.geometry.voxel_to_slice(ijk).ok_or_else(|| {
+        Error::Internal(format!("slice {slice} of plane {plane} has no slice point"))
+    })
+}
+
+impl Session {
+    /// Adds a point prompt for `structure` (1..=12) at continuous voxel coordinates
+    /// `ijk`; the prompt belongs to the coronal slice containing the point.
+    /// Returns that slice (its voxel index along the slicing axis).
+    pub fn add_point(&mut self, structure: u8, ijk: [f64; 3], positive: bool) -> Result<usize> {
+        check_structure(structure)?;
+        let state = self.state_mut()?;
+        let point = locate(state, ijk)?;
+        let plane = state.geometry.slice_voxel_indices()[point.slice];
+        let points = &mut state
+            .prompts
+            .entry((structure, point.slice))
+            .or_default()
+            .points;
+        if points.len() >= MAX_POINTS_PER_SLICE {
+            return Err(Error::invalid_argument(format!(
+                "structure {structure} already has {MAX_POINTS_PER_SLICE} point prompts on slice \
+                 {plane}, the most accepted: clear them or prompt another slice"
+            )));
+        }
+        points.push(PointPrompt {
+            x: point.x,
+            y: point.y,
+            positive,
+        });
+        Ok(plane)
+    }
+
+    /// Sets the box prompt of `structure` from two opposite corners (voxel
+    /// coordinates) on the same coronal slice. Returns that slice (voxel index along the
+    /// slicing axis).
+    pub fn add_box(
+        &mut self,
+        structure: u8,
+        corner_a: [f64; 3],
+        corner_b: [f64; 3],
+    ) -> Result<usize> {
+        check_structure(structure)?;
+        let state = self.state_mut()?;
+        let a = locate(state, corner_a)?;
+        let b = locate(state, corner_b)?;
+        if a.slice != b.slice {
+            return Err(Error::invalid_argument(format!(
+                "box corners {corner_a:?} and {corner_b:?} lie on different coronal slices \
+                 ({} and {})",
+                a.slice, b.slice
+            )));
+        }
+        state
+            .prompts
+            .entry((structure, a.slice))
+            .or_default()
+            .bounding_box = Some([a.x.min(b.x), a.y.min(b.y), a.x.max(b.x), a.y.max(b.y)]);
+        Ok(state.geometry.slice_voxel_indices()[a.slice])
+    }
+
+    /// Removes the prompts of `structure` on coronal slice `slice` (voxel index along
+    /// the slicing axis), or on all slices when None. With a model that has an
+    /// interactive head, the slices whose interactive mask of `structure` is removed
+    /// return at once to the automatic result (with any other structure's interactive
+    /// mask on them laid over it again).
+    pub fn clear_prompts(&mut self, structure: u8, slice: Option<usize>) -> Result<()> {
+        check_structure(structure)?;
+        let state = self.state_mut()?;
+        let slice = slice.map(|plane| stack_index(state, plane)).transpose()?;
+        let cleared = |&(st, sl): &(u8, usize)| st == structure && slice.is_none_or(|s| s == sl);
+        state.prompts.retain(|key, _| !cleared(key));
+        let restored: Vec<usize> = state
+            .interactive_masks
+            .keys()
+            .filter(|key| cleared(key))
+            .map(|&(_, sl)| sl)
+            .collect();
+        state.interactive_masks.retain(|key, _| !cleared(key));
+        for index in restored {
+            self.compose_slice(index)?;
+        }
+        Ok(())
+    }
+
+    /// The model prompts (on the model's device) of one structure on one slice.
+    pub(super) fn model_prompts(&self, prompts: &SlicePrompts) -> Prompts {
+        SlicePrompts::batch(&[prompts], self.model.device())
+    }
+}
