@@ -18,13 +18,14 @@ mod job;
 mod logging;
 mod runtime;
 mod session;
+mod tables;
 mod train;
 
 pub use job::*;
 pub use logging::*;
 pub use runtime::*;
 pub use session::*;
-pub(crate) use session::{roi_slice_range, session_options, VolumeGeometry};
+pub use tables::*;
 pub use train::*;
 
 use std::cell::RefCell;

@@ -7,6 +7,7 @@
 //! prompts then re-run only the prompt encoder and mask decoder.
 
 mod model;
+mod options;
 pub mod qc;
 pub mod simulate;
 
@@ -14,6 +15,7 @@ pub use model::{
     default_model_path, init_model, save_model, DeviceChoice, Model, ModelOptions, Precision,
     CONFIG_METADATA_KEY,
 };
+pub use options::SessionSwitches;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
