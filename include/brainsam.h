@@ -337,6 +337,39 @@ typedef struct brainsam_volume_desc {
 // Progress callback: return non-zero to cancel the operation.
 typedef int32_t (*brainsam_progress_fn)(void *user_data, uint64_t done, uint64_t total);
 
+// Statistics of one structure, filled by `brainsam_session_get_structure_stats`.
+typedef struct brainsam_structure_stats {
+  // Set to `sizeof(brainsam_structure_stats)` before the call.
+  uint32_t struct_size;
+  // Input-QC flags (`BRAINSAM_QC_*` bits; 0: plausible for a T1 brain).
+  uint32_t qc;
+  // Voxels labelled with the structure.
+  uint64_t voxels;
+  // Volume in mm³.
+  double volume_mm3;
+  // Mean model confidence in [0, 1].
+  double confidence;
+} brainsam_structure_stats;
+
+// One structure, filled by `brainsam_structure_info`. The strings are static (valid
+// for the life of the process), UTF-8 and NUL-terminated.
+typedef struct brainsam_structure_info {
+  // Set to `sizeof(brainsam_structure_info)` before the call.
+  uint32_t struct_size;
+  // Class id (1..=12): the value in label volumes.
+  uint32_t class_id;
+  // FreeSurfer aseg code (FreeSurferColorLUT), e.g. 10 for the left thalamus.
+  int32_t freesurfer_code;
+  // Display colour (RGB, 0..255) from FreeSurferColorLUT.txt.
+  uint8_t colour[3];
+  // Name for people, e.g. "Left thalamus".
+  const char *name;
+  // Short name, e.g. "L-Thal".
+  const char *short_name;
+  // FreeSurferColorLUT name, e.g. "Left-Thalamus".
+  const char *freesurfer_name;
+} brainsam_structure_info;
+
 // Called on the training thread after every iteration with the iteration done, the
 // run's total, the iteration's loss, its learning rate and the mean validation Dice of
 // a validation run after this iteration (NaN when none ran). Return non-zero to cancel
@@ -533,7 +566,8 @@ brainsam_status brainsam_session_segment_all(struct brainsam_session *session,
 
 // Adds a positive (`positive` != 0) or negative point prompt for `structure` (1..12)
 // at voxel coordinates `ijk` (continuous; voxel centres at integers). The prompt
-// belongs to the coronal slice containing the point.
+// belongs to the coronal slice containing the point
+// (`brainsam_session_add_point_with_slice` also returns that slice).
 //
 // # Safety
 // `session` must be a live session handle; `ijk` must point to three doubles.
@@ -542,8 +576,21 @@ brainsam_status brainsam_session_add_point(struct brainsam_session *session,
                                            const double *ijk,
                                            int32_t positive);
 
+// `brainsam_session_add_point`, also writing the slice the prompt landed on (voxel
+// index along the slicing axis: pass it to `brainsam_session_segment_structure`) to
+// `*slice` (may be NULL).
+//
+// # Safety
+// As `brainsam_session_add_point`; `slice` must be NULL or writable.
+brainsam_status brainsam_session_add_point_with_slice(struct brainsam_session *session,
+                                                      uint32_t structure,
+                                                      const double *ijk,
+                                                      int32_t positive,
+                                                      uint64_t *slice);
+
 // Sets the box prompt of `structure` from two opposite corners in voxel coordinates,
-// which must lie on the same coronal slice.
+// which must lie on the same coronal slice (`brainsam_session_add_box_with_slice` also
+// returns that slice).
 //
 // # Safety
 // `session` must be a live session handle; `ijk_a` and `ijk_b` must point to three
@@ -552,6 +599,17 @@ brainsam_status brainsam_session_add_box(struct brainsam_session *session,
                                          uint32_t structure,
                                          const double *ijk_a,
                                          const double *ijk_b);
+
+// `brainsam_session_add_box`, also writing the box's slice (voxel index along the
+// slicing axis) to `*slice` (may be NULL).
+//
+// # Safety
+// As `brainsam_session_add_box`; `slice` must be NULL or writable.
+brainsam_status brainsam_session_add_box_with_slice(struct brainsam_session *session,
+                                                    uint32_t structure,
+                                                    const double *ijk_a,
+                                                    const double *ijk_b,
+                                                    uint64_t *slice);
 
 // Removes the prompts of `structure` on coronal slice `slice` (voxel index along the
 // slicing axis), or on every slice when `slice` < 0.
@@ -627,6 +685,17 @@ brainsam_status brainsam_session_structure_stats(const struct brainsam_session *
                                                  double *volume_mm3,
                                                  double *confidence);
 
+// Fills `*out` with the voxel count, volume, mean confidence and input-QC flags of
+// `structure` (1..12) in the current label volume (what the C++ `structure_stats`
+// returns; `brainsam_session_structure_stats` gives volume and confidence only).
+//
+// # Safety
+// `session` must be a live session handle; `out` null or a writable struct whose
+// `struct_size` is set.
+brainsam_status brainsam_session_get_structure_stats(const struct brainsam_session *session,
+                                                     uint32_t structure,
+                                                     struct brainsam_structure_stats *out);
+
 // Writes the input-QC flags (`BRAINSAM_QC_*` bits; 0: plausible) of `structure` (1..12)
 // in the current label volume to `*flags`, or the union over all 12 structures for
 // `structure` 0. A non-zero result means the input is probably not a T1 brain image
@@ -638,6 +707,33 @@ brainsam_status brainsam_session_structure_stats(const struct brainsam_session *
 brainsam_status brainsam_session_structure_qc(const struct brainsam_session *session,
                                               uint32_t structure,
                                               uint32_t *flags);
+
+// Number of structures (class ids 1..=count); the same as `BRAINSAM_NUM_CLASSES - 1`.
+uint32_t brainsam_structure_count(void);
+
+// Fills `*out` with structure `class_id` (1..=`brainsam_structure_count()`):
+// INVALID_ARGUMENT for another id.
+//
+// # Safety
+// `out` must be null or point to a writable struct whose `struct_size` is set.
+brainsam_status brainsam_structure_info(uint32_t class_id, struct brainsam_structure_info *out);
+
+// Parses a device name as the command line and the settings files do ("auto", "cpu",
+// "cuda", "cuda:N"; case and surrounding blanks ignored) into a `brainsam_device` value
+// and a device index for `brainsam_model_options`. INVALID_ARGUMENT (with the accepted
+// names in the message) for anything else. Either output may be NULL.
+//
+// # Safety
+// `text` must be null or NUL-terminated; non-null outputs must be writable.
+brainsam_status brainsam_parse_device(const char *text, uint32_t *device, uint32_t *device_index);
+
+// Parses a precision name as the command line does ("auto", "fp32", "bf16", "fp16" and
+// their long forms) into a `brainsam_precision` value. INVALID_ARGUMENT for anything
+// else.
+//
+// # Safety
+// `text` must be null or NUL-terminated; `precision` null or writable.
+brainsam_status brainsam_parse_precision(const char *text, uint32_t *precision);
 
 // Starts fine-tuning as configured by the TOML file `config_toml_path` (the format of
 // `brainsam train`; relative paths in it are taken relative to its folder). The file is

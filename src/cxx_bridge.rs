@@ -14,11 +14,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::ffi::{
-    brainsam_fine_tune_output, roi_slice_range, FineTuneOutcome, FineTuneRun, VolumeGeometry,
-};
 use crate::runtime::RuntimeInfo;
-use crate::session::{DeviceChoice, ModelOptions as CoreModelOptions, Precision, SessionOptions};
+use crate::session::{
+    DeviceChoice, ModelOptions as CoreModelOptions, Precision, SessionOptions, SessionSwitches,
+};
+use crate::train::{FineTuneOutcome, FineTuneOutput, FineTuneRun};
+use crate::volume::descriptor::{Coordinates, VolumeGeometry};
 use crate::volume::Volume;
 
 #[cxx::bridge(namespace = "brainsam")]
@@ -83,6 +84,14 @@ mod bridge {
         embedding_cache: u32,
         /// Skip shift averaging in automatic segmentation.
         no_shift_averaging: bool,
+    }
+
+    /// A device as `parse_device` reads it from a name.
+    struct DeviceSpec {
+        /// Where the model runs.
+        device: Device,
+        /// CUDA device number for `Device::Cuda`.
+        device_index: u32,
     }
 
     /// Options of `load_model`.
@@ -204,6 +213,12 @@ mod bridge {
         fn abi_version() -> u32;
         /// Queries the libtorch runtime.
         fn runtime_info() -> RuntimeInfo;
+        /// Parses a device name ("auto", "cpu", "cuda", "cuda:N") as the command line
+        /// does; throws naming the accepted names otherwise.
+        fn parse_device(text: &str) -> Result<DeviceSpec>;
+        /// Parses a precision name ("auto", "fp32", "bf16", "fp16") as the command line
+        /// does; throws naming the accepted names otherwise.
+        fn parse_precision(text: &str) -> Result<Precision>;
 
         /// A loaded model; share it between sessions with `create_session`.
         type Model;
@@ -302,6 +317,32 @@ fn runtime_info() -> bridge::RuntimeInfo {
     }
 }
 
+fn parse_device(text: &str) -> Result<bridge::DeviceSpec> {
+    let (device, device_index) = match DeviceChoice::parse(text)? {
+        DeviceChoice::Auto => (bridge::Device::Auto, 0),
+        DeviceChoice::Cpu => (bridge::Device::Cpu, 0),
+        DeviceChoice::Cuda(index) => (
+            bridge::Device::Cuda,
+            u32::try_from(index).map_err(|_| {
+                Error::invalid_argument(format!("device index {index} is too large"))
+            })?,
+        ),
+    };
+    Ok(bridge::DeviceSpec {
+        device,
+        device_index,
+    })
+}
+
+fn parse_precision(text: &str) -> Result<bridge::Precision> {
+    Ok(match Precision::parse(text)? {
+        Precision::Auto => bridge::Precision::Auto,
+        Precision::Fp32 => bridge::Precision::Fp32,
+        Precision::Bf16 => bridge::Precision::Bf16,
+        Precision::Fp16 => bridge::Precision::Fp16,
+    })
+}
+
 /// A loaded model, as C++ sees it.
 pub struct Model {
     model: Arc<crate::session::Model>,
@@ -369,14 +410,14 @@ impl Model {
         &self,
         options: &bridge::SessionOptions,
     ) -> Result<Box<Session>> {
-        let options = crate::ffi::session_options(&crate::ffi::brainsam_session_options {
-            struct_size: std::mem::size_of::<crate::ffi::brainsam_session_options>() as u32,
+        let options = SessionSwitches {
             batch_size: options.batch_size,
-            no_mirror_averaging: options.no_mirror_averaging.into(),
-            no_cleanup: options.no_cleanup.into(),
+            no_mirror_averaging: options.no_mirror_averaging,
+            no_cleanup: options.no_cleanup,
             embedding_cache: options.embedding_cache,
-            no_shift_averaging: options.no_shift_averaging.into(),
-        })?;
+            no_shift_averaging: options.no_shift_averaging,
+        }
+        .to_options()?;
         let session = crate::session::Session::new(Arc::clone(&self.model), options)?;
         Ok(Box::new(Session { session }))
     }
@@ -389,7 +430,7 @@ impl Session {
             spacing: geometry.spacing,
             origin: geometry.origin,
             direction: geometry.direction,
-            coordinates: geometry.coordinates.repr,
+            coordinates: Coordinates::from_code(geometry.coordinates.repr)?,
         }
         .grid()?;
         // Checked before copying: a short buffer must not be read past its end.
@@ -461,8 +502,11 @@ impl Session {
     }
 
     fn slice_range(&self) -> Result<bridge::SliceRange> {
-        let (first, last) = roi_slice_range(&self.session)?;
-        Ok(bridge::SliceRange { first, last })
+        let (first, last) = self.session.roi_slice_range()?;
+        Ok(bridge::SliceRange {
+            first: first as u64,
+            last: last as u64,
+        })
     }
 
     fn labels(&self) -> Result<Vec<u8>> {
@@ -524,8 +568,8 @@ impl FineTune {
             None => (bridge::FineTuneState::Running, String::new()),
             Some(FineTuneOutcome::Finished(_)) => (bridge::FineTuneState::Finished, String::new()),
             Some(FineTuneOutcome::Cancelled) => (bridge::FineTuneState::Cancelled, String::new()),
-            Some(FineTuneOutcome::Failed(_, message)) => {
-                (bridge::FineTuneState::Failed, message.clone())
+            Some(FineTuneOutcome::Failed(error)) => {
+                (bridge::FineTuneState::Failed, error.to_string())
             }
         };
         bridge::FineTuneStatus {
@@ -548,21 +592,15 @@ impl FineTune {
         match self.run.wait().map_err(|e| e.to_string())? {
             FineTuneOutcome::Finished(_) => Ok(bridge::FineTuneState::Finished),
             FineTuneOutcome::Cancelled => Ok(bridge::FineTuneState::Cancelled),
-            FineTuneOutcome::Failed(_, message) => Err(message),
+            FineTuneOutcome::Failed(error) => Err(error.to_string()),
         }
     }
 
     fn save(&self, output: bridge::FineTuneOutput, path: &str) -> Result<()> {
         let output = match output {
-            bridge::FineTuneOutput::Model => {
-                brainsam_fine_tune_output::BRAINSAM_FINE_TUNE_OUTPUT_MODEL
-            }
-            bridge::FineTuneOutput::Adapter => {
-                brainsam_fine_tune_output::BRAINSAM_FINE_TUNE_OUTPUT_ADAPTER
-            }
-            bridge::FineTuneOutput::BestModel => {
-                brainsam_fine_tune_output::BRAINSAM_FINE_TUNE_OUTPUT_BEST_MODEL
-            }
+            bridge::FineTuneOutput::Model => FineTuneOutput::Model,
+            bridge::FineTuneOutput::Adapter => FineTuneOutput::Adapter,
+            bridge::FineTuneOutput::BestModel => FineTuneOutput::BestModel,
             other => {
                 return Err(Error::invalid_argument(format!(
                     "output {} is not a brainsam::FineTuneOutput (0 model, 1 adapter, 2 best \

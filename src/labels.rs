@@ -47,6 +47,22 @@ pub struct Structure {
     pub colour: [u8; 3],
 }
 
+impl Structure {
+    /// The FreeSurferColorLUT name, e.g. `"Left-Thalamus"` (segment names in 3D Slicer).
+    pub fn freesurfer_name(&self) -> String {
+        self.long_name
+            .split(' ')
+            .map(|word| {
+                let mut letters = word.chars();
+                letters.next().map_or_else(String::new, |first| {
+                    first.to_uppercase().chain(letters).collect()
+                })
+            })
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+}
+
 /// The 12 structures, indexed by `class - 1`.
 pub const STRUCTURES: [Structure; 12] = [
     Structure {

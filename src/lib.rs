@@ -10,6 +10,7 @@ pub mod cleanup;
 pub mod cohort;
 pub mod error;
 pub mod ffi;
+mod file_lock;
 pub mod job;
 pub mod runtime;
 pub mod session;

@@ -14,6 +14,11 @@ use common::{cdylib, repo_root, run, scratch_dir, test_checkpoint};
 /// Compiles `sources` (under tests/c) into `exe` with AddressSanitizer and UB checks,
 /// warnings as errors, linked to the cdylib this test run built.
 fn compile_c_with_asan(sources: &[&str], exe: &Path) {
+    compile_c_with_asan_against(&repo_root().join("include"), sources, exe);
+}
+
+/// [`compile_c_with_asan`] with `brainsam.h` taken from `header_dir`.
+fn compile_c_with_asan_against(header_dir: &Path, sources: &[&str], exe: &Path) {
     let lib = cdylib();
     let lib_dir = lib.parent().unwrap();
     let mut command = Command::new("cc");
@@ -33,7 +38,7 @@ fn compile_c_with_asan(sources: &[&str], exe: &Path) {
             "-pthread",
         ])
         .arg("-I")
-        .arg(repo_root().join("include"))
+        .arg(header_dir)
         .arg("-I")
         .arg(repo_root().join("tests/c"));
     for source in sources {
@@ -86,6 +91,23 @@ fn sessions_on_pthreads_match_sequential_results() {
     compile_c_with_asan(&["threads.c"], &exe);
     let stdout = run_sanitized(&exe, &[test_checkpoint()]);
     assert!(stdout.contains("threads: ok"), "{stdout}");
+}
+
+/// An 0.2 caller keeps working (issue 14, item 6): the misuse program (every function
+/// and struct_size check of 0.2), compiled against the 0.2 header as published
+/// (tests/c/abi-0.2/brainsam.h, a frozen copy of include/brainsam.h at 0.2.0; never
+/// regenerate it), runs against this library.
+#[test]
+fn a_program_built_against_the_0_2_header_runs_against_this_library() {
+    let dir = scratch_dir("c_abi_0_2");
+    let exe = dir.join("robustness");
+    compile_c_with_asan_against(
+        &repo_root().join("tests/c/abi-0.2"),
+        &["robustness.c"],
+        &exe,
+    );
+    let stdout = run_sanitized(&exe, &[test_checkpoint()]);
+    assert!(stdout.contains("robustness: ok"), "{stdout}");
 }
 
 /// Side of the fine-tuning phantom's grid (voxels) and its spacing (mm).

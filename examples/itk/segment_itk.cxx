@@ -1,5 +1,5 @@
 // Segments a T1 image read by ITK with BrainSAM and writes the label map with ITK.
-// Usage: brainsam_itk INPUT OUTPUT CHECKPOINT [auto|cpu|cuda]
+// Usage: brainsam_itk INPUT OUTPUT CHECKPOINT [auto|cpu|cuda|cuda:N]
 //
 // ITK images are in LPS coordinates and store voxels i fastest, which is what
 // brainsam::VolumeGeometry describes, so the buffer, spacing, origin and direction are
@@ -20,7 +20,7 @@ using LabelImageType = itk::Image<std::uint8_t, 3>;
 
 int main(int argc, char** argv) {
   if (argc < 4 || argc > 5) {
-    std::cerr << "usage: " << argv[0] << " INPUT OUTPUT CHECKPOINT [auto|cpu|cuda]\n";
+    std::cerr << "usage: " << argv[0] << " INPUT OUTPUT CHECKPOINT [auto|cpu|cuda|cuda:N]\n";
     return 2;
   }
   const std::string device = argc == 5 ? argv[4] : "auto";
@@ -44,16 +44,10 @@ int main(int argc, char** argv) {
 
     brainsam::ModelOptions options{};  // {}: every field not set below takes its default
     options.checkpoint_path = argv[3];
-    if (device == "auto") {
-      options.device = brainsam::Device::Auto;
-    } else if (device == "cpu") {
-      options.device = brainsam::Device::Cpu;
-    } else if (device == "cuda") {
-      options.device = brainsam::Device::Cuda;
-    } else {
-      std::cerr << "unknown device " << device << " (auto, cpu or cuda)\n";
-      return 2;
-    }
+    // The library parses device names (as its command line does; throws otherwise).
+    const brainsam::DeviceSpec spec = brainsam::parse_device(device);
+    options.device = spec.device;
+    options.device_index = spec.device_index;
     rust::Box<brainsam::Model> model = brainsam::load_model(options);
     rust::Box<brainsam::Session> session = model->create_session();
     const std::size_t voxel_count = region.GetNumberOfPixels();

@@ -1050,6 +1050,7 @@ namespace brainsam {
   enum class Precision : ::std::uint32_t;
   enum class Coordinates : ::std::uint32_t;
   struct SessionOptions;
+  struct DeviceSpec;
   struct ModelOptions;
   struct VolumeGeometry;
   struct StructureStats;
@@ -1142,6 +1143,19 @@ struct SessionOptions final {
   using IsRelocatable = ::std::true_type;
 };
 #endif // CXXBRIDGE1_STRUCT_brainsam$SessionOptions
+
+#ifndef CXXBRIDGE1_STRUCT_brainsam$DeviceSpec
+#define CXXBRIDGE1_STRUCT_brainsam$DeviceSpec
+// A device as `parse_device` reads it from a name.
+struct DeviceSpec final {
+  // Where the model runs.
+  ::brainsam::Device device;
+  // CUDA device number for `Device::Cuda`.
+  ::std::uint32_t device_index CXX_DEFAULT_VALUE(0);
+
+  using IsRelocatable = ::std::true_type;
+};
+#endif // CXXBRIDGE1_STRUCT_brainsam$DeviceSpec
 
 #ifndef CXXBRIDGE1_STRUCT_brainsam$ModelOptions
 #define CXXBRIDGE1_STRUCT_brainsam$ModelOptions
@@ -1395,6 +1409,10 @@ bool brainsam$cxxbridge1$205$ProgressCallback$report(::brainsam::ProgressCallbac
 ::std::uint32_t brainsam$cxxbridge1$205$abi_version() noexcept;
 
 void brainsam$cxxbridge1$205$runtime_info(::brainsam::RuntimeInfo *return$) noexcept;
+
+::rust::repr::PtrLen brainsam$cxxbridge1$205$parse_device(::rust::Str text, ::brainsam::DeviceSpec *return$) noexcept;
+
+::rust::repr::PtrLen brainsam$cxxbridge1$205$parse_precision(::rust::Str text, ::brainsam::Precision *return$) noexcept;
 ::std::size_t brainsam$cxxbridge1$205$Model$operator$sizeof() noexcept;
 ::std::size_t brainsam$cxxbridge1$205$Model$operator$alignof() noexcept;
 ::std::size_t brainsam$cxxbridge1$205$Session$operator$sizeof() noexcept;
@@ -1457,6 +1475,28 @@ void brainsam$cxxbridge1$205$FineTune$cancel(::brainsam::FineTune const &self) n
 ::brainsam::RuntimeInfo runtime_info() noexcept {
   ::rust::MaybeUninit<::brainsam::RuntimeInfo> return$;
   brainsam$cxxbridge1$205$runtime_info(&return$.value);
+  return ::std::move(return$.value);
+}
+
+// Parses a device name ("auto", "cpu", "cuda", "cuda:N") as the command line
+// does; throws naming the accepted names otherwise.
+::brainsam::DeviceSpec parse_device(::rust::Str text) {
+  ::rust::MaybeUninit<::brainsam::DeviceSpec> return$;
+  ::rust::repr::PtrLen error$ = brainsam$cxxbridge1$205$parse_device(text, &return$.value);
+  if (error$.ptr) {
+    throw ::rust::impl<::rust::Error>::error(error$);
+  }
+  return ::std::move(return$.value);
+}
+
+// Parses a precision name ("auto", "fp32", "bf16", "fp16") as the command line
+// does; throws naming the accepted names otherwise.
+::brainsam::Precision parse_precision(::rust::Str text) {
+  ::rust::MaybeUninit<::brainsam::Precision> return$;
+  ::rust::repr::PtrLen error$ = brainsam$cxxbridge1$205$parse_precision(text, &return$.value);
+  if (error$.ptr) {
+    throw ::rust::impl<::rust::Error>::error(error$);
+  }
   return ::std::move(return$.value);
 }
 

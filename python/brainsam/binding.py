@@ -14,7 +14,7 @@ import re
 import sys
 import threading
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -23,31 +23,50 @@ from . import _runtime
 #: The C ABI version this binding was written for (BRAINSAM_ABI_VERSION in brainsam.h).
 ABI_VERSION = 1
 
-#: Status numbers of brainsam_status (stable, see brainsam.h).
-STATUS_NAMES = {
-    0: "OK",
-    1: "INVALID_ARGUMENT",
-    2: "NULL_POINTER",
-    3: "IO_ERROR",
-    4: "INVALID_FILE",
-    5: "WEIGHT_MISMATCH",
-    6: "INVALID_STATE",
-    7: "UNSUPPORTED",
-    8: "CANCELLED",
-    9: "TORCH_ERROR",
-    10: "BUFFER_TOO_SMALL",
-    11: "INVALID_HANDLE",
-    99: "INTERNAL_ERROR",
-}
+#: brainsam_status_name of the library loaded first (status names come from the
+#: library, not from a table here); None until a library is loaded.
+_status_name_function: Optional[Callable[[int], bytes]] = None
+#: Set while status_name() loads the default library, so that a failure to load it
+#: (itself a BrainSAMError) does not try again.
+_naming = threading.local()
+
+
+def status_name(status: int) -> str:
+    """The name of a brainsam_status number without its BRAINSAM_STATUS_ prefix (e.g.
+    "NULL_POINTER"), as the library names it (the default library is loaded if none is
+    yet); "UNKNOWN(n)" for numbers it does not know or when no library can be loaded."""
+    if _status_name_function is None and not getattr(_naming, "busy", False):
+        _naming.busy = True
+        try:
+            load_library()
+        except Exception:  # noqa: BLE001 - any failure: the number is shown instead
+            pass
+        finally:
+            _naming.busy = False
+    if _status_name_function is not None:
+        name = _status_name_function(int(status)).decode()
+        name = name.removeprefix("BRAINSAM_STATUS_")
+        if name != "UNKNOWN":
+            return name
+    return f"UNKNOWN({status})"
 
 
 class BrainSAMError(RuntimeError):
-    """A BrainSAM call failed; `status` is the C status number, `status_name` its name."""
+    """A BrainSAM call failed; `status` is the C status number, `status_name` its name
+    (from the library, looked up when shown)."""
 
     def __init__(self, status: int, message: str):
         self.status = status
-        self.status_name = STATUS_NAMES.get(status, f"UNKNOWN({status})")
-        super().__init__(f"{message} [{self.status_name}]")
+        self.message = message
+        super().__init__(message)
+
+    @property
+    def status_name(self) -> str:
+        """The status's name, e.g. "INVALID_ARGUMENT"."""
+        return status_name(self.status)
+
+    def __str__(self) -> str:
+        return f"{self.message} [{self.status_name}]"
 
 
 class _RuntimeInfo(ctypes.Structure):
@@ -60,21 +79,12 @@ class _RuntimeInfo(ctypes.Structure):
     ]
 
 
-#: brainsam_device values by the names used in settings ("cuda:N" selects device N).
+#: brainsam_device values (names parse through the library: Library.parse_device).
 DEVICES = {"auto": 0, "cpu": 1, "cuda": 2}
 
-#: brainsam_precision values (of the image encoder; masks are always computed in fp32).
+#: brainsam_precision values (of the image encoder; masks are always computed in fp32;
+#: names parse through the library: Library.parse_precision).
 PRECISIONS = {"auto": 0, "fp32": 1, "bf16": 2, "fp16": 3}
-
-
-def _parse_device(device: str) -> tuple[int, int]:
-    """(brainsam_device, device_index) for "auto", "cpu", "cuda" or "cuda:N"."""
-    if device in DEVICES:
-        return DEVICES[device], 0
-    name, _, index = device.partition(":")
-    if name == "cuda" and index.isdigit():
-        return DEVICES["cuda"], int(index)
-    raise BrainSAMError(1, f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
 
 #: brainsam_dtype values by numpy dtype (native byte order).
 DTYPES = {
@@ -119,6 +129,28 @@ class _SessionOptions(ctypes.Structure):
         ("no_cleanup", ctypes.c_uint32),
         ("embedding_cache", ctypes.c_uint32),
         ("no_shift_averaging", ctypes.c_uint32),
+    ]
+
+
+class _StructureStats(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("qc", ctypes.c_uint32),
+        ("voxels", ctypes.c_uint64),
+        ("volume_mm3", ctypes.c_double),
+        ("confidence", ctypes.c_double),
+    ]
+
+
+class _StructureInfo(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("class_id", ctypes.c_uint32),
+        ("freesurfer_code", ctypes.c_int32),
+        ("colour", ctypes.c_uint8 * 3),
+        ("name", ctypes.c_char_p),
+        ("short_name", ctypes.c_char_p),
+        ("freesurfer_name", ctypes.c_char_p),
     ]
 
 
@@ -308,6 +340,7 @@ class Library:
         # binding still loads an older library (session use then raises a clear error).
         p = ctypes.c_void_p
         u32, i32, i64, f64 = ctypes.c_uint32, ctypes.c_int32, ctypes.c_int64, ctypes.c_double
+        u64 = ctypes.c_uint64
         ijk = ctypes.POINTER(ctypes.c_double)
         prototypes = {
             "brainsam_model_load": [ctypes.POINTER(_ModelOptions), ctypes.POINTER(p)],
@@ -323,6 +356,12 @@ class Library:
             "brainsam_session_segment_all": [p, _PROGRESS_FN, p],
             "brainsam_session_add_point": [p, u32, ijk, i32],
             "brainsam_session_add_box": [p, u32, ijk, ijk],
+            "brainsam_session_add_point_with_slice": [p, u32, ijk, i32, ctypes.POINTER(u64)],
+            "brainsam_session_add_box_with_slice": [p, u32, ijk, ijk, ctypes.POINTER(u64)],
+            "brainsam_session_get_structure_stats": [p, u32, ctypes.POINTER(_StructureStats)],
+            "brainsam_structure_info": [u32, ctypes.POINTER(_StructureInfo)],
+            "brainsam_parse_device": [ctypes.c_char_p, ctypes.POINTER(u32), ctypes.POINTER(u32)],
+            "brainsam_parse_precision": [ctypes.c_char_p, ctypes.POINTER(u32)],
             "brainsam_session_clear_prompts": [p, u32, i64],
             "brainsam_session_segment_structure": [p, u32, i64],
             "brainsam_session_segment_structure_3d": [
@@ -354,6 +393,12 @@ class Library:
                 function = getattr(lib, name)
                 function.argtypes = argtypes
                 function.restype = None if name.endswith("_free") else ctypes.c_uint32
+        if hasattr(lib, "brainsam_structure_count"):
+            lib.brainsam_structure_count.restype = ctypes.c_uint32
+            lib.brainsam_structure_count.argtypes = []
+        global _status_name_function
+        if _status_name_function is None:
+            _status_name_function = lib.brainsam_status_name
 
     @property
     def has_sessions(self) -> bool:
@@ -436,6 +481,53 @@ class Library:
         """The underlying ctypes library, for tests of the C convention itself."""
         return self._lib
 
+    def parse_device(self, device: str) -> tuple[int, int]:
+        """(brainsam_device, device_index) for a device name ("auto", "cpu", "cuda",
+        "cuda:N"), parsed by the library as the command line parses it."""
+        code, index = ctypes.c_uint32(), ctypes.c_uint32()
+        self._call("brainsam_parse_device", str(device).encode(), ctypes.byref(code), ctypes.byref(index))
+        return int(code.value), int(index.value)
+
+    def parse_precision(self, precision: str) -> int:
+        """The brainsam_precision value of a precision name ("auto", "fp32", "bf16",
+        "fp16"), parsed by the library as the command line parses it."""
+        code = ctypes.c_uint32()
+        self._call("brainsam_parse_precision", str(precision).encode(), ctypes.byref(code))
+        return int(code.value)
+
+    def structures(self) -> tuple:
+        """The structures as the library describes them (brainsam_structure_info), in
+        class-id order: StructureInfo(class_id, name, short_name, freesurfer_name,
+        freesurfer_code, rgb)."""
+        count = self._function("brainsam_structure_count")()
+        found = []
+        for class_id in range(1, count + 1):
+            info = _StructureInfo()
+            info.struct_size = ctypes.sizeof(_StructureInfo)
+            self._call("brainsam_structure_info", ctypes.c_uint32(class_id), ctypes.byref(info))
+            found.append(
+                StructureInfo(
+                    class_id=int(info.class_id),
+                    name=info.name.decode(),
+                    short_name=info.short_name.decode(),
+                    freesurfer_name=info.freesurfer_name.decode(),
+                    freesurfer_code=int(info.freesurfer_code),
+                    rgb=tuple(int(c) for c in info.colour),
+                )
+            )
+        return tuple(found)
+
+
+class StructureInfo(NamedTuple):
+    """One structure as the library describes it (see Library.structures)."""
+
+    class_id: int  #: value in label volumes (1..12)
+    name: str  #: e.g. "Left thalamus"
+    short_name: str  #: e.g. "L-Thal"
+    freesurfer_name: str  #: FreeSurferColorLUT name, e.g. "Left-Thalamus"
+    freesurfer_code: int  #: FreeSurfer aseg code, e.g. 10
+    rgb: tuple  #: FreeSurferColorLUT colour, 0..255
+
 
 def decompose_ijk_to_ras(ijk_to_ras: Sequence[Sequence[float]]):
     """Split a 4x4 IJK-to-RAS matrix (Slicer's volume geometry) into the C API's
@@ -503,11 +595,8 @@ class Model(_OwnedHandle):
         precision: str = "auto",
     ):
         self.library = library if library is not None else load_library()
-        device_code, device_index = _parse_device(device)
-        if precision not in PRECISIONS:
-            raise BrainSAMError(
-                1, f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}"
-            )
+        device_code, device_index = self.library.parse_device(device)
+        precision_code = self.library.parse_precision(precision)
         options = _ModelOptions()
         options.struct_size = ctypes.sizeof(_ModelOptions)
         # Keep the encoded paths referenced until the call returns.
@@ -517,7 +606,7 @@ class Model(_OwnedHandle):
         options.adapter_path = adapter_bytes
         options.device = device_code
         options.device_index = device_index
-        options.precision = PRECISIONS[precision]
+        options.precision = precision_code
         handle = ctypes.c_void_p()
         self._handle = None
         self.library._call("brainsam_model_load", ctypes.byref(options), ctypes.byref(handle))
@@ -687,24 +776,32 @@ class Session(_OwnedHandle):
             raise BrainSAMError(1, f"{what} needs 3 voxel coordinates (i, j, k), got {len(values)}")
         return (ctypes.c_double * 3)(*values)
 
-    def add_point(self, structure: int, ijk: Sequence[float], positive: bool = True) -> None:
+    def add_point(self, structure: int, ijk: Sequence[float], positive: bool = True) -> int:
         """Add a point prompt (voxel coordinates i, j, k) for `structure` (1..12) on the
-        coronal slice containing it; positive=False marks the point as outside."""
+        coronal slice containing it; positive=False marks the point as outside. Returns
+        that slice (voxel index along the slicing axis), as the library places it."""
+        slice_index = ctypes.c_uint64()
         self._call(
-            "brainsam_session_add_point",
+            "brainsam_session_add_point_with_slice",
             ctypes.c_uint32(structure),
             self._ijk(ijk, "point"),
             ctypes.c_int32(1 if positive else 0),
+            ctypes.byref(slice_index),
         )
+        return int(slice_index.value)
 
-    def add_box(self, structure: int, ijk_a: Sequence[float], ijk_b: Sequence[float]) -> None:
-        """Add a box prompt given by two opposite corners on the same coronal slice."""
+    def add_box(self, structure: int, ijk_a: Sequence[float], ijk_b: Sequence[float]) -> int:
+        """Add a box prompt given by two opposite corners on the same coronal slice.
+        Returns that slice (voxel index along the slicing axis)."""
+        slice_index = ctypes.c_uint64()
         self._call(
-            "brainsam_session_add_box",
+            "brainsam_session_add_box_with_slice",
             ctypes.c_uint32(structure),
             self._ijk(ijk_a, "box corner a"),
             self._ijk(ijk_b, "box corner b"),
+            ctypes.byref(slice_index),
         )
+        return int(slice_index.value)
 
     def clear_prompts(self, structure: int, slice_index: Optional[int] = None) -> None:
         """Remove the prompts of `structure` on one slice, or on all slices (None)."""
@@ -780,6 +877,21 @@ class Session(_OwnedHandle):
             ctypes.byref(confidence),
         )
         return float(volume.value), float(confidence.value)
+
+    def structure_details(self, structure: int) -> dict:
+        """Voxel count, volume (mm^3), mean confidence and input-QC flags of one
+        structure (1..12): {"voxels", "volume_mm3", "confidence", "qc"}."""
+        stats = _StructureStats()
+        stats.struct_size = ctypes.sizeof(_StructureStats)
+        self._call(
+            "brainsam_session_get_structure_stats", ctypes.c_uint32(structure), ctypes.byref(stats)
+        )
+        return {
+            "voxels": int(stats.voxels),
+            "volume_mm3": float(stats.volume_mm3),
+            "confidence": float(stats.confidence),
+            "qc": int(stats.qc),
+        }
 
     def structure_qc(self, structure: int = 0) -> int:
         """Input-QC flags of one structure (1..12), or of all together (0): a bit set of

@@ -13,7 +13,6 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -129,19 +128,7 @@ pub fn host_name() -> String {
 
 /// `flock` on an open file; `Ok(false)` when another process holds it and `wait` is false.
 fn flock(file: &File, path: &Path, wait: bool) -> Result<bool> {
-    let operation = libc::LOCK_EX | if wait { 0 } else { libc::LOCK_NB };
-    loop {
-        // SAFETY: the descriptor is open for the lifetime of `file`.
-        if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
-            return Ok(true);
-        }
-        let error = std::io::Error::last_os_error();
-        match error.raw_os_error() {
-            Some(libc::EWOULDBLOCK) if !wait => return Ok(false),
-            Some(libc::EINTR) => continue,
-            _ => return Err(Error::io(path, error)),
-        }
-    }
+    crate::file_lock::lock_exclusive(file, wait).map_err(|e| Error::io(path, e))
 }
 
 /// Exclusive claim on one scan, held until dropped (or the process dies: the kernel then

@@ -18,15 +18,15 @@ mod job;
 mod logging;
 mod runtime;
 mod session;
+mod tables;
 mod train;
 
 pub use job::*;
 pub use logging::*;
 pub use runtime::*;
 pub use session::*;
-pub(crate) use session::{roi_slice_range, session_options, VolumeGeometry};
+pub use tables::*;
 pub use train::*;
-pub(crate) use train::{FineTuneOutcome, FineTuneRun};
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CString};

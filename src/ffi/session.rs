@@ -17,12 +17,14 @@ use std::sync::{Arc, Mutex, TryLockError};
 
 use super::handles::HandleRegistry;
 use super::{brainsam_status, guard, require_non_null, FfiError};
-use crate::cleanup::CleanupOptions;
 use crate::error::Error;
+#[cfg(test)]
+use crate::session::EmbeddingCache;
 use crate::session::{
-    DeviceChoice, EmbeddingCache, Model, ModelOptions, Precision, Session, SessionOptions,
+    DeviceChoice, Model, ModelOptions, Precision, Session, SessionOptions, SessionSwitches,
 };
-use crate::volume::{grid::Grid, Volume};
+use crate::volume::descriptor::{Coordinates, VolumeGeometry};
+use crate::volume::Volume;
 
 /// Where a model runs (values of `brainsam_model_options.device`).
 #[repr(u32)]
@@ -479,28 +481,14 @@ unsafe fn read_session_options(
 pub(crate) fn session_options(
     options: &brainsam_session_options,
 ) -> crate::error::Result<SessionOptions> {
-    let embedding_cache = match options.embedding_cache {
-        0 => EmbeddingCache::Auto,
-        1 => EmbeddingCache::Device,
-        2 => EmbeddingCache::Host,
-        other => {
-            return Err(Error::invalid_argument(format!(
-                "embedding_cache {other} is not 0 (auto), 1 (device) or 2 (host)"
-            )))
-        }
-    };
-    Ok(SessionOptions {
-        batch_size: options.batch_size as usize,
-        embedding_cache,
-        mirror_averaging: options.no_mirror_averaging == 0,
-        shift_averaging: options.no_shift_averaging == 0,
-        cleanup: if options.no_cleanup == 0 {
-            CleanupOptions::default()
-        } else {
-            CleanupOptions::none()
-        },
-        ..SessionOptions::default()
-    })
+    SessionSwitches {
+        batch_size: options.batch_size,
+        no_mirror_averaging: options.no_mirror_averaging != 0,
+        no_cleanup: options.no_cleanup != 0,
+        embedding_cache: options.embedding_cache,
+        no_shift_averaging: options.no_shift_averaging != 0,
+    }
+    .to_options()
 }
 
 /// Registers a new session on the live `model` and writes its handle.
@@ -618,88 +606,6 @@ unsafe fn voxels_as_f32(data: *const c_void, dtype: brainsam_dtype, count: usize
     }
 }
 
-/// Most voxels a volume may have (2^31): far above any MRI, and low enough that no
-/// byte count derived from it overflows.
-const MAX_VOXELS: u64 = 1 << 31;
-
-/// The geometry part of a volume as the C and C++ APIs receive it (both build their
-/// grid here, so they accept and refuse exactly the same inputs).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct VolumeGeometry {
-    pub dims: [u64; 3],
-    pub spacing: [f64; 3],
-    pub origin: [f64; 3],
-    /// Row-major; column c is the direction of voxel axis c.
-    pub direction: [f64; 9],
-    /// A `brainsam_coordinates` value.
-    pub coordinates: u32,
-}
-
-impl VolumeGeometry {
-    /// The validated grid: every dimension at least 1, at most [`MAX_VOXELS`] voxels,
-    /// finite positive spacing, finite origin, finite non-singular direction.
-    pub(crate) fn grid(&self) -> Result<Grid, Error> {
-        let dims_text = || format!("{:?}", self.dims);
-        if self.dims.contains(&0) {
-            return Err(Error::invalid_argument(format!(
-                "volume dims {}: every dimension must be at least 1",
-                dims_text()
-            )));
-        }
-        let count = self
-            .dims
-            .iter()
-            .try_fold(1u64, |n, &d| n.checked_mul(d))
-            .filter(|&n| n <= MAX_VOXELS);
-        if count.is_none() {
-            return Err(Error::invalid_argument(format!(
-                "volume dims {} hold too many voxels (at most 2^31)",
-                dims_text()
-            )));
-        }
-        // Each dim is <= 2^31 here, so the conversion cannot fail on 64-bit targets.
-        let mut dims = [0usize; 3];
-        for (dim, &given) in dims.iter_mut().zip(&self.dims) {
-            *dim = usize::try_from(given).map_err(|_| {
-                Error::invalid_argument(format!("volume dims {} too large", dims_text()))
-            })?;
-        }
-        for (what, values) in [
-            ("spacing", &self.spacing[..]),
-            ("origin", &self.origin[..]),
-            ("direction", &self.direction[..]),
-        ] {
-            if let Some(index) = values.iter().position(|v| !v.is_finite()) {
-                return Err(Error::invalid_argument(format!(
-                    "volume {what}[{index}] is {}: {what} must be finite",
-                    values[index]
-                )));
-            }
-        }
-        let d = self.direction;
-        let mut direction = [[d[0], d[1], d[2]], [d[3], d[4], d[5]], [d[6], d[7], d[8]]];
-        let mut origin = self.origin;
-        match self.coordinates {
-            0 => {}
-            1 => {
-                // RAS → LPS flips the first two world axes.
-                for row in 0..2 {
-                    origin[row] = -origin[row];
-                    for value in direction[row].iter_mut() {
-                        *value = -*value;
-                    }
-                }
-            }
-            other => {
-                return Err(Error::invalid_argument(format!(
-                    "volume coordinates {other} is not a brainsam_coordinates (0 LPS, 1 RAS)"
-                )))
-            }
-        }
-        Grid::from_lps(dims, self.spacing, origin, direction)
-    }
-}
-
 /// Sets the volume of a session (copied), replacing any earlier one with its prompts
 /// and results.
 ///
@@ -727,7 +633,7 @@ pub unsafe extern "C" fn brainsam_session_set_volume(
             spacing: desc.spacing,
             origin: desc.origin,
             direction: desc.direction,
-            coordinates: desc.coordinates,
+            coordinates: Coordinates::from_code(desc.coordinates)?,
         };
         let grid = geometry.grid()?;
         let needed = grid.len() as u64 * dtype_size(dtype);
@@ -799,7 +705,8 @@ fn structure_id(structure: u32) -> Result<u8, FfiError> {
 
 /// Adds a positive (`positive` != 0) or negative point prompt for `structure` (1..12)
 /// at voxel coordinates `ijk` (continuous; voxel centres at integers). The prompt
-/// belongs to the coronal slice containing the point.
+/// belongs to the coronal slice containing the point
+/// (`brainsam_session_add_point_with_slice` also returns that slice).
 ///
 /// # Safety
 /// `session` must be a live session handle; `ijk` must point to three doubles.
@@ -811,16 +718,54 @@ pub unsafe extern "C" fn brainsam_session_add_point(
     positive: i32,
 ) -> brainsam_status {
     guard("brainsam_session_add_point", || {
-        let session = SESSIONS.get(session, "session")?;
         // SAFETY: per the contract.
-        let point = unsafe { read_ijk(ijk, "ijk")? };
-        lock(&session)?.add_point(structure_id(structure)?, point, positive != 0)?;
+        unsafe { add_point(session, structure, ijk, positive) }.map(|_| ())
+    })
+}
+
+/// `brainsam_session_add_point`, also writing the slice the prompt landed on (voxel
+/// index along the slicing axis: pass it to `brainsam_session_segment_structure`) to
+/// `*slice` (may be NULL).
+///
+/// # Safety
+/// As `brainsam_session_add_point`; `slice` must be NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn brainsam_session_add_point_with_slice(
+    session: *mut brainsam_session,
+    structure: u32,
+    ijk: *const f64,
+    positive: i32,
+    slice: *mut u64,
+) -> brainsam_status {
+    guard("brainsam_session_add_point_with_slice", || {
+        // SAFETY: per the contract.
+        let landed = unsafe { add_point(session, structure, ijk, positive) }?;
+        // SAFETY: null or writable per the contract.
+        unsafe { write_optional(slice, landed as u64) };
         Ok(())
     })
 }
 
+/// The body of the add_point functions: the slice the prompt landed on.
+///
+/// # Safety
+/// As `brainsam_session_add_point`.
+unsafe fn add_point(
+    session: *mut brainsam_session,
+    structure: u32,
+    ijk: *const f64,
+    positive: i32,
+) -> Result<usize, FfiError> {
+    let session = SESSIONS.get(session, "session")?;
+    // SAFETY: per the contract.
+    let point = unsafe { read_ijk(ijk, "ijk")? };
+    let slice = lock(&session)?.add_point(structure_id(structure)?, point, positive != 0)?;
+    Ok(slice)
+}
+
 /// Sets the box prompt of `structure` from two opposite corners in voxel coordinates,
-/// which must lie on the same coronal slice.
+/// which must lie on the same coronal slice (`brainsam_session_add_box_with_slice` also
+/// returns that slice).
 ///
 /// # Safety
 /// `session` must be a live session handle; `ijk_a` and `ijk_b` must point to three
@@ -833,12 +778,59 @@ pub unsafe extern "C" fn brainsam_session_add_box(
     ijk_b: *const f64,
 ) -> brainsam_status {
     guard("brainsam_session_add_box", || {
-        let session = SESSIONS.get(session, "session")?;
         // SAFETY: per the contract.
-        let (a, b) = unsafe { (read_ijk(ijk_a, "ijk_a")?, read_ijk(ijk_b, "ijk_b")?) };
-        lock(&session)?.add_box(structure_id(structure)?, a, b)?;
+        unsafe { add_box(session, structure, ijk_a, ijk_b) }.map(|_| ())
+    })
+}
+
+/// `brainsam_session_add_box`, also writing the box's slice (voxel index along the
+/// slicing axis) to `*slice` (may be NULL).
+///
+/// # Safety
+/// As `brainsam_session_add_box`; `slice` must be NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn brainsam_session_add_box_with_slice(
+    session: *mut brainsam_session,
+    structure: u32,
+    ijk_a: *const f64,
+    ijk_b: *const f64,
+    slice: *mut u64,
+) -> brainsam_status {
+    guard("brainsam_session_add_box_with_slice", || {
+        // SAFETY: per the contract.
+        let landed = unsafe { add_box(session, structure, ijk_a, ijk_b) }?;
+        // SAFETY: null or writable per the contract.
+        unsafe { write_optional(slice, landed as u64) };
         Ok(())
     })
+}
+
+/// The body of the add_box functions: the box's slice.
+///
+/// # Safety
+/// As `brainsam_session_add_box`.
+unsafe fn add_box(
+    session: *mut brainsam_session,
+    structure: u32,
+    ijk_a: *const f64,
+    ijk_b: *const f64,
+) -> Result<usize, FfiError> {
+    let session = SESSIONS.get(session, "session")?;
+    // SAFETY: per the contract.
+    let (a, b) = unsafe { (read_ijk(ijk_a, "ijk_a")?, read_ijk(ijk_b, "ijk_b")?) };
+    let slice = lock(&session)?.add_box(structure_id(structure)?, a, b)?;
+    Ok(slice)
+}
+
+/// Writes `value` to `out` unless it is null.
+///
+/// # Safety
+/// `out` must be null or writable.
+unsafe fn write_optional<T>(out: *mut T, value: T) {
+    if !out.is_null() {
+        // SAFETY: non-null and writable per the contract.
+        unsafe { out.write(value) };
+    }
 }
 
 fn optional_slice(slice: i64) -> Option<usize> {
@@ -946,18 +938,6 @@ pub unsafe extern "C" fn brainsam_session_slicing_axis(
     })
 }
 
-/// First and last slice of the session's region of interest (shared with the C++ API).
-pub(crate) fn roi_slice_range(session: &Session) -> Result<(u64, u64), Error> {
-    let geometry = session
-        .geometry()
-        .ok_or_else(|| Error::InvalidState("no volume set: call set_volume first".into()))?;
-    let planes = geometry.slice_voxel_indices();
-    match (planes.iter().min(), planes.iter().max()) {
-        (Some(&low), Some(&high)) => Ok((low as u64, high as u64)),
-        _ => Err(Error::Internal("the slice stack is empty".into())),
-    }
-}
-
 /// Writes the first and last slice (voxel indices along the slicing axis) of the region
 /// of interest that `brainsam_session_segment_all` segments and prompts may use; every
 /// slice in between belongs to it. Either output may be NULL.
@@ -972,14 +952,14 @@ pub unsafe extern "C" fn brainsam_session_slice_range(
 ) -> brainsam_status {
     guard("brainsam_session_slice_range", || {
         let session = SESSIONS.get(session, "session")?;
-        let (low, high) = roi_slice_range(&*lock(&session)?)?;
+        let (low, high) = lock(&session)?.roi_slice_range()?;
         if !first.is_null() {
             // SAFETY: non-null, writable per the contract.
-            unsafe { *first = low };
+            unsafe { *first = low as u64 };
         }
         if !last.is_null() {
             // SAFETY: as above.
-            unsafe { *last = high };
+            unsafe { *last = high as u64 };
         }
         Ok(())
     })
@@ -1037,6 +1017,60 @@ pub unsafe extern "C" fn brainsam_session_structure_stats(
             // SAFETY: as above.
             unsafe { *confidence = stats.confidence };
         }
+        Ok(())
+    })
+}
+
+/// Statistics of one structure, filled by `brainsam_session_get_structure_stats`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct brainsam_structure_stats {
+    /// Set to `sizeof(brainsam_structure_stats)` before the call.
+    pub struct_size: u32,
+    /// Input-QC flags (`BRAINSAM_QC_*` bits; 0: plausible for a T1 brain).
+    pub qc: u32,
+    /// Voxels labelled with the structure.
+    pub voxels: u64,
+    /// Volume in mm³.
+    pub volume_mm3: f64,
+    /// Mean model confidence in [0, 1].
+    pub confidence: f64,
+}
+
+/// Fills `*out` with the voxel count, volume, mean confidence and input-QC flags of
+/// `structure` (1..12) in the current label volume (what the C++ `structure_stats`
+/// returns; `brainsam_session_structure_stats` gives volume and confidence only).
+///
+/// # Safety
+/// `session` must be a live session handle; `out` null or a writable struct whose
+/// `struct_size` is set.
+#[no_mangle]
+pub unsafe extern "C" fn brainsam_session_get_structure_stats(
+    session: *const brainsam_session,
+    structure: u32,
+    out: *mut brainsam_structure_stats,
+) -> brainsam_status {
+    guard("brainsam_session_get_structure_stats", || {
+        let session = SESSIONS.get(session, "session")?;
+        require_non_null(out, "out")?;
+        // SAFETY: non-null; the caller sets struct_size in a writable struct.
+        let declared = unsafe { std::ptr::addr_of!((*out).struct_size).read() };
+        checked_struct_size(
+            declared,
+            std::mem::size_of::<brainsam_structure_stats>(),
+            "brainsam_structure_stats",
+        )?;
+        let class = structure_id(structure)?;
+        let stats = lock(&session)?.structure_stats(class)?;
+        let filled = brainsam_structure_stats {
+            struct_size: declared,
+            qc: crate::session::qc::structure_flags(class, &stats),
+            voxels: stats.voxels as u64,
+            volume_mm3: stats.volume_mm3,
+            confidence: stats.confidence,
+        };
+        // SAFETY: non-null and writable per the contract.
+        unsafe { out.write(filled) };
         Ok(())
     })
 }

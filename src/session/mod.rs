@@ -13,6 +13,7 @@
 
 pub mod input;
 mod memory;
+mod options;
 mod prompts;
 pub mod qc;
 pub mod simulate;
@@ -32,6 +33,7 @@ pub use crate::model::load::{
     default_model_path, init_model, save_model, DeviceChoice, Model, ModelOptions, Precision,
     CONFIG_METADATA_KEY,
 };
+pub use options::SessionSwitches;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -114,7 +114,7 @@ impl RunLock {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        match try_lock_exclusive(&file) {
+        match crate::file_lock::lock_exclusive(&file, false) {
             Ok(true) => Ok(RunLock {
                 _file: file,
                 folder: folder.to_path_buf(),
@@ -132,30 +132,6 @@ impl RunLock {
     pub fn folder(&self) -> &Path {
         &self.folder
     }
-}
-
-/// Takes an exclusive advisory lock on `file` without waiting: Ok(false) when another
-/// open file (in this process or another) holds it. Released when the file is closed.
-#[cfg(unix)]
-fn try_lock_exclusive(file: &std::fs::File) -> std::io::Result<bool> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a file descriptor this `File` owns; no memory is involved.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        return Ok(true);
-    }
-    let error = std::io::Error::last_os_error();
-    if error.kind() == std::io::ErrorKind::WouldBlock {
-        Ok(false)
-    } else {
-        Err(error)
-    }
-}
-
-/// Without flock, runs are not kept apart (a warning says so).
-#[cfg(not(unix))]
-fn try_lock_exclusive(_file: &std::fs::File) -> std::io::Result<bool> {
-    log::warn!("this platform has no flock: concurrent runs into one folder are not detected");
-    Ok(true)
 }
 
 /// Files a run writes into its output folder (besides the lock and `config.toml`).

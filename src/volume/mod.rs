@@ -16,6 +16,7 @@
 //! and written by this module's own small header code (NIfTI-1 and NIfTI-2, either byte
 //! order, bounded reads); writes are atomic (`weights::atomic_write`).
 
+pub mod descriptor;
 pub mod frame;
 pub mod grid;
 mod nifti_io;

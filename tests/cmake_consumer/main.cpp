@@ -46,6 +46,23 @@ int main(int argc, char** argv) {
   }
   std::cout << "brainsam " << cxx_version << " via C++, libtorch " << torch << ", cuda "
             << (info.cuda_available ? "yes" : "no") << "\n";
+  // Device and precision names parse in the library, as on its command line.
+  const brainsam::DeviceSpec device = brainsam::parse_device(" CUDA:1");
+  if (device.device != brainsam::Device::Cuda || device.device_index != 1 ||
+      brainsam::parse_precision("half") != brainsam::Precision::Fp16) {
+    std::cerr << "device or precision names parsed wrongly\n";
+    return 1;
+  }
+  try {
+    brainsam::parse_device("tpu");
+    std::cerr << "an unknown device name was accepted\n";
+    return 1;
+  } catch (const rust::Error& error) {
+    if (std::string(error.what()).find("cuda:N") == std::string::npos) {
+      std::cerr << "unexpected message: " << error.what() << "\n";
+      return 1;
+    }
+  }
   // Fine-tuning errors arrive as exceptions naming the problem.
   try {
     brainsam::start_fine_tune("/nonexistent/run.toml", brainsam::FineTuneOptions{false});

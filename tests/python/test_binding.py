@@ -31,9 +31,27 @@ def test_null_pointer_raises_with_library_message(lib):
     assert "info" in str(caught.value)
 
 
-def test_status_names_agree_with_library(lib):
-    for number, name in binding.STATUS_NAMES.items():
-        assert lib.raw().brainsam_status_name(number).decode() == "BRAINSAM_STATUS_" + name
+def test_status_names_come_from_the_library(lib):
+    for number in (0, 1, 2, 10, 11, 99):
+        expected = lib.raw().brainsam_status_name(number).decode()
+        assert binding.BrainSAMError(number, "x").status_name == expected.removeprefix(
+            "BRAINSAM_STATUS_"
+        )
+    assert binding.BrainSAMError(10, "x").status_name == "BUFFER_TOO_SMALL"
+    assert binding.status_name(12345) == "UNKNOWN(12345)"
+
+
+def test_structures_come_from_the_library(lib):
+    structures = lib.structures()
+    assert [s.class_id for s in structures] == list(range(1, 13))
+    assert structures[0].freesurfer_name == "Left-Thalamus"
+    assert structures[0].freesurfer_code == 10 and structures[0].rgb == (0, 118, 14)
+    # FreeSurferColorLUT gives the two pallida different blues.
+    assert structures[6].rgb == (12, 48, 255) and structures[7].rgb == (13, 48, 255)
+    info = binding._StructureInfo()
+    info.struct_size = ctypes.sizeof(binding._StructureInfo)
+    assert lib.raw().brainsam_structure_info(13, ctypes.byref(info)) == 1
+    assert "13" in lib.raw().brainsam_last_error_message().decode()
 
 
 def test_named_library_that_does_not_exist_is_a_clear_error(tmp_path, monkeypatch):

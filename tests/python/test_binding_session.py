@@ -101,8 +101,10 @@ def test_unknown_device_is_rejected_by_binding_and_library(session_lib):
 
 
 def test_device_numbers_and_precisions(session_lib):
-    assert binding._parse_device("cuda:2") == (binding.DEVICES["cuda"], 2)
-    assert binding._parse_device("cpu") == (binding.DEVICES["cpu"], 0)
+    # Names parse in the library, as on the command line (case and blanks ignored).
+    assert session_lib.parse_device("cuda:2") == (binding.DEVICES["cuda"], 2)
+    assert session_lib.parse_device(" CPU") == (binding.DEVICES["cpu"], 0)
+    assert session_lib.parse_precision("half") == binding.PRECISIONS["fp16"]
     for bad in ("cuda:", "cuda:x", "gpu:1"):
         with pytest.raises(BrainSAMError) as caught:
             session_lib.load_model(device=bad)
@@ -218,6 +220,17 @@ def test_structure_stats_match_the_label_volume(loaded_session):
         assert 0.0 <= confidence <= 1.0
 
 
+def test_structure_details_count_the_voxels_of_the_label_volume(loaded_session):
+    loaded_session.segment_all()
+    labels = loaded_session.copy_labels()
+    for structure in binding.STRUCTURE_IDS:
+        details = loaded_session.structure_details(structure)
+        assert details["voxels"] == np.count_nonzero(labels == structure)
+        volume, confidence = loaded_session.structure_stats(structure)
+        assert (details["volume_mm3"], details["confidence"]) == (volume, confidence)
+        assert details["qc"] == loaded_session.structure_qc(structure)
+
+
 def test_structure_qc_flags_implausible_structures(loaded_session):
     loaded_session.segment_all()
     # The documented plausible volumes (README, Reliability), per left/right pair.
@@ -308,10 +321,11 @@ def test_point_prompt_updates_only_its_slice(loaded_session):
     axis = loaded_session.slicing_axis()
     point = [SHAPE[2] / 2, SHAPE[1] / 2, SHAPE[0] / 2]  # centre (i, j, k)
     slice_index = int(point[axis])
-    loaded_session.add_point(5, point, positive=True)
+    # The library says which slice each prompt landed on.
+    assert loaded_session.add_point(5, point, positive=True) == slice_index
     negative = list(point)
     negative[(axis + 1) % 3] -= 6
-    loaded_session.add_point(5, negative, positive=False)
+    assert loaded_session.add_point(5, negative, positive=False) == slice_index
     loaded_session.segment_structure(5, slice_index)
     after = loaded_session.copy_labels()
     changed = np.argwhere(before != after)  # rows of (k, j, i)
@@ -324,7 +338,7 @@ def test_box_prompt_and_clear_prompts(loaded_session):
     a = [SHAPE[2] / 2 - 4, SHAPE[1] / 2 - 4, SHAPE[0] / 2 - 4]
     b = [SHAPE[2] / 2 + 4, SHAPE[1] / 2 + 4, SHAPE[0] / 2 + 4]
     b[axis] = a[axis]  # same coronal slice
-    loaded_session.add_box(3, a, b)
+    assert loaded_session.add_box(3, a, b) == int(a[axis])
     before = loaded_session.copy_labels()
     loaded_session.segment_structure(3, int(a[axis]))
     after = loaded_session.copy_labels()

@@ -964,6 +964,7 @@ namespace brainsam {
   enum class Precision : ::std::uint32_t;
   enum class Coordinates : ::std::uint32_t;
   struct SessionOptions;
+  struct DeviceSpec;
   struct ModelOptions;
   struct VolumeGeometry;
   struct StructureStats;
@@ -1056,6 +1057,19 @@ struct SessionOptions final {
   using IsRelocatable = ::std::true_type;
 };
 #endif // CXXBRIDGE1_STRUCT_brainsam$SessionOptions
+
+#ifndef CXXBRIDGE1_STRUCT_brainsam$DeviceSpec
+#define CXXBRIDGE1_STRUCT_brainsam$DeviceSpec
+// A device as `parse_device` reads it from a name.
+struct DeviceSpec final {
+  // Where the model runs.
+  ::brainsam::Device device;
+  // CUDA device number for `Device::Cuda`.
+  ::std::uint32_t device_index CXX_DEFAULT_VALUE(0);
+
+  using IsRelocatable = ::std::true_type;
+};
+#endif // CXXBRIDGE1_STRUCT_brainsam$DeviceSpec
 
 #ifndef CXXBRIDGE1_STRUCT_brainsam$ModelOptions
 #define CXXBRIDGE1_STRUCT_brainsam$ModelOptions
@@ -1306,6 +1320,14 @@ private:
 
 // Queries the libtorch runtime.
 ::brainsam::RuntimeInfo runtime_info() noexcept;
+
+// Parses a device name ("auto", "cpu", "cuda", "cuda:N") as the command line
+// does; throws naming the accepted names otherwise.
+::brainsam::DeviceSpec parse_device(::rust::Str text);
+
+// Parses a precision name ("auto", "fp32", "bf16", "fp16") as the command line
+// does; throws naming the accepted names otherwise.
+::brainsam::Precision parse_precision(::rust::Str text);
 
 // Loads a model (as `brainsam_model_load`).
 ::rust::Box<::brainsam::Model> load_model(::brainsam::ModelOptions const &options);

@@ -129,8 +129,8 @@ class Engine:
     def point_steps(self, task, structure: int, ijk, positive: bool):
         """Add a point prompt and re-segment the coronal slice through it."""
         session = self.session()
-        slice_index = geometry.slice_of(ijk, session.slicing_axis())
-        session.add_point(structure, ijk, positive)
+        # The library says which slice the prompt landed on.
+        slice_index = session.add_point(structure, ijk, positive)
         yield session.start_segment_structure(structure, slice_index)
         return self._slice_result(session, structure, (slice_index,))
 
@@ -139,8 +139,7 @@ class Engine:
         session = self.session()
         axis = session.slicing_axis()
         a, b = geometry.box_on_slice(ijk_a, ijk_b, axis)
-        session.add_box(structure, a, b)
-        slice_index = geometry.slice_of(a, axis)
+        slice_index = session.add_box(structure, a, b)
         yield session.start_segment_structure(structure, slice_index)
         return self._slice_result(session, structure, (slice_index,))
 

@@ -20,14 +20,16 @@ class Structure:
         return tuple(c / 255.0 for c in self.rgb)
 
 
-# FreeSurfer LUT colours; FreeSurfer gives left and right the same colour.
+# FreeSurfer LUT colours (left, right), as the library's brainsam_structure_info gives
+# them (tests/python/test_slicer_logic.py checks that the two agree); FreeSurfer gives
+# left and right the same colour except for the pallidum.
 _COLOURS = {
-    "Thalamus": (0, 118, 14),
-    "Caudate": (122, 186, 220),
-    "Putamen": (236, 13, 176),
-    "Pallidum": (12, 48, 255),
-    "Hippocampus": (220, 216, 20),
-    "Amygdala": (103, 255, 255),
+    "Thalamus": ((0, 118, 14), (0, 118, 14)),
+    "Caudate": ((122, 186, 220), (122, 186, 220)),
+    "Putamen": ((236, 13, 176), (236, 13, 176)),
+    "Pallidum": ((12, 48, 255), (13, 48, 255)),
+    "Hippocampus": ((220, 216, 20), (220, 216, 20)),
+    "Amygdala": ((103, 255, 255), (103, 255, 255)),
 }
 
 #: Class ids 1..12 in the paper's order: L/R thalamus, caudate, putamen, pallidum,
@@ -37,9 +39,9 @@ STRUCTURES: tuple = tuple(
         class_id=2 * index + side + 1,
         name=f"{'Left' if side == 0 else 'Right'}-{part}",
         segment_id=f"BrainSAM_{'Left' if side == 0 else 'Right'}_{part}",
-        rgb=rgb,
+        rgb=rgbs[side],
     )
-    for index, (part, rgb) in enumerate(_COLOURS.items())
+    for index, (part, rgbs) in enumerate(_COLOURS.items())
     for side in (0, 1)
 )
 

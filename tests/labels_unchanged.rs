@@ -1,0 +1,95 @@
+//! Refactors change no result (issue 14, item 6): `brainsam segment` with the bundled
+//! default model writes byte-identical label files on shared real volumes (BRAINSAM_DATA).
+//!
+//! The expected SHA-256 values were recorded with the `brainsam` binary of main 44a0bf9
+//! (before issue 14's redesign) on a 2-core CPU, and checked to be the same with one and
+//! with two libtorch threads. They belong to one model file: when
+//! models/brainsam-default.safetensors changes, the test fails saying so, and the
+//! expected labels must be recorded again with the new model (run the commands below with
+//! the binary of the commit that changed the model, before any other change).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+/// SHA-256 of models/brainsam-default.safetensors the label hashes were recorded with.
+const DEFAULT_MODEL_SHA256: &str =
+    "e7314cf26eaf0d01737901c7d588390bb66ec5c3805d45455269fdffd429f0f2";
+
+/// (volume under BRAINSAM_DATA, extra `segment` options, SHA-256 of the .nii written).
+const EXPECTED: [(&str, &[&str], &str); 3] = [
+    (
+        "mne_testing_sample/T1_3mm.nii.gz",
+        &[],
+        "92f38c4fcf4e38f7abacad7c91e9f0ff5527f541f595046ccd6f5a2b2faf12cc",
+    ),
+    (
+        "freesurfer_training_data/sub-01/T1.nii.gz",
+        &[],
+        "8aeb64940d3fdfae32ea15f5919638e44575e12a02520b3d91bf71ab783ee0ef",
+    ),
+    (
+        "mricron_colin27_aal/ch2.nii.gz",
+        &["--no-mirror", "--no-shift"],
+        "fdc49168d933f033e00ec2ca5beb63bc4b8fa4e293d3ed1da36bb63b4d2c1bb2",
+    ),
+];
+
+fn sha256_of(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+#[test]
+fn segment_writes_the_labels_recorded_before_the_redesign() {
+    let Some(data) = common::data_dir("labels_unchanged") else {
+        return;
+    };
+    let model = common::repo_root().join("models/brainsam-default.safetensors");
+    let model_hash = sha256_of(&model);
+    assert_eq!(
+        model_hash,
+        DEFAULT_MODEL_SHA256,
+        "{} is not the model the expected labels were recorded with: record the expected \
+         label hashes in tests/labels_unchanged.rs again for the new model",
+        model.display()
+    );
+    let dir = common::scratch_dir("labels_unchanged");
+    let mut mismatches = Vec::new();
+    for (index, (volume, options, expected)) in EXPECTED.iter().enumerate() {
+        let output = dir.join(format!("labels_{index}.nii"));
+        common::run(
+            Command::new(env!("CARGO_BIN_EXE_brainsam"))
+                .arg("segment")
+                .arg("--input")
+                .arg(data.join(volume))
+                .arg("--output")
+                .arg(&output)
+                .arg("--model")
+                .arg(&model)
+                .arg("--device")
+                .arg("cpu")
+                .args(*options)
+                // One libtorch thread: the labels are the same with two (checked when
+                // recording), and tests running in parallel do not oversubscribe the CPU.
+                .env("OMP_NUM_THREADS", "1"),
+        );
+        let actual = sha256_of(&output);
+        if actual != *expected {
+            mismatches.push(format!(
+                "{volume} {options:?}: labels {actual}, expected {expected}"
+            ));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "label files differ from those recorded before the redesign:\n{}",
+        mismatches.join("\n")
+    );
+}
