@@ -20,6 +20,7 @@
 //! uninterrupted one would have done. Torch's generator is process-wide: two trainings
 //! running at the same time in one process are each valid but not reproducible.
 
+pub mod adapt;
 pub mod augment;
 pub mod cli;
 pub mod config;
@@ -27,6 +28,7 @@ pub mod dataset;
 pub mod interactive;
 pub mod loss;
 pub mod optim;
+pub mod partial;
 pub mod plot;
 pub mod prompts;
 pub mod trainer;
