@@ -42,6 +42,8 @@ enum Command {
     InitModel(InitModelArgs),
     /// Fine-tune a model on labelled volumes (TOML configuration, flags override it).
     FineTune(brainsam::train::cli::FineTuneArgs),
+    /// Adapt the model to your site: train an adapter from your corrected segmentations.
+    Adapt(brainsam::train::adapt_cli::AdaptArgs),
     /// BIDS App: segment the T1w scans of a BIDS dataset (participant level) or tabulate
     /// the cohort (group level), resumably, locally or on SLURM.
     Bids(BidsArgs),
@@ -319,6 +321,7 @@ fn main() {
         Command::Info(args) => info(&args),
         Command::InitModel(args) => init_model_command(&args),
         Command::FineTune(args) => brainsam::train::cli::run_fine_tune(&args),
+        Command::Adapt(args) => brainsam::train::adapt_cli::run_adapt(&args),
         Command::Bids(args) => bids_command(&args),
         Command::Cohort(args) => cohort_command(&args),
         Command::CohortWorker(args) => cohort_worker_command(&args),

@@ -372,16 +372,9 @@ impl Drop for WorkDir {
     }
 }
 
-/// Fine-tunes an adapter of `model` (loaded from a checkpoint file, without adapter)
-/// on `pairs`. Every pair is checked before training (errors name the pair and the
-/// problem). Returns [`Error::Cancelled`] when `progress` returns false or
-/// `options.cancel` is set (nothing is written).
-pub fn adapt(
-    model: &Model,
-    pairs: Vec<AdaptPair>,
-    options: &AdaptOptions,
-    progress: &mut AdaptProgressFn<'_>,
-) -> Result<AdaptResult> {
+/// Checks that `model` can be adapted (loaded from a checkpoint file, no adapter yet)
+/// and returns its checkpoint path.
+pub fn check_model(model: &Model) -> Result<&Path> {
     let base = model.checkpoint().ok_or_else(|| {
         Error::invalid_argument(
             "this model was not loaded from a checkpoint file: an adapter must name the file \
@@ -395,6 +388,20 @@ pub fn adapt(
             adapter.display()
         )));
     }
+    Ok(base)
+}
+
+/// Fine-tunes an adapter of `model` (loaded from a checkpoint file, without adapter)
+/// on `pairs`. Every pair is checked before training (errors name the pair and the
+/// problem). Returns [`Error::Cancelled`] when `progress` returns false or
+/// `options.cancel` is set (nothing is written).
+pub fn adapt(
+    model: &Model,
+    pairs: Vec<AdaptPair>,
+    options: &AdaptOptions,
+    progress: &mut AdaptProgressFn<'_>,
+) -> Result<AdaptResult> {
+    let base = check_model(model)?;
     adapt_from_checkpoint(base, pairs, options, progress)
 }
 

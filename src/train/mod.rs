@@ -21,6 +21,7 @@
 //! running at the same time in one process are each valid but not reproducible.
 
 pub mod adapt;
+pub mod adapt_cli;
 pub mod augment;
 pub mod cli;
 pub mod config;
