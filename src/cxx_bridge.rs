@@ -14,11 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::ffi::{
-    brainsam_fine_tune_output, roi_slice_range, FineTuneOutcome, FineTuneRun, VolumeGeometry,
-};
+use crate::ffi::{roi_slice_range, VolumeGeometry};
 use crate::runtime::RuntimeInfo;
 use crate::session::{DeviceChoice, ModelOptions as CoreModelOptions, Precision, SessionOptions};
+use crate::train::{FineTuneOutcome, FineTuneOutput, FineTuneRun};
 use crate::volume::Volume;
 
 #[cxx::bridge(namespace = "brainsam")]
@@ -524,8 +523,8 @@ impl FineTune {
             None => (bridge::FineTuneState::Running, String::new()),
             Some(FineTuneOutcome::Finished(_)) => (bridge::FineTuneState::Finished, String::new()),
             Some(FineTuneOutcome::Cancelled) => (bridge::FineTuneState::Cancelled, String::new()),
-            Some(FineTuneOutcome::Failed(_, message)) => {
-                (bridge::FineTuneState::Failed, message.clone())
+            Some(FineTuneOutcome::Failed(error)) => {
+                (bridge::FineTuneState::Failed, error.to_string())
             }
         };
         bridge::FineTuneStatus {
@@ -548,21 +547,15 @@ impl FineTune {
         match self.run.wait().map_err(|e| e.to_string())? {
             FineTuneOutcome::Finished(_) => Ok(bridge::FineTuneState::Finished),
             FineTuneOutcome::Cancelled => Ok(bridge::FineTuneState::Cancelled),
-            FineTuneOutcome::Failed(_, message) => Err(message),
+            FineTuneOutcome::Failed(error) => Err(error.to_string()),
         }
     }
 
     fn save(&self, output: bridge::FineTuneOutput, path: &str) -> Result<()> {
         let output = match output {
-            bridge::FineTuneOutput::Model => {
-                brainsam_fine_tune_output::BRAINSAM_FINE_TUNE_OUTPUT_MODEL
-            }
-            bridge::FineTuneOutput::Adapter => {
-                brainsam_fine_tune_output::BRAINSAM_FINE_TUNE_OUTPUT_ADAPTER
-            }
-            bridge::FineTuneOutput::BestModel => {
-                brainsam_fine_tune_output::BRAINSAM_FINE_TUNE_OUTPUT_BEST_MODEL
-            }
+            bridge::FineTuneOutput::Model => FineTuneOutput::Model,
+            bridge::FineTuneOutput::Adapter => FineTuneOutput::Adapter,
+            bridge::FineTuneOutput::BestModel => FineTuneOutput::BestModel,
             other => {
                 return Err(Error::invalid_argument(format!(
                     "output {} is not a brainsam::FineTuneOutput (0 model, 1 adapter, 2 best \

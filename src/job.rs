@@ -41,10 +41,12 @@ pub struct JobProgress {
 /// the job was cancelled (the shape of [`crate::session::ProgressFn`]).
 pub type JobReport<'a> = dyn FnMut(usize, usize) -> bool + 'a;
 
-struct Shared {
+struct Shared<T> {
     done: AtomicU64,
     total: AtomicU64,
-    cancel: AtomicBool,
+    cancel: Arc<AtomicBool>,
+    /// What the work returned, set before `outcome` becomes `Finished`.
+    output: Mutex<Option<T>>,
     outcome: Mutex<Option<JobState>>,
 }
 
@@ -55,14 +57,18 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Work running on its own thread. Dropping a job cancels it and waits for its thread.
-pub struct Job {
-    shared: Arc<Shared>,
+/// Work running on its own thread; `T` is what the work returns when it finishes (see
+/// [`Job::output`]). Dropping a job cancels it and waits for its thread.
+///
+/// This is the one background-run pattern of the library: session jobs (C ABI
+/// `brainsam_job`) and fine-tuning runs ([`crate::train::FineTuneRun`]) are both jobs.
+pub struct Job<T = ()> {
+    shared: Arc<Shared<T>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     thread_id: ThreadId,
 }
 
-impl Job {
+impl Job<()> {
     /// Starts `work` on a new thread named `name`. The work gets a reporter to call with
     /// its progress; when the reporter returns false it should stop with
     /// [`Error::Cancelled`]. A panic in the work becomes [`Error::Internal`].
@@ -70,13 +76,28 @@ impl Job {
     where
         F: FnOnce(&mut JobReport<'_>) -> Result<()> + Send + 'static,
     {
+        Job::start_with_cancel(name, Arc::new(AtomicBool::new(false)), work)
+    }
+}
+
+impl<T: Send + 'static> Job<T> {
+    /// Starts `work` on a new thread named `name`, as [`Job::start`], with `cancel` as
+    /// the job's cancel flag (so that work polling a flag of its own, such as
+    /// [`crate::train::TrainOptions::cancel`], sees [`Job::cancel`]). What the work
+    /// returns is kept for [`Job::output`].
+    pub fn start_with_cancel<F>(name: &str, cancel: Arc<AtomicBool>, work: F) -> Result<Self>
+    where
+        F: FnOnce(&mut JobReport<'_>) -> Result<T> + Send + 'static,
+    {
         let shared = Arc::new(Shared {
             done: AtomicU64::new(0),
             total: AtomicU64::new(0),
-            cancel: AtomicBool::new(false),
+            cancel,
+            output: Mutex::new(None),
             outcome: Mutex::new(None),
         });
         let thread_shared = Arc::clone(&shared);
+        let job_name = name.to_string();
         let thread = std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
@@ -88,16 +109,20 @@ impl Job {
                 };
                 let outcome = catch_unwind(AssertUnwindSafe(|| work(&mut report)));
                 let state = match outcome {
-                    Ok(Ok(())) => JobState::Finished,
+                    Ok(Ok(output)) => {
+                        *locked(&shared.output) = Some(output);
+                        JobState::Finished
+                    }
                     Ok(Err(Error::Cancelled)) => JobState::Cancelled,
                     Ok(Err(error)) => JobState::Failed(Arc::new(error)),
+                    // Displayed as "internal error: <panic> (please report)".
                     Err(payload) => JobState::Failed(Arc::new(Error::Internal(format!(
-                        "internal error (please report): {}",
+                        "{} (please report)",
                         crate::error::panic_message(&*payload).unwrap_or("unknown panic")
                     )))),
                 };
                 if let JobState::Failed(error) = &state {
-                    log::error!("background job failed: {error}");
+                    log::error!("{job_name} failed: {error}");
                 }
                 *locked(&shared.outcome) = Some(state);
             })
@@ -109,7 +134,9 @@ impl Job {
             thread_id,
         })
     }
+}
 
+impl<T> Job<T> {
     /// The current progress and state; never blocks on the work.
     pub fn progress(&self) -> JobProgress {
         let state = locked(&self.shared.outcome)
@@ -122,16 +149,31 @@ impl Job {
         }
     }
 
+    /// What the work returned, once the job has finished (None while running, and after
+    /// a cancel or a failure).
+    pub fn output(&self) -> Option<T>
+    where
+        T: Clone,
+    {
+        locked(&self.shared.output).clone()
+    }
+
     /// Asks the job to stop at its next progress report. Returns at once; no effect on
     /// a job that has ended.
     pub fn cancel(&self) {
         self.shared.cancel.store(true, Ordering::Relaxed);
     }
 
+    /// Whether this is the job's own thread (e.g. inside a progress callback of its work).
+    pub fn is_own_thread(&self) -> bool {
+        std::thread::current().id() == self.thread_id
+    }
+
     /// Blocks until the job has ended: `Ok(())` when it finished, [`Error::Cancelled`]
     /// when cancelled, its error when it failed (the same error on every call).
+    /// [`Error::InvalidState`] when called from the job's own thread.
     pub fn wait(&self) -> std::result::Result<(), Arc<Error>> {
-        if std::thread::current().id() == self.thread_id {
+        if self.is_own_thread() {
             return Err(Arc::new(Error::InvalidState(
                 "a job cannot wait for itself".into(),
             )));
@@ -154,10 +196,12 @@ impl Job {
     }
 }
 
-impl Drop for Job {
+impl<T> Drop for Job<T> {
     fn drop(&mut self) {
         self.cancel();
-        if std::thread::current().id() == self.thread_id {
+        // Dropped on the job's own thread (freed from a progress callback): the thread
+        // ends by itself once the callback returns.
+        if self.is_own_thread() {
             return;
         }
         if let Some(handle) = locked(&self.thread).take() {
@@ -226,5 +270,23 @@ mod tests {
             panicking.wait().unwrap_err().as_ref(),
             Error::Internal(_)
         ));
+    }
+
+    #[test]
+    fn a_job_keeps_its_output_and_shares_its_cancel_flag() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let seen = Arc::clone(&flag);
+        let job = Job::start_with_cancel("test", Arc::clone(&flag), move |_| {
+            while !seen.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(7_u32)
+        })
+        .unwrap();
+        assert_eq!(job.output(), None);
+        job.cancel();
+        job.wait().unwrap();
+        assert!(flag.load(Ordering::Relaxed));
+        assert_eq!(job.output(), Some(7));
     }
 }

@@ -26,7 +26,6 @@ pub use runtime::*;
 pub use session::*;
 pub(crate) use session::{roi_slice_range, session_options, VolumeGeometry};
 pub use train::*;
-pub(crate) use train::{FineTuneOutcome, FineTuneRun};
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CString};

@@ -1,8 +1,8 @@
 //! Fine-tuning in the C ABI: a run of [`crate::train::Trainer`] on a background thread
 //! that the caller polls, cancels, waits for and whose outputs it copies out.
 //!
-//! [`FineTuneRun`] is the shared core; the C functions here and the C++ `FineTune`
-//! (src/cxx_bridge.rs) are thin layers over it, so both behave the same.
+//! A thin layer over [`crate::train::run::FineTuneRun`], which the C++ `FineTune`
+//! (src/cxx_bridge.rs) also wraps, so both behave the same.
 //!
 //! Thread safety: every function may be called from any thread, on the same handle at
 //! the same time. The progress callback runs on the training thread; it must not call
@@ -10,19 +10,18 @@
 //! returns `BRAINSAM_STATUS_INVALID_STATE`; the second does not wait for the thread).
 
 use std::ffi::{c_char, c_void};
-use std::fs::File;
-use std::io;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::{JoinHandle, ThreadId};
+use std::panic::catch_unwind;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::handles::HandleRegistry;
 use super::session::{checked_struct_size, optional_path};
 use super::{brainsam_status, guard, require_non_null, FfiError};
-use crate::error::{Error, Result};
-use crate::train::{TrainConfig, TrainOptions, TrainOutputs, TrainProgress, Trainer};
+use crate::error::Error;
+use crate::train::run::{
+    FineTuneOutcome, FineTuneOutput, FineTuneRun, FineTuneSnapshot, IterationHook,
+};
+use crate::train::TrainProgress;
 
 /// State of a fine-tuning run (`brainsam_fine_tune_status.state`).
 #[repr(u32)]
@@ -125,317 +124,15 @@ pub struct brainsam_fine_tune {
 
 static FINE_TUNES: HandleRegistry<brainsam_fine_tune> = HandleRegistry::new("brainsam_fine_tune");
 
-/// How a run ended.
-#[derive(Debug, Clone)]
-pub(crate) enum FineTuneOutcome {
-    /// Trained to the end; the written files.
-    Finished(TrainOutputs),
-    /// Cancelled after writing a checkpoint (or before training began).
-    Cancelled,
-    /// Failed with this status and message.
-    Failed(brainsam_status, String),
-}
-
-/// What a poll sees.
-#[derive(Debug, Clone)]
-pub(crate) struct FineTuneSnapshot {
-    /// Iterations done.
-    pub iteration: u64,
-    /// Iterations of the run.
-    pub total: u64,
-    /// Last loss (NaN before the first iteration).
-    pub loss: f64,
-    /// Last learning rate (NaN before the first iteration).
-    pub lr: f64,
-    /// Last validation mean Dice (NaN: none yet).
-    pub last_validation_dice: f64,
-    /// Best validation mean Dice (NaN: none yet).
-    pub best_validation_dice: f64,
-    /// None while running.
-    pub outcome: Option<FineTuneOutcome>,
-}
-
-impl FineTuneSnapshot {
-    /// The C state of this snapshot.
-    pub(crate) fn state(&self) -> brainsam_fine_tune_state {
-        use brainsam_fine_tune_state::*;
-        match self.outcome {
-            None => BRAINSAM_FINE_TUNE_RUNNING,
-            Some(FineTuneOutcome::Finished(_)) => BRAINSAM_FINE_TUNE_FINISHED,
-            Some(FineTuneOutcome::Cancelled) => BRAINSAM_FINE_TUNE_CANCELLED,
-            Some(FineTuneOutcome::Failed(..)) => BRAINSAM_FINE_TUNE_FAILED,
-        }
+/// The C state of a snapshot.
+fn state_of(snapshot: &FineTuneSnapshot) -> brainsam_fine_tune_state {
+    use brainsam_fine_tune_state::*;
+    match snapshot.outcome {
+        None => BRAINSAM_FINE_TUNE_RUNNING,
+        Some(FineTuneOutcome::Finished(_)) => BRAINSAM_FINE_TUNE_FINISHED,
+        Some(FineTuneOutcome::Cancelled) => BRAINSAM_FINE_TUNE_CANCELLED,
+        Some(FineTuneOutcome::Failed(_)) => BRAINSAM_FINE_TUNE_FAILED,
     }
-}
-
-/// The per-iteration hook of a run besides the snapshot (the C callback).
-pub(crate) type IterationHook = Box<dyn FnMut(&TrainProgress) -> bool + Send>;
-
-/// A training run on its own thread, shared by the C and C++ APIs. Dropping it cancels
-/// the run and joins the thread.
-pub(crate) struct FineTuneRun {
-    snapshot: Arc<Mutex<FineTuneSnapshot>>,
-    cancel: Arc<AtomicBool>,
-    thread: Mutex<Option<JoinHandle<()>>>,
-    thread_id: ThreadId,
-}
-
-fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every update is a plain field write, so the data is consistent even after a panic.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl FineTuneRun {
-    /// Reads and checks the configuration at `config_path` (errors are returned here),
-    /// then prepares the data and trains on a new thread.
-    pub(crate) fn start(
-        config_path: &Path,
-        resume: bool,
-        overwrite: bool,
-        mut hook: Option<IterationHook>,
-    ) -> Result<Self> {
-        let config = TrainConfig::read(config_path)?;
-        // Everything that can be checked without reading the data is checked here, so
-        // the caller gets the error from this call rather than from a failed run later.
-        let in_file = |e: Error| match e {
-            Error::InvalidArgument(message) => {
-                Error::invalid_argument(format!("{}: {message}", config_path.display()))
-            }
-            other => other,
-        };
-        config.validate().map_err(in_file)?;
-        config.check_sources().map_err(in_file)?;
-        crate::model::TrainingMode::parse(&config.model.mode).map_err(in_file)?;
-        crate::session::DeviceChoice::parse(&config.run.device).map_err(in_file)?;
-        let run_lock = Arc::new(crate::train::prepare_output_folder(
-            &config.run.output_dir,
-            resume,
-            overwrite,
-        )?);
-        let snapshot = Arc::new(Mutex::new(FineTuneSnapshot {
-            iteration: 0,
-            total: config.run.iterations,
-            loss: f64::NAN,
-            lr: f64::NAN,
-            last_validation_dice: f64::NAN,
-            best_validation_dice: f64::NAN,
-            outcome: None,
-        }));
-        let cancel = Arc::new(AtomicBool::new(false));
-        let options = TrainOptions {
-            resume,
-            overwrite,
-            run_lock: Some(run_lock),
-            cancel: Some(Arc::clone(&cancel)),
-            stop_after: None,
-        };
-        let thread_snapshot = Arc::clone(&snapshot);
-        let thread_cancel = Arc::clone(&cancel);
-        let thread = std::thread::Builder::new()
-            .name("brainsam-fine-tune".into())
-            .spawn(move || {
-                let outcome = catch_unwind(AssertUnwindSafe(|| {
-                    train(config, options, &thread_snapshot, &thread_cancel, &mut hook)
-                }));
-                let outcome = match outcome {
-                    Ok(Ok(outputs)) => FineTuneOutcome::Finished(outputs),
-                    Ok(Err(Error::Cancelled)) => FineTuneOutcome::Cancelled,
-                    Ok(Err(error)) => FineTuneOutcome::Failed(
-                        brainsam_status::from_error(&error),
-                        error.to_string(),
-                    ),
-                    Err(payload) => FineTuneOutcome::Failed(
-                        brainsam_status::BRAINSAM_STATUS_INTERNAL_ERROR,
-                        format!(
-                            "internal error (please report): {}",
-                            crate::error::panic_message(&*payload).unwrap_or("unknown panic")
-                        ),
-                    ),
-                };
-                if let FineTuneOutcome::Failed(_, message) = &outcome {
-                    log::error!("fine-tuning failed: {message}");
-                }
-                locked(&thread_snapshot).outcome = Some(outcome);
-            })
-            .map_err(|e| Error::Internal(format!("cannot start the training thread: {e}")))?;
-        let thread_id = thread.thread().id();
-        Ok(FineTuneRun {
-            snapshot,
-            cancel,
-            thread: Mutex::new(Some(thread)),
-            thread_id,
-        })
-    }
-
-    /// The current progress.
-    pub(crate) fn snapshot(&self) -> FineTuneSnapshot {
-        locked(&self.snapshot).clone()
-    }
-
-    /// Asks the run to stop after its current iteration (it writes a checkpoint first).
-    /// No effect on a run that has ended.
-    pub(crate) fn cancel(&self) {
-        self.cancel.store(true, Ordering::Relaxed);
-    }
-
-    /// Blocks until the run has ended and returns how.
-    pub(crate) fn wait(&self) -> Result<FineTuneOutcome> {
-        if std::thread::current().id() == self.thread_id {
-            return Err(Error::InvalidState(
-                "cannot wait for a fine-tuning run from its own progress callback".into(),
-            ));
-        }
-        // Held while joining: a second waiter blocks here until the thread has ended.
-        let mut thread = locked(&self.thread);
-        if let Some(handle) = thread.take() {
-            // The thread catches panics itself, so join only fails on a bug.
-            handle
-                .join()
-                .map_err(|_| Error::Internal("the training thread panicked".into()))?;
-        }
-        drop(thread);
-        self.snapshot()
-            .outcome
-            .ok_or_else(|| Error::Internal("the training thread ended without an outcome".into()))
-    }
-
-    /// Copies an output of a finished run to `destination` atomically (a temporary file
-    /// beside it, renamed into place).
-    pub(crate) fn save(&self, output: brainsam_fine_tune_output, destination: &Path) -> Result<()> {
-        let outputs = match self.snapshot().outcome {
-            Some(FineTuneOutcome::Finished(outputs)) => outputs,
-            None => {
-                return Err(Error::InvalidState(
-                    "the fine-tuning run is still running: wait for it to finish before saving"
-                        .into(),
-                ))
-            }
-            Some(FineTuneOutcome::Cancelled) => {
-                return Err(Error::InvalidState(
-                    "the fine-tuning run was cancelled and wrote no final model (its \
-                     checkpoint is in the output folder: start again with resume)"
-                        .into(),
-                ))
-            }
-            Some(FineTuneOutcome::Failed(_, message)) => {
-                return Err(Error::InvalidState(format!(
-                    "the fine-tuning run failed and wrote no model: {message}"
-                )))
-            }
-        };
-        use brainsam_fine_tune_output::*;
-        let source = match output {
-            BRAINSAM_FINE_TUNE_OUTPUT_MODEL => outputs.model,
-            BRAINSAM_FINE_TUNE_OUTPUT_ADAPTER => outputs.adapter.ok_or_else(|| {
-                Error::InvalidState(
-                    "this run wrote no adapter: only adapter training modes (lora) write one"
-                        .into(),
-                )
-            })?,
-            BRAINSAM_FINE_TUNE_OUTPUT_BEST_MODEL => outputs.best_model.ok_or_else(|| {
-                Error::InvalidState(
-                    "this run wrote no best model: it ran no validation (set `validation` \
-                     subjects)"
-                        .into(),
-                )
-            })?,
-        };
-        copy_atomically(&source, destination)
-    }
-}
-
-impl Drop for FineTuneRun {
-    fn drop(&mut self) {
-        self.cancel();
-        // Dropped on the training thread itself (freed from the progress callback): the
-        // thread ends by itself once the callback returns.
-        if std::thread::current().id() == self.thread_id {
-            return;
-        }
-        if let Some(handle) = locked(&self.thread).take() {
-            let _ = handle.join();
-        }
-    }
-}
-
-/// The body of the training thread.
-fn train(
-    config: TrainConfig,
-    options: TrainOptions,
-    snapshot: &Mutex<FineTuneSnapshot>,
-    cancel: &AtomicBool,
-    hook: &mut Option<IterationHook>,
-) -> Result<TrainOutputs> {
-    let mut trainer = Trainer::new(config, options)?;
-    {
-        let state = trainer.state();
-        let mut shared = locked(snapshot);
-        shared.iteration = state.iteration;
-        shared.best_validation_dice = state.best_dice.unwrap_or(f64::NAN);
-        shared.last_validation_dice = state
-            .validations
-            .last()
-            .map_or(f64::NAN, |record| record.mean_dice);
-    }
-    // Preparing the data may take a while; a cancel meanwhile stops before training.
-    if cancel.load(Ordering::Relaxed) {
-        return Err(Error::Cancelled);
-    }
-    let report = trainer.run(&mut |progress| {
-        {
-            let mut shared = locked(snapshot);
-            shared.iteration = progress.iteration;
-            shared.total = progress.total;
-            shared.loss = progress.loss;
-            shared.lr = progress.lr;
-            if let Some(record) = &progress.validation {
-                shared.last_validation_dice = record.mean_dice;
-                if shared.best_validation_dice.is_nan()
-                    || record.mean_dice > shared.best_validation_dice
-                {
-                    shared.best_validation_dice = record.mean_dice;
-                }
-            }
-        }
-        hook.as_mut().is_none_or(|hook| hook(progress))
-    })?;
-    Ok(report.outputs)
-}
-
-/// Copies `source` to `destination` through a temporary file in the destination's
-/// folder, so that `destination` is either the old file or the complete new one.
-fn copy_atomically(source: &Path, destination: &Path) -> Result<()> {
-    let file_name = destination.file_name().ok_or_else(|| {
-        Error::invalid_argument(format!(
-            "save path {} does not name a file",
-            destination.display()
-        ))
-    })?;
-    let mut temporary_name = std::ffi::OsString::from(".");
-    temporary_name.push(file_name);
-    temporary_name.push(format!(".{}.tmp", std::process::id()));
-    let temporary = destination.with_file_name(temporary_name);
-    let copy = || -> io::Result<()> {
-        let mut reader = File::open(source)?;
-        let mut writer = File::create(&temporary)?;
-        io::copy(&mut reader, &mut writer)?;
-        writer.sync_all()
-    };
-    if let Err(e) = copy() {
-        let _ = std::fs::remove_file(&temporary);
-        let culprit = if source.is_file() {
-            destination
-        } else {
-            source
-        };
-        return Err(Error::io(culprit, e));
-    }
-    std::fs::rename(&temporary, destination).map_err(|e| {
-        let _ = std::fs::remove_file(&temporary);
-        Error::io(destination, e)
-    })
 }
 
 /// The C callback and its user data, moved to the training thread.
@@ -565,7 +262,7 @@ pub unsafe extern "C" fn brainsam_fine_tune_progress(
         let snapshot = fine_tune.run.snapshot();
         let mut status = brainsam_fine_tune_status {
             struct_size: declared,
-            state: snapshot.state() as u32,
+            state: state_of(&snapshot) as u32,
             iteration: snapshot.iteration,
             total: snapshot.total,
             loss: snapshot.loss,
@@ -575,9 +272,9 @@ pub unsafe extern "C" fn brainsam_fine_tune_progress(
             error_status: brainsam_status::BRAINSAM_STATUS_OK as u32,
             error_message: [0; BRAINSAM_FINE_TUNE_MESSAGE_SIZE],
         };
-        if let Some(FineTuneOutcome::Failed(code, message)) = &snapshot.outcome {
-            status.error_status = *code as u32;
-            write_truncated(message, &mut status.error_message);
+        if let Some(FineTuneOutcome::Failed(error)) = &snapshot.outcome {
+            status.error_status = brainsam_status::from_error(error) as u32;
+            write_truncated(&error.to_string(), &mut status.error_message);
         }
         // SAFETY: non-null and writable per the contract.
         unsafe { out.write(status) };
@@ -623,7 +320,10 @@ pub extern "C" fn brainsam_fine_tune_wait(fine_tune: *const brainsam_fine_tune) 
         match fine_tune.run.wait()? {
             FineTuneOutcome::Finished(_) => Ok(()),
             FineTuneOutcome::Cancelled => Err(Error::Cancelled.into()),
-            FineTuneOutcome::Failed(status, message) => Err(FfiError::Status(status, message)),
+            FineTuneOutcome::Failed(error) => Err(FfiError::Status(
+                brainsam_status::from_error(&error),
+                error.to_string(),
+            )),
         }
     })
 }
@@ -644,11 +344,10 @@ pub unsafe extern "C" fn brainsam_fine_tune_save(
     guard("brainsam_fine_tune_save", || {
         let fine_tune = FINE_TUNES.get(fine_tune, "fine_tune")?;
         require_non_null(path, "path")?;
-        use brainsam_fine_tune_output::*;
         let output = match output {
-            0 => BRAINSAM_FINE_TUNE_OUTPUT_MODEL,
-            1 => BRAINSAM_FINE_TUNE_OUTPUT_ADAPTER,
-            2 => BRAINSAM_FINE_TUNE_OUTPUT_BEST_MODEL,
+            0 => FineTuneOutput::Model,
+            1 => FineTuneOutput::Adapter,
+            2 => FineTuneOutput::BestModel,
             other => {
                 return Err(Error::invalid_argument(format!(
                     "output {other} is not a brainsam_fine_tune_output (0 model, 1 adapter, \

@@ -32,6 +32,7 @@ pub mod optim;
 pub mod partial;
 pub mod plot;
 pub mod prompts;
+pub mod run;
 pub mod trainer;
 pub mod validate;
 
@@ -44,6 +45,7 @@ pub use dataset::{Dataset, DatasetOptions, Subject, SubjectSlices, ValidationSub
 pub use interactive::{train_interactive, InteractiveProgress, InteractiveSection};
 pub use optim::{learning_rate, AdamW};
 pub use prompts::{sample_prompt, SamplePrompt};
+pub use run::{FineTuneOutcome, FineTuneOutput, FineTuneRun, FineTuneSnapshot};
 pub use trainer::{
     prepare_output_folder, RunLock, TrainOptions, TrainOutputs, TrainProgress, TrainProgressFn,
     TrainReport, TrainState, Trainer, LOCK_FILE,
