@@ -120,6 +120,9 @@ fn options(iterations: u64) -> AdaptOptions {
         learning_rate: Some(3e-3),
         seed: 5,
         device: Some("cpu".into()),
+        // Validation of the base model and at the end only: the tests stay fast.
+        validate_every: Some(1000),
+        keep_last: true,
         ..AdaptOptions::default()
     }
 }
@@ -333,6 +336,7 @@ fn the_time_budget_stops_the_run_and_keeps_the_best_checkpoint() {
         vec![pair("a", 1, &ALL), pair("b", 2, &ALL), pair("c", 3, &ALL)],
         &AdaptOptions {
             minutes: Some(1e-4),
+            keep_last: false,
             ..options(500)
         },
     )
@@ -383,7 +387,7 @@ fn bad_input_gets_clear_errors_before_training() {
     // Values unknown to the scheme.
     let mut p = pair("codes", 1, &ALL);
     p.scheme = LabelScheme::Classes;
-    expect_invalid(vec![p], &["value 10", "unknown to the classes"]);
+    expect_invalid(vec![p], &["label value", "unknown to the classes"]);
     let mut p = pair("negative", 1, &ALL);
     p.labels.data_mut()[7] = -3.0;
     expect_invalid(vec![p], &["value -3", "freesurfer"]);

@@ -13,6 +13,7 @@
 
 #![allow(non_camel_case_types)]
 
+mod adapt;
 mod handles;
 mod job;
 mod logging;
@@ -20,6 +21,7 @@ mod runtime;
 mod session;
 mod train;
 
+pub use adapt::*;
 pub use job::*;
 pub use logging::*;
 pub use runtime::*;

@@ -12,10 +12,11 @@
 //! Defaults (see [`AdaptPlan::choose`]):
 //! - mode `lora` (rank 4 for one pair, 8 for more) with the decoder trainable;
 //! - iterations 160 for one pair, 240 for two, then 60 more per pair up to 600;
-//!   batch 4, learning rate 3e-4 (warm-up 20, polynomial decay), no weight decay (the
+//!   batch 4, learning rate 2e-4 (warm-up 20, polynomial decay), no weight decay (the
 //!   decoder starts from the base model's weights, and decay would pull them to zero
 //!   rather than to the base);
-//! - augmentation on (affine, elastic, intensity, blur), no left-right flips;
+//! - augmentation on (affine, elastic, intensity, blur), left-right flips when every pair
+//!   labels all 12 structures;
 //! - validation: with 3 or more pairs the last one is held out (3D Dice through the
 //!   inference pipeline); with fewer, the first pair is validated as it is (un-augmented,
 //!   whole volume) — that measures fit, not generalisation, and is reported as such
@@ -49,6 +50,9 @@ use crate::model::TrainingMode;
 use crate::session::Model;
 use crate::volume::Volume;
 use crate::weights;
+
+/// Default base learning rate of an adaptation.
+const DEFAULT_LEARNING_RATE: f64 = 2e-4;
 
 /// One corrected example: an image and its label map on the same grid.
 #[derive(Debug, Clone)]
@@ -85,7 +89,7 @@ impl AdaptPair {
 pub struct AdaptOptions {
     /// Optimiser iterations (None: chosen from the number of pairs).
     pub iterations: Option<u64>,
-    /// Base learning rate (None: 3e-4).
+    /// Base learning rate (None: 2e-4).
     pub learning_rate: Option<f64>,
     /// LoRA rank (None: 4 for one pair, 8 for more).
     pub lora_rank: Option<i64>,
@@ -105,6 +109,11 @@ pub struct AdaptOptions {
     pub work_dir: Option<PathBuf>,
     /// Set to stop the run (no adapter is produced).
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Validate every N iterations (None: a quarter of the run, at least 20); the base
+    /// model and the end are always validated.
+    pub validate_every: Option<u64>,
+    /// Keep the last checkpoint instead of the best by validation Dice.
+    pub keep_last: bool,
 }
 
 /// How the run measures validation Dice.
@@ -136,6 +145,8 @@ pub struct AdaptPlan {
     pub warmup: u64,
     /// Augmentation on.
     pub augmentation: bool,
+    /// Left-right flips (only when every pair labels all 12 structures).
+    pub flips: bool,
     /// Validation.
     pub validation: ValidationKind,
     /// Validate every N iterations (and at the end).
@@ -160,15 +171,19 @@ impl AdaptPlan {
             lora_rank: options.lora_rank.unwrap_or(if pairs <= 1 { 4 } else { 8 }),
             iterations,
             batch_size: options.batch_size.unwrap_or(4),
-            learning_rate: options.learning_rate.unwrap_or(3e-4),
+            learning_rate: options.learning_rate.unwrap_or(DEFAULT_LEARNING_RATE),
             warmup: 20.min(iterations / 4),
             augmentation: !options.no_augmentation,
+            flips: false,
             validation: if pairs >= 3 {
                 ValidationKind::HeldOutPair
             } else {
                 ValidationKind::TrainingPair
             },
-            validate_every: (iterations / 4).max(1),
+            validate_every: options
+                .validate_every
+                .unwrap_or((iterations / 4).max(20))
+                .max(1),
             minutes: options.minutes,
             seed: options.seed,
         }
@@ -193,7 +208,9 @@ impl AdaptPlan {
         config.optim.weight_decay = 0.0;
         config.optim.decay = LrDecay::Polynomial { power: 0.9 };
         config.augment.enabled = self.augmentation;
-        config.augment.flip_probability = 0.0;
+        // Left-right flips (left and right classes swapped) double the examples; they
+        // would swap which structures a partial label map holds, so only complete maps.
+        config.augment.flip_probability = if self.flips { 0.5 } else { 0.0 };
         config.prompts.probability = 0.5;
         config
     }
@@ -231,8 +248,8 @@ pub struct AdaptResult {
     pub timed_out: bool,
     /// Validation mean Dice of the base model (before training).
     pub base_dice: f64,
-    /// Best validation mean Dice and the iteration of the kept adapter (0: the base
-    /// model was best; the adapter then reproduces it).
+    /// Best validation mean Dice and its iteration (0: the base model was best; the
+    /// kept adapter then reproduces it, unless `keep_last` was set).
     pub best: (f64, u64),
     /// Every validation, the base model's first.
     pub validations: Vec<ValidationRecord>,
@@ -436,7 +453,8 @@ pub fn adapt_from_checkpoint(
     for (i, pair) in pairs.iter().enumerate() {
         labelled.push(check_pair(i, pair)?);
     }
-    let plan = AdaptPlan::choose(pairs.len(), options);
+    let mut plan = AdaptPlan::choose(pairs.len(), options);
+    plan.flips = labelled.iter().all(|l| l.iter().all(|&x| x));
     let work = WorkDir::new(options.work_dir.as_deref())?;
     let device = options.device.clone().unwrap_or_else(|| "auto".into());
     let mut config = plan.config(base, &work.path, &device);
@@ -554,6 +572,10 @@ pub fn adapt_from_checkpoint(
                 total
             );
             trainer.validate_now()?;
+            trainer.save_model(
+                &work.path.join(super::trainer::MODEL_FILE),
+                Some(&work.path.join(ADAPTER_FILE)),
+            )?;
         }
         Err(e) => return Err(e),
     }
@@ -564,7 +586,7 @@ pub fn adapt_from_checkpoint(
     );
     let best_file = work.path.join(BEST_ADAPTER_FILE);
     let final_file = work.path.join(ADAPTER_FILE);
-    let source = if best_file.is_file() {
+    let source = if best_file.is_file() && !options.keep_last {
         best_file
     } else {
         final_file

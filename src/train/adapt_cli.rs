@@ -37,7 +37,7 @@ pub struct AdaptArgs {
     /// Iterations (default: chosen from the number of pairs).
     #[arg(long)]
     pub iterations: Option<u64>,
-    /// Base learning rate (default 3e-4).
+    /// Base learning rate (default 2e-4).
     #[arg(long)]
     pub lr: Option<f64>,
     /// Seed.

@@ -22,6 +22,7 @@
 
 pub mod adapt;
 pub mod adapt_cli;
+pub mod adapt_run;
 pub mod augment;
 pub mod cli;
 pub mod config;
