@@ -409,3 +409,64 @@ fn bad_input_gets_clear_errors_before_training() {
     .unwrap_err();
     assert!(error.to_string().contains("minutes"), "{error}");
 }
+
+#[test]
+fn the_cli_adapts_from_files_and_names_bad_arguments() {
+    let dir = common::scratch_dir("adapt_cli");
+    let p = pair("a", 1, &ALL);
+    let (image, labels) = (dir.join("a.nii.gz"), dir.join("a_seg.nii.gz"));
+    p.image.write(&image).unwrap();
+    p.labels.write(&labels).unwrap();
+    let exe = env!("CARGO_BIN_EXE_brainsam");
+    let out = dir.join("site.safetensors");
+    let base = common::test_checkpoint().to_str().unwrap().to_string();
+    let run = |extra: &[&str]| {
+        let mut command = std::process::Command::new(exe);
+        command.args(["adapt", "--model", &base, "--device", "cpu", "--quiet"]);
+        command.args(extra);
+        command.output().unwrap()
+    };
+    let (image, labels, out_text) = (
+        image.to_str().unwrap(),
+        labels.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    let refused = run(&[
+        "--images", image, image, "--labels", labels, "--out", out_text,
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("2 images but 1 label maps"));
+    let refused = run(&[
+        "--images",
+        image,
+        "--labels",
+        labels,
+        "--ref-labels",
+        "classes",
+        "--out",
+        out_text,
+    ]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown to the classes"));
+    assert!(!out.exists(), "a refused run wrote an adapter");
+    let done = run(&[
+        "--images",
+        image,
+        "--labels",
+        labels,
+        "--ref-labels",
+        "freesurfer",
+        "--out",
+        out_text,
+        "--iterations",
+        "2",
+    ]);
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        done.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(stdout.contains("2 of 2 iterations"), "{stdout}");
+    assert!(stdout.contains("measures fit"), "{stdout}");
+    brainsam::weights::load_adapter(&out).unwrap();
+}
