@@ -229,6 +229,9 @@ typedef uint32_t brainsam_fine_tune_output;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// An adaptation on a background thread (opaque).
+typedef struct brainsam_adapt brainsam_adapt;
+
 // A fine-tuning run on a background thread (opaque).
 typedef struct brainsam_fine_tune brainsam_fine_tune;
 
@@ -240,6 +243,113 @@ typedef struct brainsam_model brainsam_model;
 
 // A segmentation session (opaque).
 typedef struct brainsam_session brainsam_session;
+
+// A volume handed to `brainsam_session_set_volume`. The voxels are copied: the caller
+// may free or reuse its buffer as soon as the call returns.
+//
+// Voxel order: `data[i + dims[0] * (j + dims[1] * k)]` is voxel (i, j, k), i fastest.
+// That is the buffer order of `itk::Image` and `vtkImageData`, and of a C-ordered
+// numpy array indexed `[k, j, i]` (as Slicer's `arrayFromVolume` returns).
+typedef struct brainsam_volume_desc {
+  // Set to `sizeof(brainsam_volume_desc)`.
+  uint32_t struct_size;
+  // The voxels (read-only; `dims[0] * dims[1] * dims[2]` values of `dtype`).
+  const void *data;
+  // A `brainsam_dtype` value.
+  uint32_t dtype;
+  // Voxels along i, j, k.
+  uint64_t dims[3];
+  // Voxel size along i, j, k in millimetres (> 0).
+  double spacing[3];
+  // Physical position (mm) of the centre of voxel (0, 0, 0), in `coordinates`.
+  double origin[3];
+  // Row-major 3x3 direction matrix: column c is the unit direction of voxel axis c
+  // (ITK's `GetDirection()` order), in `coordinates`.
+  double direction[9];
+  // A `brainsam_coordinates` value.
+  uint32_t coordinates;
+  // Size in bytes of the buffer at `data`. When given (non-zero), a buffer shorter than
+  // `dims[0] * dims[1] * dims[2]` values of `dtype` is refused with
+  // `BRAINSAM_STATUS_BUFFER_TOO_SMALL` instead of being read past its end. 0: not given
+  // (the library cannot check). Added in 0.2.1: callers built against an older header
+  // (smaller `struct_size`) are read as 0.
+  uint64_t data_len;
+} brainsam_volume_desc;
+
+// One corrected example for `brainsam_adapt_start`: an image and its label map on the
+// same grid (same dims and geometry).
+typedef struct brainsam_adapt_pair {
+  // Set to `sizeof(brainsam_adapt_pair)`.
+  uint32_t struct_size;
+  // The T1 image (copied).
+  const struct brainsam_volume_desc *image;
+  // The label map (copied): integer codes of `label_scheme`.
+  const struct brainsam_volume_desc *labels;
+  // Label scheme of `labels` (UTF-8): `classes` (BrainSAM class ids 0..12, the default
+  // when NULL), `freesurfer`, `aal`, `harvard-oxford`, `neuromorphometrics`, or a
+  // mapping file path (`code,class` lines).
+  const char *label_scheme;
+  // Name used in messages (UTF-8); NULL: "pair N".
+  const char *name;
+} brainsam_adapt_pair;
+
+// Called on the training thread after every iteration with the iteration done, the
+// planned total, the iteration's loss, the mean Dice of a validation after this
+// iteration (NaN when none ran), the best validation Dice so far and the estimated
+// seconds left. Return non-zero to cancel.
+typedef int32_t (*brainsam_adapt_progress_fn)(void *user_data,
+                                              uint64_t iteration,
+                                              uint64_t total,
+                                              double loss,
+                                              double validation_dice,
+                                              double best_dice,
+                                              double eta_seconds);
+
+// Options of `brainsam_adapt_start`; zero means "the library chooses" for every number.
+typedef struct brainsam_adapt_options {
+  // Set to `sizeof(brainsam_adapt_options)`.
+  uint32_t struct_size;
+  // Iterations (0: chosen from the number of pairs).
+  uint64_t iterations;
+  // Time budget in minutes (0: none): the run stops then and keeps the best checkpoint.
+  double minutes;
+  // Base learning rate (0: 2e-4).
+  double learning_rate;
+  // Seed of every random choice.
+  uint64_t seed;
+  // `auto`, `cpu` or `cuda` (UTF-8; NULL: auto).
+  const char *device;
+  // Progress callback (may be NULL).
+  brainsam_adapt_progress_fn progress;
+  // Passed to `progress`, on the training thread.
+  void *user_data;
+} brainsam_adapt_options;
+
+// A snapshot of an adaptation, filled by `brainsam_adapt_progress`.
+typedef struct brainsam_adapt_status {
+  // Set to `sizeof(brainsam_adapt_status)` before the call.
+  uint32_t struct_size;
+  // A `brainsam_fine_tune_state` value.
+  uint32_t state;
+  // Iterations done.
+  uint64_t iteration;
+  // Iterations planned (0 while the data is prepared).
+  uint64_t total;
+  // Loss of the last iteration (NaN before the first).
+  double loss;
+  // Mean Dice of the last validation (NaN: none yet).
+  double last_validation_dice;
+  // Best validation mean Dice so far, the base model's included (NaN: none yet).
+  double best_validation_dice;
+  // Seconds since the start.
+  double elapsed_seconds;
+  // Estimated seconds left (NaN before the first iteration).
+  double eta_seconds;
+  // When `state` is FAILED, the `brainsam_status` of the error; else OK (0).
+  uint32_t error_status;
+  // When `state` is FAILED, the error message (UTF-8, NUL-terminated, cut to fit).
+  char error_message[BRAINSAM_FINE_TUNE_MESSAGE_SIZE];
+} brainsam_adapt_status;
 
 // Log callback: `level` is 1 error, 2 warn, 3 info, 4 debug, 5 trace; `message` is a
 // NUL-terminated UTF-8 string valid only during the call.
@@ -301,38 +411,6 @@ typedef struct brainsam_session_options {
   // ends before it get 0.
   uint32_t no_shift_averaging;
 } brainsam_session_options;
-
-// A volume handed to `brainsam_session_set_volume`. The voxels are copied: the caller
-// may free or reuse its buffer as soon as the call returns.
-//
-// Voxel order: `data[i + dims[0] * (j + dims[1] * k)]` is voxel (i, j, k), i fastest.
-// That is the buffer order of `itk::Image` and `vtkImageData`, and of a C-ordered
-// numpy array indexed `[k, j, i]` (as Slicer's `arrayFromVolume` returns).
-typedef struct brainsam_volume_desc {
-  // Set to `sizeof(brainsam_volume_desc)`.
-  uint32_t struct_size;
-  // The voxels (read-only; `dims[0] * dims[1] * dims[2]` values of `dtype`).
-  const void *data;
-  // A `brainsam_dtype` value.
-  uint32_t dtype;
-  // Voxels along i, j, k.
-  uint64_t dims[3];
-  // Voxel size along i, j, k in millimetres (> 0).
-  double spacing[3];
-  // Physical position (mm) of the centre of voxel (0, 0, 0), in `coordinates`.
-  double origin[3];
-  // Row-major 3x3 direction matrix: column c is the unit direction of voxel axis c
-  // (ITK's `GetDirection()` order), in `coordinates`.
-  double direction[9];
-  // A `brainsam_coordinates` value.
-  uint32_t coordinates;
-  // Size in bytes of the buffer at `data`. When given (non-zero), a buffer shorter than
-  // `dims[0] * dims[1] * dims[2]` values of `dtype` is refused with
-  // `BRAINSAM_STATUS_BUFFER_TOO_SMALL` instead of being read past its end. 0: not given
-  // (the library cannot check). Added in 0.2.1: callers built against an older header
-  // (smaller `struct_size`) are read as 0.
-  uint64_t data_len;
-} brainsam_volume_desc;
 
 // Progress callback: return non-zero to cancel the operation.
 typedef int32_t (*brainsam_progress_fn)(void *user_data, uint64_t done, uint64_t total);
@@ -435,6 +513,60 @@ const char *brainsam_last_error_message(void);
 // A short constant name for a status (e.g. `"BRAINSAM_STATUS_NULL_POINTER"`), or
 // `"BRAINSAM_STATUS_UNKNOWN"` for numbers this version does not know. Never null.
 const char *brainsam_status_name(uint32_t status);
+
+// Starts adapting `model` (loaded from a checkpoint file, without adapter) to the
+// user's site from `count` pairs of image + corrected label map (copied before this
+// returns). Settings the options leave at 0 are chosen by the library from the amount
+// of data (LoRA mode, iterations, learning rate, augmentation, validation on a held-out
+// pair when there are 3 or more). Structures absent from a label map are not trained
+// from it (partial labels). Every pair is checked here: INVALID_ARGUMENT names the pair
+// and the problem (grids that differ, NaN voxels, label values unknown to the scheme, no
+// labelled structure); also for a model that already has an adapter. Training then runs
+// on a new thread: poll with `brainsam_adapt_progress`, stop with
+// `brainsam_adapt_cancel`, join with `brainsam_adapt_wait`, write the adapter with
+// `brainsam_adapt_save` (it records the base checkpoint's SHA-256; loading it on another
+// base is refused with WEIGHT_MISMATCH). `options` may be NULL. On success `*out`
+// receives a handle to free with `brainsam_adapt_free`.
+//
+// # Safety
+// `pairs` must point to `count` valid pairs whose descriptors and strings are valid;
+// `options` null or valid; `out` writable. `options->progress` and `user_data` must be
+// safe to use from the training thread until the run ends.
+brainsam_status brainsam_adapt_start(const struct brainsam_model *model,
+                                     const struct brainsam_adapt_pair *pairs,
+                                     size_t count,
+                                     const struct brainsam_adapt_options *options,
+                                     struct brainsam_adapt **out);
+
+// Fills `*out` with the run's progress and state (and the error when it failed).
+// Never blocks on training.
+//
+// # Safety
+// `out` must be null or point to a writable `brainsam_adapt_status` whose
+// `struct_size` is set.
+brainsam_status brainsam_adapt_progress(const struct brainsam_adapt *adapt,
+                                        struct brainsam_adapt_status *out);
+
+// Asks the run to stop after its current iteration; it ends CANCELLED without an
+// adapter. Returns at once. No effect on a run that has ended.
+brainsam_status brainsam_adapt_cancel(const struct brainsam_adapt *adapt);
+
+// Blocks until the run has ended: OK when it finished, `BRAINSAM_STATUS_CANCELLED` when
+// cancelled, the error's status and message when it failed; INVALID_STATE from its own
+// progress callback.
+brainsam_status brainsam_adapt_wait(const struct brainsam_adapt *adapt);
+
+// Writes the adapter of a finished run to `path` (UTF-8) atomically: `path` is either
+// left as it was or replaced by the complete file. INVALID_STATE while running, after
+// a cancel or a failure (no adapter exists then).
+//
+// # Safety
+// `path` must be null or NUL-terminated.
+brainsam_status brainsam_adapt_save(const struct brainsam_adapt *adapt, const char *path);
+
+// Frees a run: cancels it if still running and waits for its thread. NULL, an already
+// freed handle and a foreign pointer are ignored (the latter two with a warning).
+void brainsam_adapt_free(struct brainsam_adapt *adapt);
 
 // Starts the automatic 13-class segmentation of the whole volume
 // (`brainsam_session_segment_all`) as a job; progress counts slices. A cancelled job

@@ -1,5 +1,6 @@
 //! The `brainsam` command-line tool: a thin layer over the library.
 
+mod adapt;
 mod fine_tune;
 
 use std::io::Write;
@@ -44,6 +45,8 @@ enum Command {
     InitModel(InitModelArgs),
     /// Fine-tune a model on labelled volumes (TOML configuration, flags override it).
     FineTune(fine_tune::FineTuneArgs),
+    /// Adapt the model to your site: train an adapter from your corrected segmentations.
+    Adapt(adapt::AdaptArgs),
     /// BIDS App: segment the T1w scans of a BIDS dataset (participant level) or tabulate
     /// the cohort (group level), resumably, locally or on SLURM.
     Bids(BidsArgs),
@@ -325,6 +328,7 @@ fn main() {
         Command::Info(args) => info(&args),
         Command::InitModel(args) => init_model_command(&args),
         Command::FineTune(args) => fine_tune::run_fine_tune(&args),
+        Command::Adapt(args) => adapt::run_adapt(&args),
         Command::Bids(args) => bids_command(&args),
         Command::Cohort(args) => cohort_command(&args),
         Command::CohortWorker(args) => cohort_worker_command(&args),

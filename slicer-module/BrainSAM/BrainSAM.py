@@ -6,9 +6,13 @@ settings; interactive prompts live in the Segment Editor effect "BrainSAM"
 This file loads without the `brainsam` package (a fresh Slicer): the package is imported
 only when work starts, after the module offered to install it."""
 
+import dataclasses
 import logging
+import os
 import time
+from shutil import copyfile
 
+import ctk
 import numpy as np
 import qt
 import slicer
@@ -21,7 +25,7 @@ from slicer.ScriptedLoadableModule import (
 )
 
 import BrainSAMLib  # noqa: F401  (puts the brainsam package on the path in a checkout)
-from BrainSAMLib import install
+from BrainSAMLib import adapt, install
 from BrainSAMLib.engine import Engine
 from BrainSAMLib.settings import (
     DEVICE_CHOICES,
@@ -100,7 +104,150 @@ class BrainSAMWidget(ScriptedLoadableModuleWidget):
         self.ui.installButton.connect("clicked(bool)", self.onInstall)
         self.ui.segmentAllButton.connect("clicked(bool)", self.onSegmentAll)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
+        self._setupAdaptPanel()
         self.updateRuntime()
+
+    # -- "Adapt to my data" ------------------------------------------------------------------
+
+    def _setupAdaptPanel(self):
+        """The panel: volume + segmentation pairs from the scene, a time budget, Start /
+        progress (ETA, live validation Dice) / Cancel, then Use / Export the adapter."""
+        panel = ctk.ctkCollapsibleButton()
+        panel.text = "Adapt to my data"
+        panel.collapsed = True
+        self.layout.addWidget(panel)
+        form = qt.QFormLayout(panel)
+        self.adaptVolumeSelector = slicer.qMRMLNodeComboBox()
+        self.adaptVolumeSelector.nodeTypes = ["vtkMRMLScalarVolumeNode"]
+        self.adaptVolumeSelector.noneEnabled = True
+        self.adaptVolumeSelector.setMRMLScene(slicer.mrmlScene)
+        self.adaptVolumeSelector.toolTip = "A T1 volume of your site"
+        form.addRow("Volume:", self.adaptVolumeSelector)
+        self.adaptSegmentationSelector = slicer.qMRMLNodeComboBox()
+        self.adaptSegmentationSelector.nodeTypes = ["vtkMRMLSegmentationNode"]
+        self.adaptSegmentationSelector.noneEnabled = True
+        self.adaptSegmentationSelector.setMRMLScene(slicer.mrmlScene)
+        self.adaptSegmentationSelector.toolTip = (
+            "Its corrected segmentation: segments named after the structures (e.g. Left-Thalamus, "
+            "L putamen); other segments are ignored, missing structures are not trained"
+        )
+        form.addRow("Corrected segmentation:", self.adaptSegmentationSelector)
+        buttons = qt.QHBoxLayout()
+        self.adaptAddButton = qt.QPushButton("Add pair")
+        self.adaptClearButton = qt.QPushButton("Clear pairs")
+        buttons.addWidget(self.adaptAddButton)
+        buttons.addWidget(self.adaptClearButton)
+        form.addRow(buttons)
+        self.adaptPairsList = qt.QListWidget()
+        form.addRow("Pairs:", self.adaptPairsList)
+        self.adaptSiteLineEdit = qt.QLineEdit()
+        self.adaptSiteLineEdit.text = "my-site"
+        form.addRow("Site name:", self.adaptSiteLineEdit)
+        self.adaptMinutesSpinBox = qt.QDoubleSpinBox()
+        self.adaptMinutesSpinBox.minimum = 0.5
+        self.adaptMinutesSpinBox.maximum = 600.0
+        self.adaptMinutesSpinBox.value = 15.0
+        self.adaptMinutesSpinBox.suffix = " min"
+        form.addRow("Time budget:", self.adaptMinutesSpinBox)
+        runButtons = qt.QHBoxLayout()
+        self.adaptStartButton = qt.QPushButton("Start")
+        self.adaptCancelButton = qt.QPushButton("Cancel")
+        self.adaptCancelButton.enabled = False
+        runButtons.addWidget(self.adaptStartButton)
+        runButtons.addWidget(self.adaptCancelButton)
+        form.addRow(runButtons)
+        self.adaptProgressBar = qt.QProgressBar()
+        form.addRow(self.adaptProgressBar)
+        self.adaptStatusLabel = qt.QLabel("")
+        self.adaptStatusLabel.wordWrap = True
+        form.addRow(self.adaptStatusLabel)
+        resultButtons = qt.QHBoxLayout()
+        self.adaptUseButton = qt.QPushButton("Use this adapter")
+        self.adaptExportButton = qt.QPushButton("Export adapter...")
+        self.adaptUseButton.enabled = False
+        self.adaptExportButton.enabled = False
+        resultButtons.addWidget(self.adaptUseButton)
+        resultButtons.addWidget(self.adaptExportButton)
+        form.addRow(resultButtons)
+        self._adaptPairs = []
+        self._adaptResult = None
+        self.adaptAddButton.connect("clicked(bool)", self.onAdaptAddPair)
+        self.adaptClearButton.connect("clicked(bool)", self.onAdaptClearPairs)
+        self.adaptStartButton.connect("clicked(bool)", self.onAdaptStart)
+        self.adaptCancelButton.connect("clicked(bool)", self.onCancel)
+        self.adaptUseButton.connect("clicked(bool)", self.onAdaptUse)
+        self.adaptExportButton.connect("clicked(bool)", self.onAdaptExport)
+
+    def onAdaptAddPair(self, *_):
+        volumeNode = self.adaptVolumeSelector.currentNode()
+        segmentationNode = self.adaptSegmentationSelector.currentNode()
+        if volumeNode is None or segmentationNode is None:
+            self.adaptStatusLabel.text = "Select a volume and its corrected segmentation first."
+            return
+        mapping = BrainSAMLogic.segmentMapping(segmentationNode)
+        self._adaptPairs.append((volumeNode, segmentationNode))
+        self.adaptPairsList.addItem(f"{volumeNode.GetName()} + {segmentationNode.GetName()}: {mapping.note()}")
+
+    def onAdaptClearPairs(self, *_):
+        self._adaptPairs = []
+        self.adaptPairsList.clear()
+
+    def onAdaptStart(self, *_):
+        if not self._adaptPairs:
+            self.adaptStatusLabel.text = "Add at least one volume + segmentation pair."
+            return
+        problem = self.logic.ensureReady(ask=True)
+        if problem is not None:
+            self.adaptStatusLabel.text = problem.message
+            return
+        self.adaptStartButton.enabled = False
+        self.adaptCancelButton.enabled = True
+        self.adaptUseButton.enabled = False
+        self.adaptExportButton.enabled = False
+        self.adaptProgressBar.value = 0
+        self.adaptStatusLabel.text = "Preparing the data and validating the model you start from..."
+        try:
+            self.logic.startAdapt(
+                list(self._adaptPairs),
+                float(self.adaptMinutesSpinBox.value),
+                self.adaptSiteLineEdit.text.strip() or "my-site",
+                onStatus=self.onAdaptStatus,
+                onFinished=self.onAdaptFinished,
+            )
+        except Exception as error:  # noqa: BLE001 - bad input is shown, never a crash
+            self.onAdaptFinished(None, f"Adapt failed: {error}")
+
+    def onAdaptStatus(self, status):
+        self.adaptProgressBar.maximum = max(status.get("total", 0), 1)
+        self.adaptProgressBar.value = status.get("iteration", 0)
+        self.adaptStatusLabel.text = adapt.describe(status)
+
+    def onAdaptFinished(self, result, message):
+        self.adaptStartButton.enabled = True
+        self.adaptCancelButton.enabled = False
+        self._adaptResult = result
+        if result is not None:
+            message += f" Best validation Dice {result['best_validation_dice']:.3f}."
+        self.adaptStatusLabel.text = message
+        self.adaptUseButton.enabled = result is not None
+        self.adaptExportButton.enabled = result is not None
+
+    def onAdaptUse(self, *_):
+        if self._adaptResult is None:
+            return
+        self.logic.useAdapter(self._adaptResult["adapter_path"])
+        self._showSettings()
+        self.adaptStatusLabel.text = f"Using {self._adaptResult['adapter_path']} for this site."
+
+    def onAdaptExport(self, *_):
+        if self._adaptResult is None:
+            return
+        path = qt.QFileDialog.getSaveFileName(
+            None, "Export adapter", "site-adapter.safetensors", "Adapters (*.safetensors)"
+        )
+        if path:
+            copyfile(self._adaptResult["adapter_path"], path)
+            self.adaptStatusLabel.text = f"Adapter exported to {path}."
 
     def _showSettings(self):
         self._loading = True
@@ -360,6 +507,74 @@ class BrainSAMLogic(ScriptedLoadableModuleLogic):
 
         self.runner.run_until_idle(processEvents, timeoutSeconds, time.monotonic)
         self._timer.stop()
+
+    # -- "Adapt to my data" -----------------------------------------------------------------
+
+    @staticmethod
+    def segmentMapping(segmentationNode):
+        """How the segmentation's segments map to the 12 structures (adapt.SegmentMapping)."""
+        segmentation = segmentationNode.GetSegmentation()
+        segments = []
+        for index in range(segmentation.GetNumberOfSegments()):
+            segmentId = segmentation.GetNthSegmentID(index)
+            segments.append((segmentId, segmentation.GetSegment(segmentId).GetName()))
+        return adapt.map_segments(segments)
+
+    def adaptPairs(self, nodePairs):
+        """(image, ijk_to_ras, labels, ijk_to_ras, "classes", name) tuples for the C ABI
+        from (volume node, segmentation node) pairs: each mapped segment becomes its
+        structure's class id on the volume's grid; unmapped segments are left out."""
+        pairs = []
+        for volumeNode, segmentationNode in nodePairs:
+            mapping = self.segmentMapping(segmentationNode)
+            if not mapping.classes:
+                raise ValueError(
+                    f"{segmentationNode.GetName()}: no segment is named after one of the 12 "
+                    f"structures ({mapping.note()})"
+                )
+            image = np.array(slicer.util.arrayFromVolume(volumeNode), copy=True)
+            masks = {
+                classId: slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, segmentId, volumeNode)
+                for segmentId, classId in mapping.classes.items()
+            }
+            ijkToRas = self.ijkToRas(volumeNode)
+            labels = adapt.label_volume(image.shape, masks)
+            pairs.append((image, ijkToRas, labels, ijkToRas, "classes", volumeNode.GetName()))
+        return pairs
+
+    @staticmethod
+    def adapterFolder():
+        """Where adapters made in Slicer are kept (beside Slicer's settings file)."""
+        folder = os.path.join(os.path.dirname(qt.QSettings().fileName()), "BrainSAM", "adapters")
+        os.makedirs(folder, exist_ok=True)
+        return folder
+
+    def startAdapt(self, nodePairs, minutes, siteName, onStatus=None, onFinished=None):
+        """Adapt the current model (without its adapter) to the pairs on a library thread,
+        polled by the Qt timer; the adapter is written to the adapter folder as
+        <site>.safetensors. onFinished(result, message): result is the final status with
+        `adapter_path`, or None after a failure or cancel."""
+        pairs = self.adaptPairs(nodePairs)
+        safeName = "".join(c if c.isalnum() or c in "-_" else "_" for c in siteName) or "site"
+        path = os.path.join(self.adapterFolder(), f"{safeName}.safetensors")
+        base = dataclasses.replace(self.settings(), adapter="")
+
+        def steps(task):
+            library = self.engine.library()
+            model = library.load_model(checkpoint=base.checkpoint or None, device=base.device)
+            try:
+                status = yield from adapt.adapt_steps(task, model, pairs, path, minutes, onStatus)
+            finally:
+                model.close()
+            status["adapter_path"] = path
+            adapt.remember_site(qt.QSettings(), siteName, path)
+            return status
+
+        return self._submit("Adapt to my data", None, steps, lambda result: None, None, onFinished)
+
+    def useAdapter(self, path):
+        """Use `path` as the model's adapter from now on (persisted in the settings)."""
+        self.saveSettings(dataclasses.replace(self.settings(), adapter=path))
 
     @staticmethod
     def _guard(volumeNode, segmentationNode):

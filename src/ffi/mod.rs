@@ -13,6 +13,7 @@
 
 #![allow(non_camel_case_types)]
 
+mod adapt;
 mod handles;
 mod job;
 mod logging;
@@ -21,6 +22,7 @@ mod session;
 mod tables;
 mod train;
 
+pub use adapt::*;
 pub use job::*;
 pub use logging::*;
 pub use runtime::*;

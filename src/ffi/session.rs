@@ -179,7 +179,7 @@ const VOLUME_DESC_V1_SIZE: usize = std::mem::offset_of!(brainsam_volume_desc, da
 
 /// A loaded model (opaque).
 pub struct brainsam_model {
-    model: Arc<Model>,
+    pub(super) model: Arc<Model>,
 }
 
 /// A segmentation session (opaque).
@@ -187,7 +187,7 @@ pub struct brainsam_session {
     pub(super) session: Mutex<Session>,
 }
 
-static MODELS: HandleRegistry<brainsam_model> = HandleRegistry::new("brainsam_model");
+pub(super) static MODELS: HandleRegistry<brainsam_model> = HandleRegistry::new("brainsam_model");
 pub(super) static SESSIONS: HandleRegistry<brainsam_session> =
     HandleRegistry::new("brainsam_session");
 
@@ -518,7 +518,7 @@ pub extern "C" fn brainsam_session_free(session: *mut brainsam_session) {
     let _ = std::panic::catch_unwind(|| SESSIONS.release(session));
 }
 
-fn voxel_dtype(value: u32) -> Result<brainsam_dtype, FfiError> {
+pub(super) fn voxel_dtype(value: u32) -> Result<brainsam_dtype, FfiError> {
     use brainsam_dtype::*;
     Ok(match value {
         0 => BRAINSAM_DTYPE_UINT8,
@@ -539,7 +539,7 @@ fn voxel_dtype(value: u32) -> Result<brainsam_dtype, FfiError> {
 }
 
 /// Bytes per value of `dtype`.
-fn dtype_size(dtype: brainsam_dtype) -> u64 {
+pub(super) fn dtype_size(dtype: brainsam_dtype) -> u64 {
     use brainsam_dtype::*;
     match dtype {
         BRAINSAM_DTYPE_UINT8 | BRAINSAM_DTYPE_INT8 => 1,
@@ -554,7 +554,7 @@ fn dtype_size(dtype: brainsam_dtype) -> u64 {
 ///
 /// # Safety
 /// `desc` must point to a readable descriptor of at least its `struct_size` bytes.
-unsafe fn read_volume_desc(
+pub(super) unsafe fn read_volume_desc(
     desc: *const brainsam_volume_desc,
 ) -> Result<brainsam_volume_desc, FfiError> {
     // SAFETY: every version starts with `struct_size`.
@@ -585,7 +585,11 @@ unsafe fn read_volume_desc(
 ///
 /// # Safety
 /// `data` must point to `count` readable values of `dtype`.
-unsafe fn voxels_as_f32(data: *const c_void, dtype: brainsam_dtype, count: usize) -> Vec<f32> {
+pub(super) unsafe fn voxels_as_f32(
+    data: *const c_void,
+    dtype: brainsam_dtype,
+    count: usize,
+) -> Vec<f32> {
     macro_rules! convert {
         ($t:ty) => {{
             // SAFETY: per the function contract.

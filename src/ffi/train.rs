@@ -283,7 +283,7 @@ pub unsafe extern "C" fn brainsam_fine_tune_progress(
 }
 
 /// Copies `text` into `buffer`, NUL-terminated, cut at a character boundary to fit.
-fn write_truncated(text: &str, buffer: &mut [c_char]) {
+pub(super) fn write_truncated(text: &str, buffer: &mut [c_char]) {
     let mut end = text.len().min(buffer.len().saturating_sub(1));
     while !text.is_char_boundary(end) {
         end -= 1;

@@ -20,12 +20,15 @@
 //! uninterrupted one would have done. Torch's generator is process-wide: two trainings
 //! running at the same time in one process are each valid but not reproducible.
 
+pub mod adapt;
+pub mod adapt_run;
 pub mod augment;
 pub mod config;
 pub mod dataset;
 pub mod interactive;
 pub mod loss;
 pub mod optim;
+pub mod partial;
 pub mod plot;
 pub mod prompts;
 pub mod run;

@@ -19,6 +19,7 @@ use super::config::TrainConfig;
 use super::dataset::{gather_slices, read_subjects, Dataset, DatasetOptions, Subject};
 use super::loss::{downsample_labels, segmentation_loss};
 use super::optim::{learning_rate, AdamW};
+use super::partial::{marginal_logits, LabelledClasses, ALL_LABELLED};
 use super::plot::{plot_panels, Series};
 use super::prompts::{decode_with_prompts, sample_prompt, SamplePrompt};
 use super::validate::{validate, ValidationRecord};
@@ -255,6 +256,8 @@ pub struct Trainer {
     options: TrainOptions,
     /// Held for the trainer's life: no other run writes into the output folder.
     _run_lock: Arc<RunLock>,
+    /// Classes labelled by each training subject (partial labels); None: all.
+    labelled: Option<Vec<LabelledClasses>>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -386,6 +389,7 @@ impl Trainer {
             output_dir,
             options,
             _run_lock: run_lock,
+            labelled: None,
         };
         if trainer.options.resume && trainer.checkpoint_path().is_file() {
             trainer.load_checkpoint()?;
@@ -440,6 +444,29 @@ impl Trainer {
         }
         model_config.validate()?;
         Ok((model_config, base, tensors))
+    }
+
+    /// Declares partial labels: the classes each training subject (by name) labels; the
+    /// loss ignores the others for its slices (see [`super::partial`]). Subjects not
+    /// named label every class. Refused with left-right flips, which swap classes.
+    pub fn set_labelled_classes(
+        &mut self,
+        by_subject: &BTreeMap<String, LabelledClasses>,
+    ) -> Result<()> {
+        let labelled: Vec<LabelledClasses> = self
+            .dataset
+            .training
+            .iter()
+            .map(|s| by_subject.get(&s.name).copied().unwrap_or(ALL_LABELLED))
+            .collect();
+        let partial = labelled.iter().any(|l| l.iter().any(|&x| !x));
+        if partial && self.config.augment.enabled && self.config.augment.flip_probability > 0.0 {
+            return Err(Error::invalid_argument(
+                "partial labels cannot be combined with left-right flips (augment.flip_probability)",
+            ));
+        }
+        self.labelled = partial.then_some(labelled);
+        Ok(())
     }
 
     /// The model being trained.
@@ -544,6 +571,14 @@ impl Trainer {
             };
             decode_with_prompts(&self.sam, &embeddings, &prompts)
         })?;
+        let logits = match &self.labelled {
+            Some(labelled) => {
+                let per_sample: Vec<LabelledClasses> =
+                    picks.iter().map(|&(s, _)| labelled[s]).collect();
+                marginal_logits(&logits, &per_sample)?
+            }
+            None => logits,
+        };
         let target = downsample_labels(&labels, logits.size()[2])?;
         let loss = segmentation_loss(&logits, &target, &self.config.loss)?;
         self.optimiser.zero_grad();
