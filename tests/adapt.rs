@@ -417,11 +417,11 @@ fn the_cli_adapts_from_files_and_names_bad_arguments() {
     let (image, labels) = (dir.join("a.nii.gz"), dir.join("a_seg.nii.gz"));
     p.image.write(&image).unwrap();
     p.labels.write(&labels).unwrap();
-    let exe = env!("CARGO_BIN_EXE_brainsam");
+    let exe = common::brainsam_cli();
     let out = dir.join("site.safetensors");
     let base = common::test_checkpoint().to_str().unwrap().to_string();
     let run = |extra: &[&str]| {
-        let mut command = std::process::Command::new(exe);
+        let mut command = std::process::Command::new(&exe);
         command.args(["adapt", "--model", &base, "--device", "cpu", "--quiet"]);
         command.args(extra);
         command.output().unwrap()

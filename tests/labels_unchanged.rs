@@ -65,7 +65,7 @@ fn segment_writes_the_labels_recorded_before_the_redesign() {
     for (index, (volume, options, expected)) in EXPECTED.iter().enumerate() {
         let output = dir.join(format!("labels_{index}.nii"));
         common::run(
-            Command::new(env!("CARGO_BIN_EXE_brainsam"))
+            Command::new(common::brainsam_cli())
                 .arg("segment")
                 .arg("--input")
                 .arg(data.join(volume))

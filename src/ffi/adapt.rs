@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use super::handles::HandleRegistry;
 use super::session::{
-    brainsam_volume_desc, checked_struct_size, dtype_size, optional_path, read_volume_desc,
-    voxel_dtype, voxels_as_f32, VolumeGeometry, MODELS,
+    brainsam_volume_desc, checked_struct_size, optional_path, volume_from_desc, MODELS,
 };
 use super::train::{brainsam_fine_tune_state, write_truncated, BRAINSAM_FINE_TUNE_MESSAGE_SIZE};
 use super::{brainsam_model, brainsam_status, guard, require_non_null, FfiError};
@@ -18,7 +17,6 @@ use crate::job::JobState;
 use crate::labels::LabelScheme;
 use crate::train::adapt::{AdaptOptions, AdaptPair, AdaptProgress};
 use crate::train::adapt_run::{AdaptHook, AdaptRun};
-use crate::volume::Volume;
 
 /// One corrected example for `brainsam_adapt_start`: an image and its label map on the
 /// same grid (same dims and geometry).
@@ -126,38 +124,6 @@ unsafe fn optional_text(text: *const c_char, what: &str) -> Result<Option<String
     ))
 }
 
-/// Copies a volume descriptor into a [`Volume`].
-///
-/// # Safety
-/// `desc` must be a valid descriptor (see `brainsam_session_set_volume`).
-unsafe fn volume_from(desc: *const brainsam_volume_desc, what: &str) -> Result<Volume, FfiError> {
-    // SAFETY: non-null checked by the caller; readable per the contract.
-    let desc = unsafe { read_volume_desc(desc) }?;
-    let dtype = voxel_dtype(desc.dtype)?;
-    if desc.data.is_null() {
-        return Err(Error::invalid_argument(format!("{what}->data is NULL")).into());
-    }
-    let grid = VolumeGeometry {
-        dims: desc.dims,
-        spacing: desc.spacing,
-        origin: desc.origin,
-        direction: desc.direction,
-        coordinates: desc.coordinates,
-    }
-    .grid()
-    .map_err(|e| Error::invalid_argument(format!("{what}: {e}")))?;
-    let needed = grid.len() as u64 * dtype_size(dtype);
-    if desc.data_len != 0 && desc.data_len < needed {
-        return Err(FfiError::BufferTooSmall(format!(
-            "{what}->data_len is {} bytes, but dims {:?} of {dtype:?} need {needed}",
-            desc.data_len, desc.dims
-        )));
-    }
-    // SAFETY: the caller guarantees the voxels (checked against data_len when given).
-    let voxels = unsafe { voxels_as_f32(desc.data, dtype, grid.len()) };
-    Ok(Volume::new(grid, voxels).map_err(|e| Error::invalid_argument(format!("{what}: {e}")))?)
-}
-
 /// Reads pair `index`.
 ///
 /// # Safety
@@ -200,9 +166,9 @@ unsafe fn read_pair(pair: *const brainsam_adapt_pair, index: usize) -> Result<Ad
     };
     Ok(AdaptPair {
         // SAFETY: valid descriptors per the contract.
-        image: unsafe { volume_from(image, &what("image")) }?,
+        image: unsafe { volume_from_desc(image, &what("image")) }?,
         // SAFETY: as above.
-        labels: unsafe { volume_from(labels, &what("labels")) }?,
+        labels: unsafe { volume_from_desc(labels, &what("labels")) }?,
         name,
         scheme,
     })

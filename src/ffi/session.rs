@@ -610,6 +610,44 @@ pub(super) unsafe fn voxels_as_f32(
     }
 }
 
+/// Reads a volume descriptor and copies its voxels into a core [`Volume`]; `what` names
+/// the argument in error messages (e.g. `volume`, `pairs[2].image`).
+///
+/// # Safety
+/// `desc` must be non-null and readable for its `struct_size` bytes; its `data` must
+/// hold `dims[0] * dims[1] * dims[2]` values of `dtype`.
+pub(super) unsafe fn volume_from_desc(
+    desc: *const brainsam_volume_desc,
+    what: &str,
+) -> Result<Volume, FfiError> {
+    // SAFETY: the caller's contract.
+    let desc = unsafe { read_volume_desc(desc) }?;
+    let dtype = voxel_dtype(desc.dtype)?;
+    if desc.data.is_null() {
+        return Err(Error::invalid_argument(format!("{what}->data is NULL")).into());
+    }
+    let in_context = |e: Error| Error::invalid_argument(format!("{what}: {e}"));
+    let geometry = VolumeGeometry {
+        dims: desc.dims,
+        spacing: desc.spacing,
+        origin: desc.origin,
+        direction: desc.direction,
+        coordinates: Coordinates::from_code(desc.coordinates).map_err(in_context)?,
+    };
+    let grid = geometry.grid().map_err(in_context)?;
+    let needed = grid.len() as u64 * dtype_size(dtype);
+    if desc.data_len != 0 && desc.data_len < needed {
+        return Err(FfiError::BufferTooSmall(format!(
+            "{what}->data_len is {} bytes, but dims {:?} of {dtype:?} need {needed}",
+            desc.data_len, desc.dims
+        )));
+    }
+    // SAFETY: the caller guarantees `dims` product values of `dtype` at `data` (checked
+    // against data_len when given).
+    let voxels = unsafe { voxels_as_f32(desc.data, dtype, grid.len()) };
+    Ok(Volume::new(grid, voxels).map_err(in_context)?)
+}
+
 /// Sets the volume of a session (copied), replacing any earlier one with its prompts
 /// and results.
 ///
@@ -628,29 +666,8 @@ pub unsafe extern "C" fn brainsam_session_set_volume(
         // call must not leave segment_all answering for the old volume.
         session.clear_volume();
         require_non_null(volume, "volume")?;
-        // SAFETY: non-null; readable for its struct_size bytes per the contract.
-        let desc = unsafe { read_volume_desc(volume) }?;
-        let dtype = voxel_dtype(desc.dtype)?;
-        require_non_null(desc.data, "volume->data")?;
-        let geometry = VolumeGeometry {
-            dims: desc.dims,
-            spacing: desc.spacing,
-            origin: desc.origin,
-            direction: desc.direction,
-            coordinates: Coordinates::from_code(desc.coordinates)?,
-        };
-        let grid = geometry.grid()?;
-        let needed = grid.len() as u64 * dtype_size(dtype);
-        if desc.data_len != 0 && desc.data_len < needed {
-            return Err(FfiError::BufferTooSmall(format!(
-                "volume->data_len is {} bytes, but dims {:?} of {dtype:?} need {needed}",
-                desc.data_len, desc.dims
-            )));
-        }
-        // SAFETY: the caller guarantees `dims` product values of `dtype` at `data`
-        // (checked against data_len when given).
-        let voxels = unsafe { voxels_as_f32(desc.data, dtype, grid.len()) };
-        let volume = Volume::new(grid, voxels)?;
+        // SAFETY: non-null; readable per the contract.
+        let volume = unsafe { volume_from_desc(volume, "volume") }?;
         session.set_volume(volume)?;
         Ok(())
     })
