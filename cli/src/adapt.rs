@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use brainsam::train::adapt::{adapt, AdaptOptions, AdaptPair};
 use brainsam::error::{Error, Result};
 use brainsam::labels::LabelScheme;
 use brainsam::session::{DeviceChoice, Model, ModelOptions};
+use brainsam::train::adapt::{adapt, AdaptOptions, AdaptPair};
 
 /// Arguments of `brainsam adapt`.
 #[derive(Debug, Clone, clap::Args)]

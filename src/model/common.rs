@@ -73,6 +73,23 @@ pub fn conv2d(
     }
 }
 
+/// A 2D convolution (stride 1, padding keeping the size) whose weight and bias start at
+/// zero: a learned refinement that starts as a no-op.
+pub fn conv2d_zeros(path: ParamPath, in_chans: i64, out_chans: i64, kernel: i64) -> Conv2d {
+    let bs = path.var("bias", &[out_chans], Init::Const(0.0));
+    let ws = path.var(
+        "weight",
+        &[out_chans, in_chans, kernel, kernel],
+        Init::Const(0.0),
+    );
+    Conv2d {
+        ws,
+        bs: Some(bs),
+        stride: 1,
+        padding: kernel / 2,
+    }
+}
+
 impl Module for Conv2d {
     fn forward(&self, xs: &Tensor) -> Tensor {
         xs.conv2d(

@@ -56,6 +56,15 @@ pub struct MaskDecoderConfig {
     pub iou_head_depth: i64,
     /// Hidden width of the IoU prediction head.
     pub iou_head_hidden_dim: i64,
+    /// A third, learned 2x upscaling stage after the reference's two
+    /// (`mask_decoder.fine_upscaling.*`): mask logits at 8x the embedding grid instead
+    /// of 4x (1 mm instead of 2 mm for the `small` BrainSAM model). The stage adds a
+    /// refinement (3x3 conv, GELU, 1x1 conv whose weights start at zero) to the
+    /// bilinearly upsampled features, so a decoder trained without it reproduces its
+    /// own logits, bilinearly upsampled, when the stage is added. False for the
+    /// published SAM models and for files written before this field existed.
+    #[serde(default)]
+    pub fine_output: bool,
 }
 
 /// Configuration of the LoRA bypass on the q and v projections of the encoder.
@@ -185,6 +194,7 @@ impl SamConfig {
                 num_mask_tokens: 4,
                 iou_head_depth: 3,
                 iou_head_hidden_dim: 256,
+                fine_output: false,
             },
             lora: None,
             input_size: 1024,
@@ -328,13 +338,32 @@ impl SamConfig {
         self
     }
 
+    /// Same configuration with or without the decoder's fine output stage (see
+    /// [`MaskDecoderConfig::fine_output`]).
+    pub fn with_fine_output(mut self, fine_output: bool) -> Self {
+        self.mask_decoder.fine_output = fine_output;
+        self
+    }
+
     /// Side of the image-embedding grid (input size / patch size).
     pub fn grid_size(&self) -> i64 {
         self.input_size / self.image_encoder.patch_size
     }
 
-    /// Side of the low-resolution mask logits (4 x the grid).
+    /// Side of the low-resolution mask logits the decoder outputs: 4 x the grid, or
+    /// 8 x with [`MaskDecoderConfig::fine_output`].
     pub fn low_res_size(&self) -> i64 {
+        if self.mask_decoder.fine_output {
+            8 * self.grid_size()
+        } else {
+            self.mask_input_size()
+        }
+    }
+
+    /// Side of the mask prompt the prompt encoder reads (4 x the grid, as in the
+    /// reference; equal to [`SamConfig::low_res_size`] unless the decoder has a fine
+    /// output, whose logits are then area-averaged to this size when fed back).
+    pub fn mask_input_size(&self) -> i64 {
         4 * self.grid_size()
     }
 

@@ -4,7 +4,9 @@
 use tch::nn::Module;
 use tch::{Kind, Tensor};
 
-use super::common::{conv_transpose2x2, embedding, ConvTranspose2x2, LayerNorm2d, Mlp};
+use super::common::{
+    conv2d, conv2d_zeros, conv_transpose2x2, embedding, Conv2d, ConvTranspose2x2, LayerNorm2d, Mlp,
+};
 use super::config::MaskDecoderConfig;
 use super::recorder::ParamPath;
 use super::transformer::TwoWayTransformer;
@@ -18,6 +20,7 @@ pub struct MaskDecoder {
     upscale_conv1: ConvTranspose2x2,
     upscale_norm: LayerNorm2d,
     upscale_conv2: ConvTranspose2x2,
+    fine_upscaling: Option<FineUpscaling>,
     output_hypernetworks_mlps: Vec<Mlp>,
     iou_prediction_head: Mlp,
     num_mask_tokens: i64,
@@ -41,6 +44,9 @@ impl MaskDecoder {
             upscale_conv1: conv_transpose2x2(&up / 0, d, d / 4),
             upscale_norm: LayerNorm2d::new(&up / 1, d / 4),
             upscale_conv2: conv_transpose2x2(&up / 3, d / 4, d / 8),
+            fine_upscaling: config
+                .fine_output
+                .then(|| FineUpscaling::new(&(path / "fine_upscaling"), d / 8)),
             output_hypernetworks_mlps: (0..config.num_mask_tokens)
                 .map(|i| Mlp::new(&hyper / i, d, d, d / 8, 3))
                 .collect(),
@@ -62,7 +68,8 @@ impl MaskDecoder {
 
     /// Predicts masks for B prompts. `image_embeddings` [B, C, h, w] (one per prompt),
     /// `image_pe` [1, C, h, w], `sparse` [B, N, C], `dense` [B, C, h, w].
-    /// Returns (mask logits [B, T, 4h, 4w], IoU predictions [B, T]) for all T tokens.
+    /// Returns (mask logits [B, T, 4h, 4w], or [B, T, 8h, 8w] with the fine output
+    /// stage, IoU predictions [B, T]) for all T tokens.
     pub fn predict_masks(
         &self,
         image_embeddings: &Tensor,
@@ -88,6 +95,10 @@ impl MaskDecoder {
             .forward(&self.upscale_conv1.forward(&src))
             .gelu("none");
         let upscaled = self.upscale_conv2.forward(&upscaled).gelu("none");
+        let upscaled = match &self.fine_upscaling {
+            Some(fine) => fine.forward(&upscaled),
+            None => upscaled,
+        };
         let hyper_in: Vec<Tensor> = self
             .output_hypernetworks_mlps
             .iter()
@@ -102,5 +113,31 @@ impl MaskDecoder {
             .view([b, -1, uh, uw]);
         let iou = self.iou_prediction_head.forward(&iou_token_out);
         (masks, iou)
+    }
+}
+
+/// The fine output stage (see [`MaskDecoderConfig::fine_output`]): the upscaled
+/// features bilinearly upsampled 2x plus a learned refinement of them. The refinement's
+/// last layer starts at zero, so the stage starts as plain bilinear upsampling (which,
+/// the hypernetwork product being linear, upsamples the logits bilinearly too).
+#[derive(Debug)]
+struct FineUpscaling {
+    conv: Conv2d,
+    project: Conv2d,
+}
+
+impl FineUpscaling {
+    fn new(path: &ParamPath, channels: i64) -> Self {
+        Self {
+            conv: conv2d(path / 0, channels, 2 * channels, 3, 1, 1, true),
+            project: conv2d_zeros(path / 2, 2 * channels, channels, 1),
+        }
+    }
+
+    fn forward(&self, features: &Tensor) -> Tensor {
+        let size = features.size();
+        let up = features.upsample_bilinear2d([2 * size[2], 2 * size[3]], false, None, None);
+        let refinement = self.project.forward(&self.conv.forward(&up).gelu("none"));
+        up + refinement
     }
 }

@@ -29,7 +29,8 @@ pub struct Prompts {
     pub points: Option<PointPrompts>,
     /// Boxes [B, 4] as (x0, y0, x1, y1) in input-pixel space.
     pub boxes: Option<Tensor>,
-    /// Mask logits [B, 1, 4h, 4w] (e.g. an earlier low-res output).
+    /// Mask logits [B, 1, 4h, 4w] (e.g. an earlier low-res output; a fine-output
+    /// decoder's [B, 1, 8h, 8w] logits are accepted too and area-averaged).
     pub mask_input: Option<Tensor>,
 }
 
@@ -296,10 +297,15 @@ impl Sam {
             .as_ref()
             .map(|p| (dev(&p.coords), dev(&p.labels)));
         let boxes = prompts.boxes.as_ref().map(dev);
-        let masks = prompts
-            .mask_input
-            .as_ref()
-            .map(|m| dev(m).to_kind(Kind::Float));
+        let side = self.config.mask_input_size();
+        let masks = prompts.mask_input.as_ref().map(|m| {
+            let m = dev(m).to_kind(Kind::Float);
+            if m.size()[2] == side {
+                m
+            } else {
+                m.adaptive_avg_pool2d([side, side])
+            }
+        });
         Ok(encoder.forward(
             points.as_ref().map(|(c, l)| (c, l)),
             boxes.as_ref(),
@@ -334,8 +340,11 @@ impl Sam {
         }
         if let Some(mask) = &prompts.mask_input {
             let s = mask.size();
-            let side = self.config.low_res_size();
-            if s != [b, 1, side, side] {
+            // The prompt encoder's size, or the decoder's output size (a fine-output
+            // decoder's own logits fed back; area-averaged in `encode_prompts_with`).
+            let side = self.config.mask_input_size();
+            let output = self.config.low_res_size();
+            if s != [b, 1, side, side] && s != [b, 1, output, output] {
                 return Err(shape_error(
                     "mask input",
                     &format!("[{b}, 1, {side}, {side}]"),
@@ -419,7 +428,8 @@ impl Sam {
 
     /// Interactive path: the mask of structure `structures[b]` (a mask-token index, 1..T)
     /// that prompt `b` asks for, from image `embeddings` [B, C, h, w] (or one shared
-    /// [1, C, h, w]) through the interactive head. Returns binary logits [B, 1, 4h, 4w]:
+    /// [1, C, h, w]) through the interactive head. Returns binary logits [B, 1, 4h, 4w]
+    /// ([B, 1, 8h, 8w] with the decoder's fine output stage):
     /// the structure's token logit against the log-sum-exp of all other tokens, i.e. the
     /// log-odds of the structure under the head's softmax over all classes. Errors when
     /// the model has no interactive head.
@@ -510,7 +520,7 @@ impl Sam {
     /// the box, plus 1 within [`PROMPT_MAP_CLICK_RADIUS`] low-res pixels of a positive
     /// point, minus 1 near a negative one (padding points, label -1, count nothing).
     fn prompt_map(&self, prompts: &Prompts, batch: i64) -> Result<Tensor> {
-        let m = self.config.low_res_size();
+        let m = self.config.mask_input_size();
         let scale = self.config.input_size as f64 / m as f64;
         let options = (Kind::Float, self.device());
         let centres = (Tensor::arange(m, options) + 0.5) * scale;

@@ -93,6 +93,10 @@ pub struct ModelSection {
     /// Giving context to a model trained without it starts from its weights: the three
     /// input channels then differ only where the neighbouring slices do.
     pub slice_context_mm: Option<f64>,
+    /// Whether the trained model's mask decoder has the fine output stage (see
+    /// `MaskDecoderConfig::fine_output`; None: as the base model). Adding it to a base
+    /// without one starts the stage as bilinear upsampling (the base's own logits).
+    pub fine_output: Option<bool>,
 }
 
 impl Default for ModelSection {
@@ -104,6 +108,7 @@ impl Default for ModelSection {
             lora_rank: 16,
             input_size: None,
             slice_context_mm: None,
+            fine_output: None,
         }
     }
 }

@@ -132,6 +132,16 @@ pub struct InteractiveProgress {
 /// Loads `checkpoint` (a BrainSAM model file) with an interactive head: the file's own
 /// head if it has one, else a copy of its automatic prompt encoder and mask decoder.
 pub fn load_with_interactive_head(checkpoint: &Path) -> Result<(Sam, VarStore, SamConfig)> {
+    load_with_interactive_head_and_output(checkpoint, None)
+}
+
+/// [`load_with_interactive_head`], with the decoders' fine output stage (see
+/// `MaskDecoderConfig::fine_output`) added (`Some(true)`; it starts as bilinear
+/// upsampling) or as the file has it (`None`).
+pub fn load_with_interactive_head_and_output(
+    checkpoint: &Path,
+    fine_output: Option<bool>,
+) -> Result<(Sam, VarStore, SamConfig)> {
     let (tensors, metadata) = weights::read_safetensors(checkpoint)?;
     let json = metadata.get(CONFIG_METADATA_KEY).ok_or_else(|| {
         Error::invalid_file(
@@ -141,13 +151,21 @@ pub fn load_with_interactive_head(checkpoint: &Path) -> Result<(Sam, VarStore, S
     })?;
     let base = SamConfig::from_json(json)?;
     let had_head = base.interactive;
-    let config = base.with_interactive(true);
+    let had_fine_output = base.mask_decoder.fine_output;
+    let mut config = base.with_interactive(true);
+    if let Some(fine) = fine_output {
+        config = config.with_fine_output(fine);
+    }
     let var_store = VarStore::new(Device::Cpu);
     let sam = Sam::new(&var_store.root(), &config)?;
+    let mut missing = vec!["interactive.*"];
+    if config.mask_decoder.fine_output && !had_fine_output {
+        missing.push("*mask_decoder.fine_upscaling.*");
+    }
     weights::load_into_var_store(
         &var_store,
         &tensors,
-        &LoadOptions::strict().allowing_missing(["interactive.*"]),
+        &LoadOptions::strict().allowing_missing(missing),
     )
     .map_err(|e| Error::WeightMismatch(format!("{}: {e}", checkpoint.display())))?;
     if !had_head {
@@ -415,7 +433,8 @@ pub fn train_interactive(
             "interactive training needs model.checkpoint: the model whose head it trains",
         )
     })?;
-    let (sam, var_store, model_config) = load_with_interactive_head(&checkpoint)?;
+    let (sam, var_store, model_config) =
+        load_with_interactive_head_and_output(&checkpoint, config.model.fine_output)?;
     // Only the interactive head learns.
     let mut parameters = Vec::new();
     for (name, tensor) in var_store.variables() {

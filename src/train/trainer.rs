@@ -355,6 +355,10 @@ impl Trainer {
             let adapted = adapt_state_dict(&model_config, tensors)?;
             let mut allowed = vec!["*.lora_*".to_string()];
             allowed.extend(adapted.missing.iter().cloned());
+            if model_config.mask_decoder.fine_output && !base.config.mask_decoder.fine_output {
+                // Added now: starts as bilinear upsampling (see `fine_output`).
+                allowed.push("*mask_decoder.fine_upscaling.*".to_string());
+            }
             weights::load_into_var_store(
                 &var_store,
                 &adapted.tensors,
@@ -433,6 +437,9 @@ impl Trainer {
         }
         if let Some(mm) = config.model.slice_context_mm {
             model_config = model_config.with_slice_context_mm(mm);
+        }
+        if let Some(fine) = config.model.fine_output {
+            model_config = model_config.with_fine_output(fine);
         }
         if mode == TrainingMode::Lora {
             if config.model.lora_rank <= 0 {
