@@ -429,7 +429,7 @@ typedef struct brainsam_structure_stats {
   double confidence;
 } brainsam_structure_stats;
 
-// One structure, filled by `brainsam_structure_info`. The strings are static (valid
+// One structure, filled by `brainsam_get_structure_info`. The strings are static (valid
 // for the life of the process), UTF-8 and NUL-terminated.
 typedef struct brainsam_structure_info {
   // Set to `sizeof(brainsam_structure_info)` before the call.
@@ -848,7 +848,7 @@ uint32_t brainsam_structure_count(void);
 //
 // # Safety
 // `out` must be null or point to a writable struct whose `struct_size` is set.
-brainsam_status brainsam_structure_info(uint32_t class_id, struct brainsam_structure_info *out);
+brainsam_status brainsam_get_structure_info(uint32_t class_id, struct brainsam_structure_info *out);
 
 // Parses a device name as the command line and the settings files do ("auto", "cpu",
 // "cuda", "cuda:N"; case and surrounding blanks ignored) into a `brainsam_device` value

@@ -93,6 +93,17 @@ fn sessions_on_pthreads_match_sequential_results() {
     assert!(stdout.contains("threads: ok"), "{stdout}");
 }
 
+/// The C API can do what the C++ API can (issue 14): prompt slices, voxel counts, the
+/// structure table, device and precision names.
+#[test]
+fn the_c_api_returns_prompt_slices_voxel_counts_and_the_structure_table() {
+    let dir = scratch_dir("c_parity");
+    let exe = dir.join("parity");
+    compile_c_with_asan(&["parity.c"], &exe);
+    let stdout = run_sanitized(&exe, &[test_checkpoint()]);
+    assert!(stdout.contains("parity: ok"), "{stdout}");
+}
+
 /// An 0.2 caller keeps working (issue 14, item 6): the misuse program (every function
 /// and struct_size check of 0.2), compiled against the 0.2 header as published
 /// (tests/c/abi-0.2/brainsam.h, a frozen copy of include/brainsam.h at 0.2.0; never

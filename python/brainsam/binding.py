@@ -359,7 +359,7 @@ class Library:
             "brainsam_session_add_point_with_slice": [p, u32, ijk, i32, ctypes.POINTER(u64)],
             "brainsam_session_add_box_with_slice": [p, u32, ijk, ijk, ctypes.POINTER(u64)],
             "brainsam_session_get_structure_stats": [p, u32, ctypes.POINTER(_StructureStats)],
-            "brainsam_structure_info": [u32, ctypes.POINTER(_StructureInfo)],
+            "brainsam_get_structure_info": [u32, ctypes.POINTER(_StructureInfo)],
             "brainsam_parse_device": [ctypes.c_char_p, ctypes.POINTER(u32), ctypes.POINTER(u32)],
             "brainsam_parse_precision": [ctypes.c_char_p, ctypes.POINTER(u32)],
             "brainsam_session_clear_prompts": [p, u32, i64],
@@ -496,7 +496,7 @@ class Library:
         return int(code.value)
 
     def structures(self) -> tuple:
-        """The structures as the library describes them (brainsam_structure_info), in
+        """The structures as the library describes them (brainsam_get_structure_info), in
         class-id order: StructureInfo(class_id, name, short_name, freesurfer_name,
         freesurfer_code, rgb)."""
         count = self._function("brainsam_structure_count")()
@@ -504,7 +504,7 @@ class Library:
         for class_id in range(1, count + 1):
             info = _StructureInfo()
             info.struct_size = ctypes.sizeof(_StructureInfo)
-            self._call("brainsam_structure_info", ctypes.c_uint32(class_id), ctypes.byref(info))
+            self._call("brainsam_get_structure_info", ctypes.c_uint32(class_id), ctypes.byref(info))
             found.append(
                 StructureInfo(
                     class_id=int(info.class_id),

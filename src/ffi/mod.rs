@@ -199,27 +199,53 @@ pub extern "C" fn brainsam_last_error_message() -> *const c_char {
     catch_unwind(|| LAST_ERROR.with(|slot| slot.borrow().as_ptr())).unwrap_or(c"".as_ptr())
 }
 
+impl brainsam_status {
+    /// Every status, in number order.
+    const ALL: [brainsam_status; 13] = {
+        use brainsam_status::*;
+        [
+            BRAINSAM_STATUS_OK,
+            BRAINSAM_STATUS_INVALID_ARGUMENT,
+            BRAINSAM_STATUS_NULL_POINTER,
+            BRAINSAM_STATUS_IO_ERROR,
+            BRAINSAM_STATUS_INVALID_FILE,
+            BRAINSAM_STATUS_WEIGHT_MISMATCH,
+            BRAINSAM_STATUS_INVALID_STATE,
+            BRAINSAM_STATUS_UNSUPPORTED,
+            BRAINSAM_STATUS_CANCELLED,
+            BRAINSAM_STATUS_TORCH_ERROR,
+            BRAINSAM_STATUS_BUFFER_TOO_SMALL,
+            BRAINSAM_STATUS_INVALID_HANDLE,
+            BRAINSAM_STATUS_INTERNAL_ERROR,
+        ]
+    };
+}
+
+/// The names of [`brainsam_status::ALL`]: the enum's own identifiers, NUL-terminated once.
+static STATUS_NAMES: once_cell::sync::Lazy<Vec<(u32, CString)>> =
+    once_cell::sync::Lazy::new(|| {
+        brainsam_status::ALL
+            .iter()
+            .map(|&status| {
+                let name = CString::new(format!("{status:?}")).unwrap_or_default();
+                (status as u32, name)
+            })
+            .collect()
+    });
+
 /// A short constant name for a status (e.g. `"BRAINSAM_STATUS_NULL_POINTER"`), or
 /// `"BRAINSAM_STATUS_UNKNOWN"` for numbers this version does not know. Never null.
 #[no_mangle]
 pub extern "C" fn brainsam_status_name(status: u32) -> *const c_char {
-    let name: &'static std::ffi::CStr = match status {
-        0 => c"BRAINSAM_STATUS_OK",
-        1 => c"BRAINSAM_STATUS_INVALID_ARGUMENT",
-        2 => c"BRAINSAM_STATUS_NULL_POINTER",
-        3 => c"BRAINSAM_STATUS_IO_ERROR",
-        4 => c"BRAINSAM_STATUS_INVALID_FILE",
-        5 => c"BRAINSAM_STATUS_WEIGHT_MISMATCH",
-        6 => c"BRAINSAM_STATUS_INVALID_STATE",
-        7 => c"BRAINSAM_STATUS_UNSUPPORTED",
-        8 => c"BRAINSAM_STATUS_CANCELLED",
-        9 => c"BRAINSAM_STATUS_TORCH_ERROR",
-        10 => c"BRAINSAM_STATUS_BUFFER_TOO_SMALL",
-        11 => c"BRAINSAM_STATUS_INVALID_HANDLE",
-        99 => c"BRAINSAM_STATUS_INTERNAL_ERROR",
-        _ => c"BRAINSAM_STATUS_UNKNOWN",
-    };
-    name.as_ptr()
+    catch_unwind(|| {
+        STATUS_NAMES
+            .iter()
+            .find(|(number, _)| *number == status)
+            .map_or(c"BRAINSAM_STATUS_UNKNOWN".as_ptr(), |(_, name)| {
+                name.as_ptr()
+            })
+    })
+    .unwrap_or(c"BRAINSAM_STATUS_UNKNOWN".as_ptr())
 }
 
 #[cfg(test)]
@@ -260,13 +286,15 @@ mod tests {
 
     #[test]
     fn status_names_match_numbers() {
-        for status in [
-            brainsam_status::BRAINSAM_STATUS_OK,
-            brainsam_status::BRAINSAM_STATUS_NULL_POINTER,
-            brainsam_status::BRAINSAM_STATUS_BUFFER_TOO_SMALL,
-            brainsam_status::BRAINSAM_STATUS_INVALID_HANDLE,
-            brainsam_status::BRAINSAM_STATUS_INTERNAL_ERROR,
-        ] {
+        assert_eq!(
+            unsafe { CStr::from_ptr(brainsam_status_name(10)) }
+                .to_str()
+                .unwrap(),
+            "BRAINSAM_STATUS_BUFFER_TOO_SMALL"
+        );
+        let numbers: Vec<u32> = brainsam_status::ALL.iter().map(|&s| s as u32).collect();
+        assert_eq!(numbers, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 99]);
+        for status in brainsam_status::ALL {
             let name = unsafe { CStr::from_ptr(brainsam_status_name(status as u32)) };
             assert_eq!(name.to_str().unwrap(), format!("{status:?}"));
         }

@@ -19,7 +19,7 @@ pub extern "C" fn brainsam_structure_count() -> u32 {
     STRUCTURES.len() as u32
 }
 
-/// One structure, filled by `brainsam_structure_info`. The strings are static (valid
+/// One structure, filled by `brainsam_get_structure_info`. The strings are static (valid
 /// for the life of the process), UTF-8 and NUL-terminated.
 #[repr(C)]
 pub struct brainsam_structure_info {
@@ -63,11 +63,11 @@ static NAMES: Lazy<Vec<Names>> = Lazy::new(|| {
 /// # Safety
 /// `out` must be null or point to a writable struct whose `struct_size` is set.
 #[no_mangle]
-pub unsafe extern "C" fn brainsam_structure_info(
+pub unsafe extern "C" fn brainsam_get_structure_info(
     class_id: u32,
     out: *mut brainsam_structure_info,
 ) -> brainsam_status {
-    guard("brainsam_structure_info", || {
+    guard("brainsam_get_structure_info", || {
         require_non_null(out, "out")?;
         // SAFETY: non-null; the caller sets struct_size in a writable struct.
         let declared = unsafe { std::ptr::addr_of!((*out).struct_size).read() };
@@ -189,7 +189,7 @@ mod tests {
         assert_eq!(brainsam_structure_count(), 12);
         let mut info: brainsam_structure_info = unsafe { std::mem::zeroed() };
         info.struct_size = std::mem::size_of::<brainsam_structure_info>() as u32;
-        let status = unsafe { brainsam_structure_info(8, &mut info) };
+        let status = unsafe { brainsam_get_structure_info(8, &mut info) };
         assert_eq!(status, brainsam_status::BRAINSAM_STATUS_OK);
         assert_eq!((info.class_id, info.freesurfer_code), (8, 52));
         assert_eq!(info.colour, STRUCTURES[7].colour);
@@ -197,11 +197,11 @@ mod tests {
         assert_eq!(name(info.name), "Right pallidum");
         assert_eq!(name(info.freesurfer_name), "Right-Pallidum");
         for wrong in [0, 13] {
-            let status = unsafe { brainsam_structure_info(wrong, &mut info) };
+            let status = unsafe { brainsam_get_structure_info(wrong, &mut info) };
             assert_eq!(status, brainsam_status::BRAINSAM_STATUS_INVALID_ARGUMENT);
         }
         info.struct_size = 8;
-        let status = unsafe { brainsam_structure_info(1, &mut info) };
+        let status = unsafe { brainsam_get_structure_info(1, &mut info) };
         assert_eq!(status, brainsam_status::BRAINSAM_STATUS_BUFFER_TOO_SMALL);
     }
 

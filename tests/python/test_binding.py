@@ -50,7 +50,7 @@ def test_structures_come_from_the_library(lib):
     assert structures[6].rgb == (12, 48, 255) and structures[7].rgb == (13, 48, 255)
     info = binding._StructureInfo()
     info.struct_size = ctypes.sizeof(binding._StructureInfo)
-    assert lib.raw().brainsam_structure_info(13, ctypes.byref(info)) == 1
+    assert lib.raw().brainsam_get_structure_info(13, ctypes.byref(info)) == 1
     assert "13" in lib.raw().brainsam_last_error_message().decode()
 
 

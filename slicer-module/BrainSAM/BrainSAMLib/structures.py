@@ -20,7 +20,7 @@ class Structure:
         return tuple(c / 255.0 for c in self.rgb)
 
 
-# FreeSurfer LUT colours (left, right), as the library's brainsam_structure_info gives
+# FreeSurfer LUT colours (left, right), as the library's brainsam_get_structure_info gives
 # them (tests/python/test_slicer_logic.py checks that the two agree); FreeSurfer gives
 # left and right the same colour except for the pallidum.
 _COLOURS = {
