@@ -1,9 +1,11 @@
 //! Refactors change no result (issue 14, item 6): `brainsam segment` with the bundled
 //! default model writes byte-identical label files on shared real volumes (BRAINSAM_DATA).
 //!
-//! The expected SHA-256 values were recorded with the `brainsam` binary of main 44a0bf9
-//! (before issue 14's redesign) on a 2-core CPU, and checked to be the same with one and
-//! with two libtorch threads. They belong to one model file: when
+//! First recorded with the `brainsam` binary of main 44a0bf9 (before issue 14's
+//! redesign) and the 0.2 default model, checked to be the same with one and with two
+//! libtorch threads; the redesigned code reproduced them. The values below belong to the
+//! stage-6 default model (1 mm output): recorded with the binary of the commit that
+//! changed the model (before the redesign was merged) and reproduced by the merged code. They belong to one model file: when
 //! models/brainsam-default.safetensors changes, the test fails saying so, and the
 //! expected labels must be recorded again with the new model (run the commands below with
 //! the binary of the commit that changed the model, before any other change).
@@ -17,24 +19,24 @@ use sha2::{Digest, Sha256};
 
 /// SHA-256 of models/brainsam-default.safetensors the label hashes were recorded with.
 const DEFAULT_MODEL_SHA256: &str =
-    "e7314cf26eaf0d01737901c7d588390bb66ec5c3805d45455269fdffd429f0f2";
+    "fca37db59c45ed9c47258888236f93fa9c2299c80b4ea00d19b3ad21d04505db";
 
 /// (volume under BRAINSAM_DATA, extra `segment` options, SHA-256 of the .nii written).
 const EXPECTED: [(&str, &[&str], &str); 3] = [
     (
         "mne_testing_sample/T1_3mm.nii.gz",
         &[],
-        "92f38c4fcf4e38f7abacad7c91e9f0ff5527f541f595046ccd6f5a2b2faf12cc",
+        "dfacd4e1783601a1a0abf2bb8eab8c693ff94393e540e9cd5857b1a1e0795341",
     ),
     (
         "freesurfer_training_data/sub-01/T1.nii.gz",
         &[],
-        "8aeb64940d3fdfae32ea15f5919638e44575e12a02520b3d91bf71ab783ee0ef",
+        "c27bc4723e7a6114f92c5b94770bff4245b059c32c953c6a6c1631dad0a9d860",
     ),
     (
         "mricron_colin27_aal/ch2.nii.gz",
         &["--no-mirror", "--no-shift"],
-        "fdc49168d933f033e00ec2ca5beb63bc4b8fa4e293d3ed1da36bb63b4d2c1bb2",
+        "f710b0b8d5f8b7423253bb93f5c4e7be22c989de7725eedd2349a0621beb2c09",
     ),
 ];
 
