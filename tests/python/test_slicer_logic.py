@@ -57,6 +57,26 @@ def test_slicer_structures_agree_with_the_library(lib):
     ]
 
 
+def test_slicer_device_and_precision_choices_are_what_the_library_parses(lib):
+    """The settings panel offers fixed choices and checks stored values before a library
+    is installed; every choice it offers or accepts must parse in the library, which
+    parses device and precision names for every layer."""
+    from BrainSAMLib.settings import DEVICE_CHOICES, PRECISION_CHOICES, valid_device
+
+    for device in DEVICE_CHOICES:
+        assert valid_device(device)
+        lib.parse_device(device)
+    for precision in PRECISION_CHOICES:
+        lib.parse_precision(precision)
+    for accepted in ("cuda:7", "cuda:12"):
+        assert valid_device(accepted)
+        assert lib.parse_device(accepted)[1] == int(accepted.split(":")[1])
+    for refused in ("cuda:", "cuda:x", "tpu", ""):
+        assert not valid_device(refused)
+        with pytest.raises(BrainSAMError):
+            lib.parse_device(refused)
+
+
 # --- geometry --------------------------------------------------------------------------
 
 
