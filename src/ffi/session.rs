@@ -624,7 +624,10 @@ pub(super) unsafe fn volume_from_desc(
     let desc = unsafe { read_volume_desc(desc) }?;
     let dtype = voxel_dtype(desc.dtype)?;
     if desc.data.is_null() {
-        return Err(Error::invalid_argument(format!("{what}->data is NULL")).into());
+        return Err(FfiError::Status(
+            brainsam_status::BRAINSAM_STATUS_NULL_POINTER,
+            format!("null pointer passed for `{what}->data`"),
+        ));
     }
     let in_context = |e: Error| Error::invalid_argument(format!("{what}: {e}"));
     let geometry = VolumeGeometry {
