@@ -229,6 +229,28 @@ typedef uint32_t brainsam_fine_tune_output;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// Which way a propagation goes from its start slice (`direction` of
+// `brainsam_session_propagate_structure`).
+enum brainsam_propagation_direction
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Both ways.
+  BRAINSAM_PROPAGATE_BOTH = 0,
+  // Towards increasing voxel indices along the slicing axis.
+  BRAINSAM_PROPAGATE_FORWARD = 1,
+  // Towards decreasing voxel indices along the slicing axis.
+  BRAINSAM_PROPAGATE_BACKWARD = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum brainsam_propagation_direction brainsam_propagation_direction;
+#else
+typedef uint32_t brainsam_propagation_direction;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // An adaptation on a background thread (opaque).
 typedef struct brainsam_adapt brainsam_adapt;
 
@@ -587,6 +609,53 @@ brainsam_status brainsam_session_segment_structure_start(struct brainsam_session
                                                          uint32_t structure,
                                                          int64_t slice,
                                                          struct brainsam_job **job_out);
+
+// Propagates `structure` from coronal slice `from_slice` (voxel index along the slicing
+// axis) to its neighbours: starting from the structure's current mask there (its
+// interactive mask if its prompts there were applied, else its voxels in the label
+// volume), each next slice gets as only prompt the previous slice's mask's bounding box,
+// slightly grown, and is segmented, until the mask vanishes, the region of interest
+// ends or `max_slices` slices per direction are done (0: no limit). `direction` is a
+// `brainsam_propagation_direction`. Writes the slices covered, `*first_slice..=
+// *last_slice` (the start slice included), and the number of slices segmented to
+// `*count` (any output may be NULL). Fails with INVALID_ARGUMENT when the structure is
+// absent on `from_slice`.
+//
+// # Safety
+// `session` must be a live session handle; the outputs NULL or writable.
+brainsam_status brainsam_session_propagate_structure(struct brainsam_session *session,
+                                                     uint32_t structure,
+                                                     int64_t from_slice,
+                                                     uint32_t direction,
+                                                     uint32_t max_slices,
+                                                     uint64_t *first_slice,
+                                                     uint64_t *last_slice,
+                                                     uint64_t *count);
+
+// Starts `brainsam_session_propagate_structure` as a job; progress counts slices
+// against the most possible. A cancelled job keeps the slices done so far. Once the
+// job has FINISHED, `brainsam_job_slice_range` gives the slices covered. The arguments
+// are checked before the job starts.
+//
+// # Safety
+// `session` must be a live session handle; `job_out` a writable pointer.
+brainsam_status brainsam_session_propagate_structure_start(struct brainsam_session *session,
+                                                           uint32_t structure,
+                                                           int64_t from_slice,
+                                                           uint32_t direction,
+                                                           uint32_t max_slices,
+                                                           struct brainsam_job **job_out);
+
+// Writes the slices a finished propagation job covered (as
+// `brainsam_session_propagate_structure` does). INVALID_STATE for a job that is still
+// running, did not finish, or is not a propagation.
+//
+// # Safety
+// The outputs must be NULL or writable.
+brainsam_status brainsam_job_slice_range(const struct brainsam_job *job,
+                                         uint64_t *first_slice,
+                                         uint64_t *last_slice,
+                                         uint64_t *count);
 
 // Writes the job's progress (`done` of `total` units; total is 0 until known) and its
 // `brainsam_job_state` as u32. Any output pointer may be NULL. Never blocks on the work.

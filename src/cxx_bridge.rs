@@ -16,7 +16,8 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::runtime::RuntimeInfo;
 use crate::session::{
-    DeviceChoice, ModelOptions as CoreModelOptions, Precision, SessionOptions, SessionSwitches,
+    covered_slices, DeviceChoice, ModelOptions as CoreModelOptions, Precision, PropagationOptions,
+    SessionOptions, SessionSwitches,
 };
 use crate::train::{FineTuneOutcome, FineTuneOutput, FineTuneRun};
 use crate::volume::descriptor::{Coordinates, VolumeGeometry};
@@ -266,6 +267,17 @@ mod bridge {
             corner_a: [f64; 3],
             corner_b: [f64; 3],
         ) -> Result<SliceRange>;
+        /// Propagates a structure from its current mask on `from_slice` to the
+        /// neighbouring slices (`direction` 0 both, 1 forward: increasing indices, 2
+        /// backward; at most `max_slices` per direction, 0 no limit) until the mask
+        /// vanishes; returns the slices covered, the start slice included.
+        fn propagate_structure(
+            self: &mut Session,
+            structure: u32,
+            from_slice: u64,
+            direction: u32,
+            max_slices: u32,
+        ) -> Result<SliceRange>;
         /// The voxel axis the session slices along.
         fn slicing_axis(self: &Session) -> Result<u32>;
         /// The region of interest's slices.
@@ -495,6 +507,29 @@ impl Session {
             }),
             _ => Err(Error::Internal("propagation touched no slice".into())),
         }
+    }
+
+    fn propagate_structure(
+        &mut self,
+        structure: u32,
+        from_slice: u64,
+        direction: u32,
+        max_slices: u32,
+    ) -> Result<bridge::SliceRange> {
+        let from_plane = usize::try_from(from_slice)
+            .map_err(|_| Error::invalid_argument(format!("slice {from_slice} is too large")))?;
+        let options = PropagationOptions::from_codes(direction, max_slices)?;
+        let done = self.session.propagate_structure(
+            structure_id(structure)?,
+            from_plane,
+            options,
+            &mut |_, _| true,
+        )?;
+        let (first, last) = covered_slices(from_plane, &done);
+        Ok(bridge::SliceRange {
+            first: first as u64,
+            last: last as u64,
+        })
     }
 
     fn slicing_axis(&self) -> Result<u32> {

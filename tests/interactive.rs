@@ -10,7 +10,10 @@ use std::sync::Arc;
 
 use brainsam::labels::LabelScheme;
 use brainsam::session::simulate::{bounding_box, dice, Plane};
-use brainsam::session::{DeviceChoice, Model, ModelOptions, Session, SessionOptions};
+use brainsam::session::{
+    DeviceChoice, Model, ModelOptions, PropagationDirection, PropagationOptions, Session,
+    SessionOptions,
+};
 use brainsam::volume::{LabelVolume, Volume};
 
 /// Left amygdala: the structure of the table.
@@ -242,6 +245,111 @@ fn a_negative_click_removes_tissue_around_it_and_a_propagated_box_follows_the_st
         "stops near the structure's ends"
     );
     assert!(propagated >= 0.6, "3D Dice {propagated:.3}");
+
+    // Propagation from an existing mask, with a direction and a slice limit: from the
+    // box's interactive mask it gives exactly what the 3D box gave on those slices.
+    let dims = case.reference.grid().dims();
+    let on_plane = |labels: &LabelVolume, p: usize| Plane::new(dims, case.axis, p).values(labels);
+    let after_3d = case.session.labels().unwrap().clone();
+    case.session.clear_prompts(AMYGDALA, None).unwrap();
+    let middle = case
+        .session
+        .add_box(
+            AMYGDALA,
+            plane.ijk(b[0] as f64, b[1] as f64),
+            plane.ijk(b[2] as f64, b[3] as f64),
+        )
+        .unwrap();
+    case.session.segment_structure(AMYGDALA, middle).unwrap();
+    let mut reports = Vec::new();
+    let forward = case
+        .session
+        .propagate_structure(
+            AMYGDALA,
+            middle,
+            PropagationOptions {
+                direction: PropagationDirection::Forward,
+                max_slices: Some(2),
+            },
+            &mut |done, total| {
+                reports.push((done, total));
+                true
+            },
+        )
+        .unwrap();
+    assert_eq!(forward, vec![middle + 1, middle + 2]);
+    assert_eq!(reports, vec![(0, 2), (1, 2), (2, 2)]);
+    let labels = case.session.labels().unwrap().clone();
+    for p in [middle, middle + 1, middle + 2] {
+        assert!(on_plane(&labels, p) == on_plane(&after_3d, p), "plane {p}");
+    }
+    assert!(
+        on_plane(&labels, middle - 1) == on_plane(&case.automatic, middle - 1)
+            && on_plane(&labels, middle + 3) == on_plane(&case.automatic, middle + 3),
+        "slices beyond the limit and the other way stay automatic"
+    );
+    // From the label mask (no prompts left): backwards one slice, then a cancel after
+    // the first slice keeps that slice's result.
+    case.session.clear_prompts(AMYGDALA, None).unwrap();
+    let backward = case
+        .session
+        .propagate_structure(
+            AMYGDALA,
+            middle,
+            PropagationOptions {
+                direction: PropagationDirection::Backward,
+                max_slices: Some(1),
+            },
+            &mut |_, _| true,
+        )
+        .unwrap();
+    assert_eq!(backward, vec![middle - 1]);
+    let labels = case.session.labels().unwrap().clone();
+    assert!(on_plane(&labels, middle - 1) != on_plane(&case.automatic, middle - 1));
+    assert!(on_plane(&labels, middle + 1) == on_plane(&case.automatic, middle + 1));
+    let cancelled = case.session.propagate_structure(
+        AMYGDALA,
+        middle,
+        PropagationOptions::default(),
+        &mut |done, _| done < 1,
+    );
+    assert!(
+        matches!(cancelled, Err(brainsam::Error::Cancelled)),
+        "{cancelled:?}"
+    );
+    // Wrong inputs are named.
+    let err = case
+        .session
+        .propagate_structure(
+            AMYGDALA,
+            middle,
+            PropagationOptions {
+                direction: PropagationDirection::Both,
+                max_slices: Some(0),
+            },
+            &mut |_, _| true,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("max_slices"), "{err}");
+    let empty = *case
+        .session
+        .geometry()
+        .unwrap()
+        .slice_voxel_indices()
+        .iter()
+        .find(|&&p| !on_plane(&case.automatic, p).contains(&AMYGDALA))
+        .unwrap();
+    case.session.clear_prompts(AMYGDALA, None).unwrap();
+    let err = case
+        .session
+        .propagate_structure(
+            AMYGDALA,
+            empty,
+            PropagationOptions::default(),
+            &mut |_, _| true,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("absent"), "{err}");
     // A model without the interactive head says so.
     let err = {
         let vs = tch::nn::VarStore::new(tch::Device::Cpu);

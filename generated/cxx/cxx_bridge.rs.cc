@@ -1343,6 +1343,12 @@ struct Session final : public ::rust::Opaque {
   // interactive head); returns the slices that received a box.
   ::brainsam::SliceRange segment_structure_3d(::std::uint32_t structure, ::std::array<double, 3> corner_a, ::std::array<double, 3> corner_b);
 
+  // Propagates a structure from its current mask on `from_slice` to the
+  // neighbouring slices (`direction` 0 both, 1 forward: increasing indices, 2
+  // backward; at most `max_slices` per direction, 0 no limit) until the mask
+  // vanishes; returns the slices covered, the start slice included.
+  ::brainsam::SliceRange propagate_structure(::std::uint32_t structure, ::std::uint64_t from_slice, ::std::uint32_t direction, ::std::uint32_t max_slices);
+
   // The voxel axis the session slices along.
   ::std::uint32_t slicing_axis() const;
 
@@ -1437,6 +1443,8 @@ void brainsam$cxxbridge1$205$runtime_info(::brainsam::RuntimeInfo *return$) noex
 ::rust::repr::PtrLen brainsam$cxxbridge1$205$Session$segment_structure(::brainsam::Session &self, ::std::uint32_t structure, ::std::uint64_t slice, ::std::uint64_t *return$) noexcept;
 
 ::rust::repr::PtrLen brainsam$cxxbridge1$205$Session$segment_structure_3d(::brainsam::Session &self, ::std::uint32_t structure, ::std::array<double, 3> *corner_a, ::std::array<double, 3> *corner_b, ::brainsam::SliceRange *return$) noexcept;
+
+::rust::repr::PtrLen brainsam$cxxbridge1$205$Session$propagate_structure(::brainsam::Session &self, ::std::uint32_t structure, ::std::uint64_t from_slice, ::std::uint32_t direction, ::std::uint32_t max_slices, ::brainsam::SliceRange *return$) noexcept;
 
 ::rust::repr::PtrLen brainsam$cxxbridge1$205$Session$slicing_axis(::brainsam::Session const &self, ::std::uint32_t *return$) noexcept;
 
@@ -1600,6 +1608,15 @@ void Session::clear_prompts(::std::uint32_t structure, ::std::int64_t slice) {
   ::rust::ManuallyDrop<::std::array<double, 3>> corner_b$(::std::move(corner_b));
   ::rust::MaybeUninit<::brainsam::SliceRange> return$;
   ::rust::repr::PtrLen error$ = brainsam$cxxbridge1$205$Session$segment_structure_3d(*this, structure, &corner_a$.value, &corner_b$.value, &return$.value);
+  if (error$.ptr) {
+    throw ::rust::impl<::rust::Error>::error(error$);
+  }
+  return ::std::move(return$.value);
+}
+
+::brainsam::SliceRange Session::propagate_structure(::std::uint32_t structure, ::std::uint64_t from_slice, ::std::uint32_t direction, ::std::uint32_t max_slices) {
+  ::rust::MaybeUninit<::brainsam::SliceRange> return$;
+  ::rust::repr::PtrLen error$ = brainsam$cxxbridge1$205$Session$propagate_structure(*this, structure, from_slice, direction, max_slices, &return$.value);
   if (error$.ptr) {
     throw ::rust::impl<::rust::Error>::error(error$);
   }

@@ -838,6 +838,30 @@ class Session(_OwnedHandle):
         )
         return int(first.value), int(last.value)
 
+    def propagate_structure(
+        self,
+        structure: int,
+        from_slice: int,
+        direction: str = "both",
+        max_slices: Optional[int] = None,
+    ) -> Tuple[int, ...]:
+        """Propagate `structure` from its current mask on slice `from_slice` (its prompts'
+        mask there, else its labels) to the neighbouring slices, in the library
+        (brainsam_session_propagate_structure): each next slice gets the previous slice's
+        mask's bounding box, slightly grown, as box prompt, until the mask vanishes, the
+        region of interest ends or `max_slices` slices per direction (None: no limit) are
+        done. `direction`: "both", "forward" (increasing slice indices) or "backward".
+        Returns the slices segmented, in the order visited (forward first)."""
+        first, last, count = ctypes.c_uint64(), ctypes.c_uint64(), ctypes.c_uint64()
+        self._call(
+            "brainsam_session_propagate_structure",
+            *_propagation_args(structure, from_slice, direction, max_slices),
+            ctypes.byref(first),
+            ctypes.byref(last),
+            ctypes.byref(count),
+        )
+        return _propagated_slices(int(from_slice), int(first.value), int(last.value))
+
     # -- results ------------------------------------------------------------------------
 
     def slicing_axis(self) -> int:
@@ -925,6 +949,44 @@ class Session(_OwnedHandle):
             ctypes.c_int64(int(slice_index)),
         )
 
+    def start_propagate_structure(
+        self,
+        structure: int,
+        from_slice: int,
+        direction: str = "both",
+        max_slices: Optional[int] = None,
+    ) -> "PropagationJob":
+        """propagate_structure() as a library job (see Job): returns at once; once it has
+        finished, the job's `slices` are the slices segmented."""
+        return PropagationJob(self, int(from_slice), *_propagation_args(structure, from_slice, direction, max_slices))
+
+
+#: brainsam_propagation_direction numbers by name.
+PROPAGATION_DIRECTIONS = {"both": 0, "forward": 1, "backward": 2}
+
+
+def _propagation_args(structure, from_slice, direction, max_slices) -> tuple:
+    """The C arguments (structure, from_slice, direction, max_slices) of a propagation,
+    with clear errors for a wrong direction or slice limit."""
+    if direction not in PROPAGATION_DIRECTIONS:
+        raise ValueError(
+            f"propagation direction must be one of {', '.join(PROPAGATION_DIRECTIONS)}, got {direction!r}"
+        )
+    if max_slices is not None and not 1 <= int(max_slices) <= 0xFFFFFFFF:
+        raise ValueError(f"max_slices must be at least 1 (or None for no limit), got {max_slices!r}")
+    return (
+        ctypes.c_uint32(structure),
+        ctypes.c_int64(int(from_slice)),
+        ctypes.c_uint32(PROPAGATION_DIRECTIONS[direction]),
+        ctypes.c_uint32(0 if max_slices is None else int(max_slices)),
+    )
+
+
+def _propagated_slices(start: int, first: int, last: int) -> Tuple[int, ...]:
+    """The slices a propagation from `start` segmented, covering first..last, in the
+    library's order: forward first, then backward."""
+    return tuple(range(start + 1, last + 1)) + tuple(range(start - 1, first - 1, -1))
+
 
 #: brainsam_job_state numbers (the same as the fine-tuning states).
 JOB_STATES = {0: "running", 1: "finished", 2: "failed", 3: "cancelled"}
@@ -936,6 +998,30 @@ _JOB_PROTOTYPES = {
         ctypes.c_uint32,
         ctypes.c_int64,
         ctypes.POINTER(ctypes.c_void_p),
+    ],
+    "brainsam_session_propagate_structure": [
+        ctypes.c_void_p,
+        ctypes.c_uint32,
+        ctypes.c_int64,
+        ctypes.c_uint32,
+        ctypes.c_uint32,
+        ctypes.POINTER(ctypes.c_uint64),
+        ctypes.POINTER(ctypes.c_uint64),
+        ctypes.POINTER(ctypes.c_uint64),
+    ],
+    "brainsam_session_propagate_structure_start": [
+        ctypes.c_void_p,
+        ctypes.c_uint32,
+        ctypes.c_int64,
+        ctypes.c_uint32,
+        ctypes.c_uint32,
+        ctypes.POINTER(ctypes.c_void_p),
+    ],
+    "brainsam_job_slice_range": [
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_uint64),
+        ctypes.POINTER(ctypes.c_uint64),
+        ctypes.POINTER(ctypes.c_uint64),
     ],
     "brainsam_job_progress": [
         ctypes.c_void_p,
@@ -1007,6 +1093,27 @@ class Job(_OwnedHandle):
             return "cancelled"
         self.library._check(status)
         return "finished"
+
+
+class PropagationJob(Job):
+    """A propagation running as a library job (Session.start_propagate_structure):
+    once wait() has seen it finish, `slices` are the slices it segmented (the library's
+    order: forward first); None before, or when it was cancelled or failed."""
+
+    def __init__(self, session: "Session", start: int, *args):
+        self.start = start
+        self.slices: Optional[Tuple[int, ...]] = None
+        super().__init__(session, "brainsam_session_propagate_structure_start", *args)
+
+    def wait(self) -> str:
+        outcome = super().wait()
+        if outcome == "finished" and self.slices is None:
+            first, last = ctypes.c_uint64(), ctypes.c_uint64()
+            self.library._call(
+                "brainsam_job_slice_range", self._live(), ctypes.byref(first), ctypes.byref(last), None
+            )
+            self.slices = _propagated_slices(self.start, int(first.value), int(last.value))
+        return outcome
 
 
 class FineTune(_OwnedHandle):

@@ -269,7 +269,7 @@ impl Drop for SessionGuard<'_> {
     }
 }
 
-fn lock(session: &brainsam_session) -> Result<SessionGuard<'_>, FfiError> {
+pub(super) fn lock(session: &brainsam_session) -> Result<SessionGuard<'_>, FfiError> {
     let key = session as *const brainsam_session as usize;
     let guard = match session.session.try_lock() {
         Ok(guard) => guard,

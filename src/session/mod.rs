@@ -15,6 +15,7 @@ pub mod input;
 mod memory;
 mod options;
 mod prompts;
+mod propagate;
 pub mod qc;
 pub mod simulate;
 mod views;
@@ -22,6 +23,7 @@ mod views;
 pub use input::{context_step, gather_with_context, model_input, SliceStack};
 pub use memory::{EmbeddingCache, DEVICE_MEMORY_RESERVE_BYTES};
 pub use prompts::{PointPrompt, SlicePrompts, MAX_POINTS_PER_SLICE};
+pub use propagate::{covered_slices, PropagationDirection, PropagationOptions};
 
 pub(crate) use input::array3_to_tensor;
 use prompts::{constrain_to_prompts, focus_clicks, locate};
@@ -489,7 +491,7 @@ impl Session {
     /// middle slice) is applied on its slice, then propagated slice by slice in both
     /// directions: each neighbouring slice gets as box the previous slice's mask's
     /// bounding box grown by 4 model-input pixels (2 mm for the default model), until the mask
-    /// vanishes or the region of interest ends. Earlier prompts of `structure` are
+    /// vanishes or the region of interest ends (see [`Session::propagate_structure`]). Earlier prompts of `structure` are
     /// cleared first. Needs a model with an interactive head. Returns the coronal slices
     /// (voxel indices along the slicing axis) that received a box, in ascending order.
     pub fn segment_structure_3d(
@@ -518,35 +520,17 @@ impl Session {
         self.clear_prompts(structure, None)?;
         let middle = self.add_box(structure, corner_a, corner_b)?;
         self.segment_structure(structure, middle)?;
-        let start = a.slice;
-        let mut touched = vec![start];
-        let n = self.state()?.geometry.n_slices() as i64;
-        for direction in [-1i64, 1] {
-            let mut previous = start;
-            loop {
-                let next = previous as i64 + direction;
-                if next < 0 || next >= n {
-                    break;
-                }
-                let Some(bounding_box) = self.propagated_box(structure, previous)? else {
-                    break;
-                };
-                let next = next as usize;
-                self.state_mut()?.prompts.insert(
-                    (structure, next),
-                    SlicePrompts {
-                        points: Vec::new(),
-                        bounding_box: Some(bounding_box),
-                    },
-                );
-                let plane = self.state()?.geometry.slice_voxel_indices()[next];
-                self.segment_structure(structure, plane)?;
-                touched.push(next);
-                previous = next;
-            }
+        // An empty mask on the box's slice propagates nowhere.
+        if self.mask_box(structure, a.slice)?.is_none() {
+            return Ok(vec![middle]);
         }
-        let planes = self.state()?.geometry.slice_voxel_indices().to_vec();
-        let mut touched: Vec<usize> = touched.into_iter().map(|s| planes[s]).collect();
+        let mut touched = self.propagate_structure(
+            structure,
+            middle,
+            PropagationOptions::default(),
+            &mut |_, _| true,
+        )?;
+        touched.push(middle);
         touched.sort_unstable();
         Ok(touched)
     }

@@ -98,6 +98,13 @@ static void check_busy_session(void) {
   CHECK(strstr(brainsam_last_error_message(), "another thread") != NULL);
   CHECK(brainsam_session_segment_all(busy.session, NULL, NULL) ==
         BRAINSAM_STATUS_INVALID_STATE);
+  CHECK(brainsam_session_propagate_structure(busy.session, 1, 0, BRAINSAM_PROPAGATE_BOTH, 0, NULL,
+                                             NULL, NULL) == BRAINSAM_STATUS_INVALID_STATE);
+  /* Arguments are checked before the session is needed. */
+  CHECK(brainsam_session_propagate_structure(busy.session, 1, 0, 7, 0, NULL, NULL, NULL) ==
+        BRAINSAM_STATUS_INVALID_ARGUMENT);
+  CHECK(strstr(brainsam_last_error_message(), "direction 7") != NULL);
+  CHECK(brainsam_job_slice_range(NULL, NULL, NULL, NULL) == BRAINSAM_STATUS_NULL_POINTER);
   /* Freeing it now is safe: it is destroyed when the worker's call returns. */
   brainsam_session *freed = busy.session;
   brainsam_session_free(freed);

@@ -97,3 +97,43 @@ def test_cancel_and_close_stop_a_running_job(loaded):
     running = loaded.start_segment_all()
     running.close()
     assert loaded.slicing_axis() in (0, 1, 2)
+
+
+def test_propagation_job_matches_the_blocking_call_and_names_wrong_inputs(loaded):
+    loaded.segment_all()
+    labels = loaded.copy_labels()
+    axis = loaded.slicing_axis()
+    numpy_axis = 2 - axis
+    counts = {s: np.count_nonzero(labels == s, axis=tuple(a for a in range(3) if a != numpy_axis)) for s in range(1, 13)}
+    structure = max(counts, key=lambda s: counts[s].max())
+    if not counts[structure].any():
+        pytest.skip("skipped: the random test model segmented no structure to propagate")
+    start = int(np.argmax(counts[structure]))
+    blocking = loaded.propagate_structure(structure, start, "both", 2)
+    assert 1 <= len(blocking) <= 4 and start not in blocking
+    assert all(abs(s - start) <= 2 for s in blocking)
+    after = loaded.copy_labels()
+    untouched = [s for s in range(labels.shape[numpy_axis]) if s not in blocking]
+    np.testing.assert_array_equal(np.take(after, untouched, numpy_axis), np.take(labels, untouched, numpy_axis))
+    loaded.segment_all()  # the same starting labels
+    with loaded.start_propagate_structure(structure, start, "both", 2) as job:
+        state, seen = poll_until_done(job)
+        assert state == "finished" and job.wait() == "finished"
+        assert job.slices == blocking
+        assert seen[-1][1] > 0 and seen[-1][0] <= seen[-1][1]
+    np.testing.assert_array_equal(loaded.copy_labels(), after)
+    forward = loaded.propagate_structure(structure, start, "forward", 1)
+    assert forward in ((), (start + 1,))
+    with pytest.raises(ValueError, match="sideways"):
+        loaded.propagate_structure(structure, start, "sideways", 2)
+    with pytest.raises(ValueError, match="max_slices"):
+        loaded.propagate_structure(structure, start, "both", 0)
+    first, last = loaded.slice_range()
+    if first > 0:
+        with pytest.raises(BrainSAMError, match="outside the region of interest"):
+            loaded.propagate_structure(structure, first - 1)
+    empty = [s for s in range(first, last + 1) if counts[structure][s] == 0]
+    if empty:
+        with pytest.raises(BrainSAMError) as absent:
+            loaded.propagate_structure(structure, empty[0])
+        assert absent.value.status == INVALID_ARGUMENT and "absent" in str(absent.value)

@@ -116,104 +116,6 @@ def test_inside_slice_of_and_box_on_slice():
     assert a == [2.0, 7.0, 3.0] and b == [9.0, 7.0, 5.0]
 
 
-def test_propagation_runs_go_outward_from_the_start():
-    assert geometry.propagation_runs(5, 10, "forward", 100) == [[(6, 5), (7, 6), (8, 7), (9, 8)]]
-    assert geometry.propagation_runs(2, 10, "backward", 100) == [[(1, 2), (0, 1)]]
-    assert geometry.propagation_runs(5, 10, "both", 2) == [[(6, 5), (7, 6)], [(4, 5), (3, 4)]]
-    # Within the library's region of interest (slices 4..7 here).
-    assert geometry.propagation_runs(5, 8, "both", 100, first=4) == [[(6, 5), (7, 6)], [(4, 5)]]
-    with pytest.raises(ValueError, match="4..7"):
-        geometry.propagation_runs(3, 8, "both", 100, first=4)
-    assert geometry.propagation_runs(0, 1, "both", 5) == [[], []]
-    with pytest.raises(ValueError):
-        geometry.propagation_runs(10, 10, "both", 5)
-    with pytest.raises(ValueError):
-        geometry.propagation_runs(1, 10, "sideways", 5)
-
-
-@pytest.mark.parametrize("axis", [0, 1, 2])
-def test_box_from_mask_uses_the_previous_slice_bounding_box(axis):
-    labels = np.zeros((20, 24, 28), np.uint8)  # [k, j, i]
-    ijk_lo, ijk_hi = [5, 6, 7], [9, 11, 12]
-    ijk_lo[axis] = ijk_hi[axis] = 4
-    labels[ijk_lo[2]:ijk_hi[2] + 1, ijk_lo[1]:ijk_hi[1] + 1, ijk_lo[0]:ijk_hi[0] + 1] = 3
-    a, b = geometry.box_from_mask(labels, 3, axis, from_slice=4, to_slice=5, margin=1)
-    for c in range(3):
-        if c == axis:
-            assert a[c] == b[c] == 5
-        else:
-            assert (a[c], b[c]) == (ijk_lo[c] - 1, ijk_hi[c] + 1)
-    assert geometry.box_from_mask(labels, 3, axis, from_slice=5, to_slice=6) is None
-    assert geometry.box_from_mask(labels, 4, axis, from_slice=4, to_slice=5) is None
-
-
-def test_box_from_mask_is_clipped_to_the_volume():
-    labels = np.zeros((6, 6, 6), np.uint8)
-    labels[2, 0:6, 0:1] = 1
-    a, b = geometry.box_from_mask(labels, 1, 2, 2, 3, margin=3)
-    assert a == [0.0, 0.0, 3.0] and b == [3.0, 5.0, 3.0]
-
-
-class ShrinkingSession:
-    """Session stand-in: segment_structure writes the box (shrunk by the margin) minus
-    one voxel per side on the slice, so structures end after a few slices."""
-
-    def __init__(self, labels, axis):
-        self.labels, self.axis, self.calls = labels, axis, []
-        self.box = None
-
-    def slicing_axis(self):
-        return self.axis
-
-    def slice_count(self):
-        return self.labels.shape[2 - self.axis]
-
-    def copy_labels(self, out=None):
-        if out is None:
-            return self.labels.copy()
-        out[...] = self.labels
-        return out
-
-    def clear_prompts(self, structure, slice_index):
-        self.calls.append(("clear", slice_index))
-
-    def add_box(self, structure, a, b):
-        self.calls.append(("box", a[self.axis]))
-        self.box = (a, b)
-
-    def segment_structure(self, structure, slice_index):
-        self.calls.append(("segment", slice_index))
-        a, b = self.box
-        lo = [int(a[c]) + 3 for c in range(3)]  # margin 2 + shrink 1
-        hi = [int(b[c]) - 3 for c in range(3)]
-        lo[self.axis] = hi[self.axis] = slice_index
-        if all(lo[c] <= hi[c] for c in range(3)):
-            self.labels[lo[2]:hi[2] + 1, lo[1]:hi[1] + 1, lo[0]:hi[0] + 1] = structure
-
-
-def test_propagation_visits_neighbours_in_order_and_stops_when_the_structure_ends():
-    labels = np.zeros((30, 30, 30), np.uint8)
-    labels[10:20, 15, 10:20] = 6  # a 10x10 square on slice 15 of axis j
-    session = ShrinkingSession(labels, axis=1)
-    done = list(geometry.iterate_propagation(session, 6, 15, "both", max_slices=20))
-    # The square shrinks by one voxel per side per slice: 8, 6, 4, 2 wide on slices 16..19,
-    # empty on 20, where the forward run stops; likewise backward down to 10.
-    assert done == [16, 17, 18, 19, 20, 14, 13, 12, 11, 10]
-    segmented = [s for kind, s in session.calls if kind == "segment"]
-    assert segmented == done
-    assert not (session.labels[:, 20, :] == 6).any() and (session.labels[:, 19, :] == 6).any()
-    assert ("box", 16) in session.calls and session.calls[0] == ("clear", 16)
-    assert np.count_nonzero(session.labels[:, 17, :] == 6) == 36
-
-
-def test_propagation_stops_when_progress_asks():
-    labels = np.zeros((30, 30, 30), np.uint8)
-    labels[5:25, 15, 5:25] = 2
-    session = ShrinkingSession(labels, axis=1)
-    done = list(geometry.iterate_propagation(session, 2, 15, "forward", 20, progress=lambda d, t: d >= 2))
-    assert done == [16, 17]
-
-
 # --- views and slices ------------------------------------------------------------------
 
 
@@ -509,29 +411,52 @@ def test_a_failing_callback_does_not_lose_the_others():
     assert delivered == [2]
 
 
-def test_propagation_as_tasks_gives_the_same_slices_as_the_blocking_loop():
+def test_propagation_is_one_library_job_whose_slices_and_progress_the_task_reports():
     from BrainSAMLib.engine import Engine
 
-    def make_session():
-        labels = np.zeros((30, 30, 30), np.uint8)
-        labels[10:20, 15, 10:20] = 6
-        session = ShrinkingSession(labels, axis=1)
+    class PropagationSession:
+        """Session stand-in: start_propagate_structure returns a job that finishes with
+        the slices the library says it segmented."""
 
-        def start_segment_structure(structure, slice_index):
-            session.segment_structure(structure, slice_index)
-            return FakeJob(polls=2, total=1)
+        def __init__(self):
+            self.calls, self.labels = [], np.zeros((30, 30, 30), np.uint8)
 
-        session.start_segment_structure = start_segment_structure
-        session.shape = labels.shape
-        return session
+        def start_propagate_structure(self, structure, start, direction, max_slices):
+            self.calls.append((structure, start, direction, max_slices))
+            job = FakeJob(polls=3, total=6)
+            job.slices = None
+            real_wait = job.wait
 
-    blocking = list(geometry.iterate_propagation(make_session(), 6, 15, "both", max_slices=20))
+            def wait():
+                outcome = real_wait()
+                if outcome == "finished":
+                    job.slices = (16, 17, 18, 14, 13, 12)
+                return outcome
+
+            job.wait = wait
+            return job
+
+        def copy_labels(self):
+            return self.labels.copy()
+
+        def slicing_axis(self):
+            return 1
+
     engine = Engine(library_loader=lambda: None)
-    session = make_session()
+    session = PropagationSession()
     engine._session, engine._volume_key = session, "volume"
     runner, results, progress = TaskRunner(), [], []
     runner.submit(lambda task: engine.propagate_steps(task, 6, 15, "both", 20),
                   on_done=results.append, on_progress=lambda d, t: progress.append((d, t)))
     run(runner, limit=1000)
-    assert list(results[0].slices) == blocking == [16, 17, 18, 19, 20, 14, 13, 12, 11, 10]
-    assert results[0].axis == 1 and progress[-1] == (10, 29)
+    assert session.calls == [(6, 15, "both", 20)]
+    assert results[0].slices == (16, 17, 18, 14, 13, 12) and results[0].structures == (6,)
+    assert results[0].axis == 1 and progress[0] == (1, 6) and progress[-1] == (6, 6)
+    # A cancelled propagation applies nothing.
+    cancelled, results = [], []
+    task = runner.submit(lambda task: engine.propagate_steps(task, 6, 15, "forward", 3),
+                         on_done=results.append, on_cancelled=lambda: cancelled.append(True))
+    runner.poll()
+    task.cancel()
+    run(runner, limit=1000)
+    assert cancelled == [True] and results == []

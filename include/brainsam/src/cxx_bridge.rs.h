@@ -1257,6 +1257,12 @@ struct Session final : public ::rust::Opaque {
   // interactive head); returns the slices that received a box.
   ::brainsam::SliceRange segment_structure_3d(::std::uint32_t structure, ::std::array<double, 3> corner_a, ::std::array<double, 3> corner_b);
 
+  // Propagates a structure from its current mask on `from_slice` to the
+  // neighbouring slices (`direction` 0 both, 1 forward: increasing indices, 2
+  // backward; at most `max_slices` per direction, 0 no limit) until the mask
+  // vanishes; returns the slices covered, the start slice included.
+  ::brainsam::SliceRange propagate_structure(::std::uint32_t structure, ::std::uint64_t from_slice, ::std::uint32_t direction, ::std::uint32_t max_slices);
+
   // The voxel axis the session slices along.
   ::std::uint32_t slicing_axis() const;
 

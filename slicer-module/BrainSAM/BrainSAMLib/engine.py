@@ -144,19 +144,14 @@ class Engine:
         return self._slice_result(session, structure, (slice_index,))
 
     def propagate_steps(self, task, structure: int, start: int, direction: str, max_slices: int):
-        """Propagate a structure from slice `start` (geometry.propagation_plan), one
-        library job per slice. (When the library propagates by itself, this becomes one
-        job; callers see the same task.)"""
+        """Propagate a structure from its mask on slice `start` through the neighbouring
+        slices ("both", "forward" or "backward"; at most `max_slices` per direction): one
+        library job (brainsam_session_propagate_structure_start) whose progress counts
+        slices; cancelling the task cancels it. The result's slices are those segmented."""
         session = self.session()
-        task.follow_job_progress = False
-        plan = geometry.propagation_plan(
-            session, structure, start, direction, max_slices, progress=task.report
-        )
-        done = []
-        for slice_index in plan:
-            yield session.start_segment_structure(structure, slice_index)
-            done.append(slice_index)
-        return self._slice_result(session, structure, done)
+        job = session.start_propagate_structure(structure, start, direction, max_slices)
+        yield job
+        return self._slice_result(session, structure, job.slices)
 
     def clear_prompts(self, structure: int, slice_index: Optional[int] = None) -> None:
         """Drop the prompts of a structure (one slice or all); nothing to do before the
