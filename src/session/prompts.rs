@@ -34,22 +34,6 @@ pub struct SlicePrompts {
 }
 
 impl SlicePrompts {
-    /// Prompts from `(x, y, positive)` points and an optional box (training's `f32`
-    /// coordinates are kept exactly).
-    pub fn from_parts(points: &[(f32, f32, bool)], bounding_box: Option<[f32; 4]>) -> Self {
-        Self {
-            points: points
-                .iter()
-                .map(|&(x, y, positive)| PointPrompt {
-                    x: f64::from(x),
-                    y: f64::from(y),
-                    positive,
-                })
-                .collect(),
-            bounding_box: bounding_box.map(|b| b.map(f64::from)),
-        }
-    }
-
     /// The model prompts of a batch on `device`, one row per entry: points when any
     /// entry has points (shorter lists padded with label -1 at (0, 0)), boxes when every
     /// entry has a box. Sessions, training and interactive training all build their

@@ -38,8 +38,8 @@ use crate::error::{Error, Result};
 use crate::labels::{MIRRORED_CLASSES, NUM_CLASSES};
 use crate::model::{copy_automatic_to_interactive, Prompts, Sam, SamConfig};
 use crate::session::{
-    context_step, gather_with_context, model_input, save_model, SlicePrompts, CONFIG_METADATA_KEY,
-    PROPAGATION_MARGIN_PX,
+    context_step, gather_with_context, model_input, save_model, PointPrompt, SlicePrompts,
+    CONFIG_METADATA_KEY, PROPAGATION_MARGIN_PX,
 };
 use crate::weights::{self, LoadOptions};
 
@@ -306,13 +306,6 @@ fn slice_cache(
     Ok(cache)
 }
 
-/// One training sample's prompts.
-#[derive(Debug, Clone)]
-enum SamplePrompts {
-    Box([f32; 4]),
-    Points(Vec<(f32, f32, bool)>),
-}
-
 /// A binary `[S, S]` map of one slice: `map == class`.
 fn binary(map: &Tensor, class: u8) -> Vec<bool> {
     Vec::<bool>::try_from(map.eq(class as i64).flatten(0, -1)).unwrap_or_default()
@@ -353,18 +346,10 @@ fn jittered_box(
 fn decode_group(
     sam: &Sam,
     embeddings: &Tensor,
-    prompts: &[SamplePrompts],
+    prompts: &[&SlicePrompts],
     structures: &[i64],
 ) -> Result<Tensor> {
-    let slice_prompts: Vec<SlicePrompts> = prompts
-        .iter()
-        .map(|p| match p {
-            SamplePrompts::Box(b) => SlicePrompts::from_parts(&[], Some(*b)),
-            SamplePrompts::Points(points) => SlicePrompts::from_parts(points, None),
-        })
-        .collect();
-    let model_prompts =
-        SlicePrompts::batch(&slice_prompts.iter().collect::<Vec<_>>(), tch::Device::Cpu);
+    let model_prompts = SlicePrompts::batch(prompts, tch::Device::Cpu);
     sam.decode_interactive(embeddings, &model_prompts, structures)
 }
 
@@ -378,25 +363,23 @@ fn simulate_clicks(
     structure: u8,
     count: usize,
     side: i64,
-) -> Result<Vec<(f32, f32, bool)>> {
+) -> Result<SlicePrompts> {
     let mut predicted = automatic.to_vec();
-    let mut clicks = Vec::new();
+    let mut clicks = SlicePrompts::default();
     let width = side as usize;
     for i in 0..count {
         let Some((x, y, positive)) = largest_error_click(&predicted, reference, width, width)
         else {
             break;
         };
-        clicks.push((x as f32 + 0.5, y as f32 + 0.5, positive));
+        clicks.points.push(PointPrompt {
+            x: x as f64 + 0.5,
+            y: y as f64 + 0.5,
+            positive,
+        });
         if i + 1 < count {
-            let logits = tch::no_grad(|| {
-                decode_group(
-                    sam,
-                    embedding,
-                    &[SamplePrompts::Points(clicks.clone())],
-                    &[structure as i64],
-                )
-            })?;
+            let logits =
+                tch::no_grad(|| decode_group(sam, embedding, &[&clicks], &[structure as i64]))?;
             let full = logits.upsample_bilinear2d([side, side], false, None, None);
             predicted = Vec::<bool>::try_from(full.gt(0.0).flatten(0, -1))?;
         }
@@ -519,7 +502,11 @@ pub fn train_interactive(
                     side as f32,
                     &mut rng,
                 );
-                boxes.push((target, c, SamplePrompts::Box(b)));
+                let prompts = SlicePrompts {
+                    points: Vec::new(),
+                    bounding_box: Some(b.map(f64::from)),
+                };
+                boxes.push((target, c, prompts));
             } else {
                 let clicks = rng.gen_range(1..=settings.max_clicks);
                 let reference = binary(&class_maps[n], c);
@@ -527,10 +514,10 @@ pub fn train_interactive(
                 let embedding = cache.embeddings.get(n as i64).unsqueeze(0);
                 let simulated =
                     simulate_clicks(&sam, &embedding, &reference, &automatic, c, clicks, side)?;
-                if simulated.is_empty() {
+                if simulated.points.is_empty() {
                     continue;
                 }
-                points.push((n, c, SamplePrompts::Points(simulated)));
+                points.push((n, c, simulated));
             }
         }
         let mut losses = Vec::new();
@@ -543,7 +530,7 @@ pub fn train_interactive(
             let index = Tensor::from_slice(&index);
             let embeddings = cache.embeddings.index_select(0, &index);
             let structures: Vec<i64> = group.iter().map(|(_, c, _)| *c as i64).collect();
-            let prompts: Vec<SamplePrompts> = group.iter().map(|(_, _, p)| p.clone()).collect();
+            let prompts: Vec<&SlicePrompts> = group.iter().map(|(_, _, p)| p).collect();
             let logits = decode_group(&sam, &embeddings, &prompts, &structures)?;
             let target = cache
                 .classes

@@ -43,7 +43,7 @@ pub use config::{
 pub use dataset::{Dataset, DatasetOptions, Subject, SubjectSlices, ValidationSubject};
 pub use interactive::{train_interactive, InteractiveProgress, InteractiveSection};
 pub use optim::{learning_rate, AdamW};
-pub use prompts::{sample_prompt, SamplePrompt};
+pub use prompts::sample_prompt;
 pub use run::{FineTuneOutcome, FineTuneOutput, FineTuneRun, FineTuneSnapshot};
 pub use trainer::{
     prepare_output_folder, RunLock, TrainOptions, TrainOutputs, TrainProgress, TrainProgressFn,

@@ -1,9 +1,10 @@
 //! Prompt sampling from the ground truth (points inside/outside a structure, jittered
 //! boxes) and decoding a batch whose samples carry different prompts.
 //!
-//! Coordinates follow the session's convention: model-input pixels, the centre of
-//! pixel `(x, y)` at `(x + 0.5, y + 0.5)`; a box spans the centres of the structure's
-//! extreme pixels.
+//! Sampled prompts are the session's [`SlicePrompts`] (one prompt type, one tensor
+//! builder, [`SlicePrompts::batch`]), in the session's convention: model-input pixels,
+//! the centre of pixel `(x, y)` at `(x + 0.5, y + 0.5)`; a box spans the centres of the
+//! structure's extreme pixels.
 
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -13,18 +14,7 @@ use super::config::PromptSection;
 use super::dataset::present_structures;
 use crate::error::Result;
 use crate::model::Sam;
-use crate::session::SlicePrompts;
-
-/// The prompts of one training sample (for one structure).
-#[derive(Debug, Clone, PartialEq)]
-pub struct SamplePrompt {
-    /// The structure (class id) prompted.
-    pub structure: u8,
-    /// Points (x, y, positive).
-    pub points: Vec<(f32, f32, bool)>,
-    /// Box (x0, y0, x1, y1).
-    pub bounding_box: Option<[f32; 4]>,
-}
+use crate::session::{PointPrompt, SlicePrompts};
 
 /// Bounding box (x0, y0, x1, y1) of class `class` on a `side × side` class map, in
 /// pixel-centre coordinates; None if absent.
@@ -49,14 +39,15 @@ pub fn structure_box(classes: &[u8], side: usize, class: u8) -> Option<[f32; 4]>
     })
 }
 
-/// Samples prompts for one sample's class map (`side × side`, flattened), or None
-/// (no prompt: with probability `1 - probability`, or no structure present).
+/// Samples prompts for one structure present in a sample's class map (`side × side`,
+/// flattened), or None (no prompt: with probability `1 - probability`, or no structure
+/// present). A sampled prompt has a box, points, or both.
 pub fn sample_prompt(
     classes: &[u8],
     side: usize,
     settings: &PromptSection,
     rng: &mut impl Rng,
-) -> Option<SamplePrompt> {
+) -> Option<SlicePrompts> {
     if !rng.gen_bool(settings.probability) {
         return None;
     }
@@ -79,12 +70,16 @@ pub fn sample_prompt(
             (tight[2] + jitter(w)).clamp(0.0, limit),
             (tight[3] + jitter(h)).clamp(0.0, limit),
         ];
-        bounding_box = Some([
-            b[0].min(b[2]),
-            b[1].min(b[3]),
-            b[0].max(b[2]),
-            b[1].max(b[3]),
-        ]);
+        // Sampled in f32 (as the runs so far): f64 holds every f32 exactly.
+        bounding_box = Some(
+            [
+                b[0].min(b[2]),
+                b[1].min(b[3]),
+                b[0].max(b[2]),
+                b[1].max(b[3]),
+            ]
+            .map(f64::from),
+        );
     }
     let mut points = Vec::new();
     if with_points {
@@ -115,36 +110,37 @@ pub fn sample_prompt(
         } else {
             rng.gen_range(0..=settings.max_negative)
         };
-        let centre = |i: usize| ((i % side) as f32 + 0.5, (i / side) as f32 + 0.5);
+        let point = |i: usize, positive: bool| PointPrompt {
+            x: (i % side) as f64 + 0.5,
+            y: (i / side) as f64 + 0.5,
+            positive,
+        };
         for _ in 0..positives {
-            let (x, y) = centre(*inside.choose(rng)?);
-            points.push((x, y, true));
+            points.push(point(*inside.choose(rng)?, true));
         }
         for _ in 0..negatives {
-            let (x, y) = centre(*outside.choose(rng)?);
-            points.push((x, y, false));
+            points.push(point(*outside.choose(rng)?, false));
         }
     }
-    Some(SamplePrompt {
-        structure,
+    Some(SlicePrompts {
         points,
         bounding_box,
     })
 }
 
-/// Decodes image embeddings `[B, C, h, w]` with per-sample prompts (None: no prompt):
-/// samples with the same kind of prompt are decoded together (points padded with
-/// label -1). Returns low-res logits `[B, classes, m, m]` in sample order.
+/// Decodes image embeddings `[B, C, h, w]` with per-sample prompts (empty
+/// [`SlicePrompts`]: no prompt): samples with the same kind of prompt are decoded
+/// together (points padded with label -1). Returns low-res logits `[B, classes, m, m]`
+/// in sample order.
 pub fn decode_with_prompts(
     sam: &Sam,
     embeddings: &Tensor,
-    prompts: &[Option<SamplePrompt>],
+    prompts: &[SlicePrompts],
 ) -> Result<Tensor> {
     let device = embeddings.device();
     // Groups: 0 none, 1 points only, 2 box only, 3 box + points.
-    let kind_of = |p: &Option<SamplePrompt>| match p {
-        None => 0,
-        Some(p) => usize::from(!p.points.is_empty()) + 2 * usize::from(p.bounding_box.is_some()),
+    let kind_of = |p: &SlicePrompts| {
+        usize::from(!p.points.is_empty()) + 2 * usize::from(p.bounding_box.is_some())
     };
     let mut outputs: Vec<(Vec<i64>, Tensor)> = Vec::new();
     for group in 0..4 {
@@ -156,15 +152,8 @@ pub fn decode_with_prompts(
         }
         let index: Vec<i64> = members.iter().map(|&i| i as i64).collect();
         let selected = embeddings.index_select(0, &Tensor::from_slice(&index).to_device(device));
-        let slice_prompts: Vec<SlicePrompts> = members
-            .iter()
-            .map(|&i| {
-                prompts[i].as_ref().map_or_else(SlicePrompts::default, |p| {
-                    SlicePrompts::from_parts(&p.points, p.bounding_box)
-                })
-            })
-            .collect();
-        let model_prompts = SlicePrompts::batch(&slice_prompts.iter().collect::<Vec<_>>(), device);
+        let group_prompts: Vec<&SlicePrompts> = members.iter().map(|&i| &prompts[i]).collect();
+        let model_prompts = SlicePrompts::batch(&group_prompts, device);
         let output = sam.decode(&selected, &model_prompts)?;
         outputs.push((index, output.low_res_logits));
     }
@@ -204,8 +193,8 @@ mod tests {
         let (mut boxes, mut pointed) = (0, 0);
         for _ in 0..50 {
             let prompt = sample_prompt(&classes, side, &settings, &mut rng).expect("prompted");
-            assert_eq!(prompt.structure, 3);
-            for &(x, y, positive) in &prompt.points {
+            assert!(!prompt.points.is_empty() || prompt.bounding_box.is_some());
+            for &PointPrompt { x, y, positive } in &prompt.points {
                 let class = classes[y as usize * side + x as usize];
                 assert_eq!(class == 3, positive, "point ({x}, {y}) positive={positive}");
             }

@@ -21,7 +21,7 @@ use super::loss::{downsample_labels, segmentation_loss};
 use super::optim::{learning_rate, AdamW};
 use super::partial::{marginal_logits, LabelledClasses, ALL_LABELLED};
 use super::plot::{plot_panels, Series};
-use super::prompts::{decode_with_prompts, sample_prompt, SamplePrompt};
+use super::prompts::{decode_with_prompts, sample_prompt};
 use super::validate::{validate, ValidationRecord};
 use crate::error::{Error, Result};
 use crate::labels::STRUCTURES;
@@ -29,7 +29,7 @@ use crate::model::{
     adapt_state_dict, apply_training_mode, trainable_parameters, Sam, SamConfig, TrainingMode,
 };
 use crate::session::{context_step, gather_with_context, model_input};
-use crate::session::{DeviceChoice, CONFIG_METADATA_KEY};
+use crate::session::{DeviceChoice, SlicePrompts, CONFIG_METADATA_KEY};
 use crate::weights::{self, AdapterMetadata, LoadOptions};
 
 /// Metadata key of the training state in checkpoints (JSON of [`TrainState`]).
@@ -555,15 +555,12 @@ impl Trainer {
         }
         let side = labels.size()[1] as usize;
         let cpu_labels = labels.to_device(Device::Cpu).to_kind(Kind::Uint8);
-        let prompts: Vec<Option<SamplePrompt>> = (0..picks.len())
-            .map(|b| -> Result<Option<SamplePrompt>> {
+        let prompts: Vec<SlicePrompts> = (0..picks.len())
+            .map(|b| -> Result<SlicePrompts> {
                 let classes: Vec<u8> = Vec::try_from(&cpu_labels.get(b as i64).flatten(0, -1))?;
-                Ok(sample_prompt(
-                    &classes,
-                    side,
-                    &self.config.prompts,
-                    &mut rng,
-                ))
+                // No prompt (None) decodes as empty prompts.
+                let prompt = sample_prompt(&classes, side, &self.config.prompts, &mut rng);
+                Ok(prompt.unwrap_or_default())
             })
             .collect::<Result<_>>()?;
         let lr = learning_rate(&self.config.optim, iteration, self.config.run.iterations);

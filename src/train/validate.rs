@@ -13,13 +13,14 @@ use tch::{Kind, Tensor};
 use super::augment::synthesize;
 use super::config::SynthSection;
 use super::dataset::{gather_slices, present_structures, SubjectSlices, ValidationSubject};
-use super::prompts::{decode_with_prompts, structure_box, SamplePrompt};
+use super::prompts::{decode_with_prompts, structure_box};
 use crate::error::{Error, Result};
 use crate::labels::NUM_CLASSES;
 use crate::metrics::evaluate;
 use crate::model::Sam;
 use crate::session::{
-    context_step, gather_with_context, model_input, Model, Session, SessionOptions,
+    context_step, gather_with_context, model_input, Model, PointPrompt, Session, SessionOptions,
+    SlicePrompts,
 };
 
 const STRUCTURES: usize = NUM_CLASSES - 1;
@@ -99,7 +100,11 @@ fn predict_stack(
         let input = model_input(sam, &images.narrow(0, start as i64, count))?;
         let logits = tch::no_grad(|| -> Result<Tensor> {
             let embeddings = sam.encode_images(&input)?;
-            decode_with_prompts(sam, &embeddings, &vec![None; count as usize])
+            decode_with_prompts(
+                sam,
+                &embeddings,
+                &vec![SlicePrompts::default(); count as usize],
+            )
         })?;
         predictions.push(logits.argmax(1, false).to_device(tch::Device::Cpu));
     }
@@ -217,20 +222,19 @@ pub fn prompted_dice(
             }
             let input = model_input(sam, &images.narrow(0, index as i64, 1))?;
             let embedding = tch::no_grad(|| sam.encode_images(&input))?;
-            let prompts: Vec<Option<SamplePrompt>> = present
+            let prompts: Vec<SlicePrompts> = present
                 .iter()
                 .map(|&structure| match prompt {
-                    EvalPrompt::None => None,
-                    EvalPrompt::Box => Some(SamplePrompt {
-                        structure,
+                    EvalPrompt::None => SlicePrompts::default(),
+                    EvalPrompt::Box => SlicePrompts {
                         points: Vec::new(),
-                        bounding_box: structure_box(&classes, side, structure),
-                    }),
-                    EvalPrompt::CentrePoint => Some(SamplePrompt {
-                        structure,
+                        bounding_box: structure_box(&classes, side, structure)
+                            .map(|b| b.map(f64::from)),
+                    },
+                    EvalPrompt::CentrePoint => SlicePrompts {
                         points: vec![centre_point(&classes, side, structure)],
                         bounding_box: None,
-                    }),
+                    },
                 })
                 .collect();
             let embeddings = embedding.expand([present.len() as i64, -1, -1, -1], false);
@@ -256,7 +260,7 @@ pub fn prompted_dice(
 }
 
 /// The structure pixel nearest the structure's centroid, as a positive point.
-fn centre_point(classes: &[u8], side: usize, structure: u8) -> (f32, f32, bool) {
+fn centre_point(classes: &[u8], side: usize, structure: u8) -> PointPrompt {
     let pixels: Vec<(f32, f32)> = classes
         .iter()
         .enumerate()
@@ -276,5 +280,9 @@ fn centre_point(classes: &[u8], side: usize, structure: u8) -> (f32, f32, bool) 
             da.total_cmp(&db)
         })
         .unwrap_or((cx, cy));
-    (nearest.0, nearest.1, true)
+    PointPrompt {
+        x: f64::from(nearest.0),
+        y: f64::from(nearest.1),
+        positive: true,
+    }
 }
