@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use brainsam::labels::LabelScheme;
 use brainsam::session::{DeviceChoice, Model, ModelOptions};
@@ -144,8 +144,19 @@ fn saved(result: &AdaptResult, dir: &Path, name: &str) -> PathBuf {
     path
 }
 
+/// Adapt runs seed libtorch's global generator and then draw the LoRA initialisation from
+/// it; a test drawing random numbers on another thread in between would change them. The
+/// tests of this file therefore run one at a time.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[test]
 fn adapting_from_arrays_equals_adapting_from_the_same_files() {
+    let _serial = one_at_a_time();
     let dir = common::scratch_dir("adapt_arrays_files");
     let in_memory = vec![pair("a", 1, &ALL), pair("b", 2, &ALL)];
     let mut from_disk = Vec::new();
@@ -200,6 +211,7 @@ fn head(tensors: &[(String, tch::Tensor)], class: usize) -> Vec<tch::Tensor> {
 
 #[test]
 fn partial_labels_train_only_their_structures() {
+    let _serial = one_at_a_time();
     let dir = common::scratch_dir("adapt_partial");
     let (base, _) = brainsam::weights::read_safetensors(common::test_checkpoint()).unwrap();
     let changed = |adapter: &[(String, tch::Tensor)], class: usize| {
@@ -232,6 +244,7 @@ fn partial_labels_train_only_their_structures() {
 
 #[test]
 fn an_adapter_loads_on_its_base_and_is_refused_on_another() {
+    let _serial = one_at_a_time();
     let dir = common::scratch_dir("adapt_other_base");
     let result = run(vec![pair("a", 1, &ALL)], &options(3)).unwrap();
     let adapter = saved(&result, &dir, "site.safetensors");
@@ -292,6 +305,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn cancelling_writes_no_adapter_and_removes_the_work_files() {
+    let _serial = one_at_a_time();
     let dir = common::scratch_dir("adapt_cancel");
     let work = dir.join("work");
     let cancel = Arc::new(AtomicBool::new(false));
@@ -332,6 +346,7 @@ fn cancelling_writes_no_adapter_and_removes_the_work_files() {
 
 #[test]
 fn the_time_budget_stops_the_run_and_keeps_the_best_checkpoint() {
+    let _serial = one_at_a_time();
     let result = run(
         vec![pair("a", 1, &ALL), pair("b", 2, &ALL), pair("c", 3, &ALL)],
         &AdaptOptions {
@@ -370,6 +385,7 @@ fn expect_invalid(pairs: Vec<AdaptPair>, needles: &[&str]) {
 
 #[test]
 fn bad_input_gets_clear_errors_before_training() {
+    let _serial = one_at_a_time();
     expect_invalid(Vec::new(), &["no pairs"]);
     // Mismatched shapes.
     let mut p = pair("shifted", 1, &ALL);
@@ -412,6 +428,7 @@ fn bad_input_gets_clear_errors_before_training() {
 
 #[test]
 fn the_cli_adapts_from_files_and_names_bad_arguments() {
+    let _serial = one_at_a_time();
     let dir = common::scratch_dir("adapt_cli");
     let p = pair("a", 1, &ALL);
     let (image, labels) = (dir.join("a.nii.gz"), dir.join("a_seg.nii.gz"));
