@@ -2,7 +2,7 @@
 //! handle, with the progress / cancel / wait / save pattern of `brainsam_fine_tune_*`.
 //! Everything here converts; the work is in the core.
 
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_char, c_void};
 use std::panic::catch_unwind;
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use super::session::{
     brainsam_volume_desc, checked_struct_size, optional_path, volume_from_desc, MODELS,
 };
 use super::train::{brainsam_fine_tune_state, write_truncated, BRAINSAM_FINE_TUNE_MESSAGE_SIZE};
-use super::{brainsam_model, brainsam_status, guard, require_non_null, FfiError};
+use super::{brainsam_model, brainsam_status, guard, optional_utf8, require_non_null, FfiError};
 use crate::error::Error;
 use crate::job::JobState;
 use crate::labels::LabelScheme;
@@ -112,16 +112,8 @@ static ADAPTS: HandleRegistry<brainsam_adapt> = HandleRegistry::new("brainsam_ad
 /// # Safety
 /// `text` must be null or NUL-terminated.
 unsafe fn optional_text(text: *const c_char, what: &str) -> Result<Option<String>, FfiError> {
-    if text.is_null() {
-        return Ok(None);
-    }
-    // SAFETY: non-null and NUL-terminated per the contract.
-    let text = unsafe { CStr::from_ptr(text) };
-    Ok(Some(
-        text.to_str()
-            .map_err(|_| Error::invalid_argument(format!("{what} is not valid UTF-8")))?
-            .to_string(),
-    ))
+    // SAFETY: null or NUL-terminated per the contract.
+    Ok(unsafe { optional_utf8(text, what) }?.map(str::to_string))
 }
 
 /// Reads pair `index`.

@@ -31,7 +31,7 @@ pub use tables::*;
 pub use train::*;
 
 use std::cell::RefCell;
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::error::Error;
@@ -178,6 +178,32 @@ pub(crate) fn guard(
     log::debug!("{message}");
     set_last_error(&message);
     status
+}
+
+/// Reads a NUL-terminated UTF-8 argument (the one C-string reader of the ABI layer).
+///
+/// # Safety
+/// `text` must be non-null and NUL-terminated.
+pub(crate) unsafe fn utf8<'a>(text: *const c_char, what: &str) -> Result<&'a str, Error> {
+    // SAFETY: per the contract.
+    unsafe { CStr::from_ptr(text) }
+        .to_str()
+        .map_err(|_| Error::invalid_argument(format!("{what} is not valid UTF-8")))
+}
+
+/// [`utf8`] for an optional argument: None when `text` is null.
+///
+/// # Safety
+/// `text` must be null or NUL-terminated.
+pub(crate) unsafe fn optional_utf8<'a>(
+    text: *const c_char,
+    what: &str,
+) -> Result<Option<&'a str>, Error> {
+    if text.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-null; NUL-terminated per the contract.
+    unsafe { utf8(text, what) }.map(Some)
 }
 
 /// Returns `Err(FfiError::NullPointer(name))` when `pointer` is null.

@@ -11,12 +11,12 @@
 //! one call at a time: a call on a session that another thread is using returns
 //! `BRAINSAM_STATUS_INVALID_STATE` at once instead of racing or blocking.
 
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_char, c_void};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, TryLockError};
 
 use super::handles::HandleRegistry;
-use super::{brainsam_status, guard, require_non_null, FfiError};
+use super::{brainsam_status, guard, optional_utf8, require_non_null, FfiError};
 use crate::error::Error;
 #[cfg(test)]
 use crate::session::EmbeddingCache;
@@ -217,16 +217,10 @@ pub(crate) unsafe fn optional_path(
     text: *const c_char,
     what: &str,
 ) -> Result<Option<PathBuf>, FfiError> {
-    if text.is_null() {
+    // SAFETY: null or NUL-terminated per the contract.
+    let Some(text) = (unsafe { optional_utf8(text, what) })? else {
         return Ok(None);
-    }
-    // SAFETY: non-null, NUL-terminated per the contract.
-    let text = unsafe { CStr::from_ptr(text) };
-    let text = text.to_str().map_err(|_| {
-        FfiError::Core(Error::invalid_argument(format!(
-            "{what} is not valid UTF-8"
-        )))
-    })?;
+    };
     if text.is_empty() {
         return Ok(None);
     }

@@ -3,12 +3,12 @@
 //! colours, and the device and precision names. Thin layer over [`crate::labels`] and
 //! [`crate::session::DeviceChoice`] / [`crate::session::Precision`].
 
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, CString};
 
 use once_cell::sync::Lazy;
 
 use super::session::{brainsam_device, brainsam_precision, checked_struct_size};
-use super::{brainsam_status, guard, require_non_null};
+use super::{brainsam_status, guard, require_non_null, utf8};
 use crate::error::Error;
 use crate::labels::STRUCTURES;
 use crate::session::{DeviceChoice, Precision};
@@ -102,17 +102,6 @@ pub unsafe extern "C" fn brainsam_get_structure_info(
     })
 }
 
-/// Reads a NUL-terminated UTF-8 argument.
-///
-/// # Safety
-/// `text` must be non-null and NUL-terminated.
-unsafe fn utf8<'a>(text: *const c_char, what: &str) -> Result<&'a str, Error> {
-    // SAFETY: per the contract.
-    unsafe { CStr::from_ptr(text) }
-        .to_str()
-        .map_err(|_| Error::invalid_argument(format!("{what} is not valid UTF-8")))
-}
-
 /// Parses a device name as the command line and the settings files do ("auto", "cpu",
 /// "cuda", "cuda:N"; case and surrounding blanks ignored) into a `brainsam_device` value
 /// and a device index for `brainsam_model_options`. INVALID_ARGUMENT (with the accepted
@@ -183,6 +172,7 @@ pub unsafe extern "C" fn brainsam_parse_precision(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::CStr;
 
     #[test]
     fn structure_info_comes_from_the_core_table() {
