@@ -45,6 +45,7 @@ fn phantom(name: &str) -> Subject {
         image: Some(Volume::new(grid.clone(), image).unwrap()),
         label_codes: Volume::new(grid, labels).unwrap(),
         scheme: LabelScheme::FreeSurfer,
+        held_out: None,
     }
 }
 

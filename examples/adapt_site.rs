@@ -13,13 +13,16 @@
 //! OMP_NUM_THREADS=1 BRAINSAM_DATA=../shared/data cargo run --example adapt_site
 //! ```
 //! `BRAINSAM_ADAPT_MINUTES` (default 15) is the time budget of each adaptation;
-//! `BRAINSAM_ADAPT_COUNTS` (default `1,2,4`) the numbers of adapting volumes.
+//! `BRAINSAM_ADAPT_COUNTS` (default `1,2,4`) the numbers of adapting volumes;
+//! `BRAINSAM_ADAPT_MODE` and `BRAINSAM_ADAPT_LR` override the library's default training
+//! mode and learning rate (to compare settings).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use brainsam::labels::{LabelScheme, STRUCTURES};
 use brainsam::metrics::evaluate;
+use brainsam::model::TrainingMode;
 use brainsam::session::{default_model_path, Model, ModelOptions, Session, SessionOptions};
 use brainsam::train::adapt::{adapt, AdaptOptions, AdaptPair};
 use brainsam::volume::Volume;
@@ -83,6 +86,13 @@ fn main() -> brainsam::Result<()> {
         .split(',')
         .filter_map(|c| c.trim().parse().ok())
         .collect();
+    let mode = std::env::var("BRAINSAM_ADAPT_MODE")
+        .ok()
+        .map(|m| TrainingMode::parse(&m))
+        .transpose()?;
+    let learning_rate: Option<f64> = std::env::var("BRAINSAM_ADAPT_LR")
+        .ok()
+        .and_then(|lr| lr.parse().ok());
     let base_path = default_model_path()?;
     let base = Model::load(&ModelOptions {
         checkpoint: Some(base_path.clone()),
@@ -110,6 +120,8 @@ fn main() -> brainsam::Result<()> {
         let options = AdaptOptions {
             minutes: Some(minutes),
             seed: 1,
+            mode,
+            learning_rate,
             ..AdaptOptions::default()
         };
         let result = adapt(&base, pairs, &options, &mut |p| {
@@ -143,6 +155,26 @@ fn main() -> brainsam::Result<()> {
             result.iterations,
             result.best.1
         );
+        // What the run's own validation saw per structure: the base model and the kept
+        // checkpoint (does it predict the change on the test volumes?).
+        let kept = result
+            .validations
+            .iter()
+            .rev()
+            .find(|v| v.iteration == result.best.1);
+        if let (Some(base), Some(kept)) = (result.validations.first(), kept) {
+            for (k, s) in STRUCTURES.iter().enumerate() {
+                let show = |d: Option<f64>| d.map_or("-".into(), |d| format!("{d:.3}"));
+                eprintln!(
+                    "  {count} volume(s) {}: validation {} -> {}, test {:.3} -> {:.3}",
+                    s.short_name,
+                    show(base.structure_dice[k]),
+                    show(kept.structure_dice[k]),
+                    before[k],
+                    after[k]
+                );
+            }
+        }
         rows.push((count, result, after, worst));
     }
     println!();

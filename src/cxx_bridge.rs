@@ -3,22 +3,27 @@
 //! The C header stays the stable contract; this layer is a convenience for C++ callers and
 //! calls the same core functions ([`crate::session`]) and the same input validation as the
 //! C API. Errors become C++ exceptions (`rust::Error`, whose `what()` is the message the C
-//! API would return). `Model`, `Session` and `FineTune` are owned through `rust::Box`
-//! (RAII; dropping a `FineTune` cancels its run and waits for the training thread).
+//! API would return). `Model`, `Session`, `FineTune`, `AdaptPairs` and `Adapt` are owned
+//! through `rust::Box` (RAII; dropping a `FineTune` or an `Adapt` cancels its run and
+//! waits for the training thread).
 //!
 //! Thread safety as in the C API: a `Model` may be shared by sessions on any threads
 //! (through `const Model&`); a `Session` is used by one thread at a time; a `FineTune`
-//! may be polled and cancelled from any threads at once.
+//! or an `Adapt` may be polled and cancelled from any threads at once.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::job::JobState;
+use crate::labels::LabelScheme;
 use crate::runtime::RuntimeInfo;
 use crate::session::{
     covered_slices, DeviceChoice, ModelOptions as CoreModelOptions, Precision, PropagationOptions,
     SessionOptions, SessionSwitches,
 };
+use crate::train::adapt::{check_pair, AdaptOptions as CoreAdaptOptions, AdaptPair};
+use crate::train::adapt_run::AdaptRun;
 use crate::train::{FineTuneOutcome, FineTuneOutput, FineTuneRun};
 use crate::volume::descriptor::{Coordinates, VolumeGeometry};
 use crate::volume::Volume;
@@ -199,6 +204,44 @@ mod bridge {
         error_message: String,
     }
 
+    /// Options of `Model::start_adapt`, as `brainsam_adapt_options`: zero (or an empty
+    /// string) lets the library choose from the amount of data.
+    struct AdaptOptions {
+        /// Iterations (0: chosen from the number of pairs).
+        iterations: u64,
+        /// Time budget in minutes (0: none): the run stops then and keeps the best
+        /// checkpoint.
+        minutes: f64,
+        /// Base learning rate (0: the library's default).
+        learning_rate: f64,
+        /// Seed of every random choice (same seed, data and base: same adapter on the CPU).
+        seed: u64,
+        /// `auto`, `cpu` or `cuda` (empty: auto).
+        device: String,
+    }
+
+    /// A snapshot of an adaptation (as `brainsam_adapt_status`).
+    struct AdaptStatus {
+        /// Where the run is (`Cancelled`: stopped, no adapter).
+        state: FineTuneState,
+        /// Iterations done.
+        iteration: u64,
+        /// Iterations planned (0 while the data is prepared).
+        total: u64,
+        /// Loss of the last iteration (NaN before the first).
+        loss: f64,
+        /// Mean Dice of the last validation (NaN: none yet).
+        last_validation_dice: f64,
+        /// Best validation mean Dice so far, the base model's included (NaN: none yet).
+        best_validation_dice: f64,
+        /// Seconds since the start.
+        elapsed_seconds: f64,
+        /// Estimated seconds left (NaN before the first iteration).
+        eta_seconds: f64,
+        /// The error when `state` is `Failed`; else empty.
+        error_message: String,
+    }
+
     unsafe extern "C++" {
         include!("brainsam/progress.h");
         /// A C++ progress function (see brainsam/progress.h).
@@ -307,6 +350,48 @@ mod bridge {
         fn wait(self: &FineTune) -> Result<FineTuneState>;
         /// Copies an output of a finished run to `path` atomically.
         fn save(self: &FineTune, output: FineTuneOutput, path: &str) -> Result<()>;
+
+        /// Corrected examples for `Model::start_adapt`: (image, label map) pairs copied
+        /// in with `add`.
+        type AdaptPairs;
+        /// An empty list of pairs.
+        fn new_adapt_pairs() -> Box<AdaptPairs>;
+        /// Adds (copies) an image and its label map, both on `geometry`; `label_scheme`
+        /// names the label codes (`classes`, `freesurfer`, `aal`, `harvard-oxford`,
+        /// `neuromorphometrics`, or a mapping file's path; empty: `classes`); `name` is used
+        /// in messages (empty: "pair N"). The pair is checked here (grid, finite voxels,
+        /// codes known to the scheme, at least one labelled structure).
+        fn add(
+            self: &mut AdaptPairs,
+            name: &str,
+            geometry: &VolumeGeometry,
+            image: &[f32],
+            labels: &[f32],
+            label_scheme: &str,
+        ) -> Result<()>;
+        /// Number of pairs added.
+        fn len(self: &AdaptPairs) -> usize;
+
+        /// An adaptation on a background thread; dropping it cancels the run and waits
+        /// for its thread.
+        type Adapt;
+        /// Starts adapting this model (loaded from a checkpoint file, without adapter) to
+        /// the user's site from `pairs` (copied), as `brainsam_adapt_start`.
+        fn start_adapt(
+            self: &Model,
+            pairs: &AdaptPairs,
+            options: &AdaptOptions,
+        ) -> Result<Box<Adapt>>;
+        /// The run's progress and state; never blocks on training.
+        fn progress(self: &Adapt) -> AdaptStatus;
+        /// Asks the run to stop after its current iteration (no adapter is produced).
+        fn cancel(self: &Adapt);
+        /// Blocks until the run has ended: `Finished` or `Cancelled`; throws when it
+        /// failed.
+        fn wait(self: &Adapt) -> Result<FineTuneState>;
+        /// Writes the adapter of a finished run to `path` atomically (throws while
+        /// running, after a cancel or a failure).
+        fn save(self: &Adapt, path: &str) -> Result<()>;
     }
 }
 
@@ -403,6 +488,28 @@ fn load_model(options: &bridge::ModelOptions) -> Result<Box<Model>> {
     Ok(Box::new(Model { model }))
 }
 
+/// A volume from a C++ geometry and voxel buffer (`what` names the buffer in errors).
+fn volume_from(geometry: &bridge::VolumeGeometry, voxels: &[f32], what: &str) -> Result<Volume> {
+    let grid = VolumeGeometry {
+        dims: geometry.dims,
+        spacing: geometry.spacing,
+        origin: geometry.origin,
+        direction: geometry.direction,
+        coordinates: Coordinates::from_code(geometry.coordinates.repr)?,
+    }
+    .grid()?;
+    // Checked before copying: a short buffer must not be read past its end.
+    if voxels.len() != grid.len() {
+        return Err(Error::invalid_argument(format!(
+            "{what} holds {} values, dims {:?} need {}",
+            voxels.len(),
+            geometry.dims,
+            grid.len()
+        )));
+    }
+    Volume::new(grid, voxels.to_vec())
+}
+
 fn structure_id(structure: u32) -> Result<u8> {
     u8::try_from(structure).map_err(|_| {
         Error::invalid_argument(format!(
@@ -437,24 +544,8 @@ impl Model {
 
 impl Session {
     fn set_volume(&mut self, geometry: &bridge::VolumeGeometry, voxels: &[f32]) -> Result<()> {
-        let grid = VolumeGeometry {
-            dims: geometry.dims,
-            spacing: geometry.spacing,
-            origin: geometry.origin,
-            direction: geometry.direction,
-            coordinates: Coordinates::from_code(geometry.coordinates.repr)?,
-        }
-        .grid()?;
-        // Checked before copying: a short buffer must not be read past its end.
-        if voxels.len() != grid.len() {
-            return Err(Error::invalid_argument(format!(
-                "the voxel buffer holds {} values, dims {:?} need {}",
-                voxels.len(),
-                geometry.dims,
-                grid.len()
-            )));
-        }
-        self.session.set_volume(Volume::new(grid, voxels.to_vec())?)
+        self.session
+            .set_volume(volume_from(geometry, voxels, "the voxel buffer")?)
     }
 
     fn segment_all(&mut self, progress: &bridge::ProgressCallback) -> Result<()> {
@@ -648,5 +739,122 @@ impl FineTune {
             return Err(Error::invalid_argument("path is an empty string"));
         }
         self.run.save(output, Path::new(path))
+    }
+}
+
+/// Corrected examples for an adaptation, as C++ sees them.
+pub struct AdaptPairs {
+    pairs: Vec<AdaptPair>,
+}
+
+fn new_adapt_pairs() -> Box<AdaptPairs> {
+    Box::new(AdaptPairs { pairs: Vec::new() })
+}
+
+impl AdaptPairs {
+    fn add(
+        &mut self,
+        name: &str,
+        geometry: &bridge::VolumeGeometry,
+        image: &[f32],
+        labels: &[f32],
+        label_scheme: &str,
+    ) -> Result<()> {
+        let index = self.pairs.len();
+        let name = if name.is_empty() {
+            format!("pair {}", index + 1)
+        } else {
+            name.to_string()
+        };
+        let scheme = if label_scheme.is_empty() {
+            LabelScheme::Classes
+        } else {
+            LabelScheme::from_name_or_file(label_scheme)?
+        };
+        let pair = AdaptPair {
+            image: volume_from(geometry, image, &format!("pair {name}: the image buffer"))?,
+            labels: volume_from(geometry, labels, &format!("pair {name}: the label buffer"))?,
+            name,
+            scheme,
+        };
+        check_pair(index, &pair)?;
+        self.pairs.push(pair);
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        self.pairs.len()
+    }
+}
+
+/// An adaptation, as C++ sees it.
+pub struct Adapt {
+    run: AdaptRun,
+}
+
+impl Model {
+    fn start_adapt(
+        &self,
+        pairs: &AdaptPairs,
+        options: &bridge::AdaptOptions,
+    ) -> Result<Box<Adapt>> {
+        let options = CoreAdaptOptions {
+            iterations: (options.iterations > 0).then_some(options.iterations),
+            minutes: (options.minutes != 0.0).then_some(options.minutes),
+            learning_rate: (options.learning_rate != 0.0).then_some(options.learning_rate),
+            seed: options.seed,
+            device: (!options.device.is_empty()).then(|| options.device.clone()),
+            ..CoreAdaptOptions::default()
+        };
+        let run = AdaptRun::start(Arc::clone(&self.model), pairs.pairs.clone(), options, None)?;
+        Ok(Box::new(Adapt { run }))
+    }
+}
+
+fn job_state(state: &JobState) -> (bridge::FineTuneState, String) {
+    match state {
+        JobState::Running => (bridge::FineTuneState::Running, String::new()),
+        JobState::Finished => (bridge::FineTuneState::Finished, String::new()),
+        JobState::Cancelled => (bridge::FineTuneState::Cancelled, String::new()),
+        JobState::Failed(error) => (bridge::FineTuneState::Failed, error.to_string()),
+    }
+}
+
+impl Adapt {
+    fn progress(&self) -> bridge::AdaptStatus {
+        let snapshot = self.run.snapshot();
+        let (state, error_message) = job_state(&snapshot.state);
+        bridge::AdaptStatus {
+            state,
+            iteration: snapshot.iteration,
+            total: snapshot.total,
+            loss: snapshot.loss,
+            last_validation_dice: snapshot.last_validation_dice,
+            best_validation_dice: snapshot.best_validation_dice,
+            elapsed_seconds: snapshot.elapsed_seconds,
+            eta_seconds: snapshot.eta_seconds,
+            error_message,
+        }
+    }
+
+    fn cancel(&self) {
+        self.run.cancel();
+    }
+
+    fn wait(&self) -> std::result::Result<bridge::FineTuneState, String> {
+        match self.run.wait() {
+            Ok(()) => Ok(bridge::FineTuneState::Finished),
+            Err(error) if matches!(*error, Error::Cancelled) => {
+                Ok(bridge::FineTuneState::Cancelled)
+            }
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
+    fn save(&self, path: &str) -> Result<()> {
+        if path.is_empty() {
+            return Err(Error::invalid_argument("path is an empty string"));
+        }
+        self.run.save(Path::new(path))
     }
 }

@@ -198,6 +198,17 @@ impl LabelScheme {
         })
     }
 
+    /// A scheme name (see [`LabelScheme::from_name`]) or else the path of a mapping file
+    /// (see [`LabelScheme::from_mapping_file`]): how every interface reads a user's
+    /// `--ref-labels` / `label_scheme` text. A known name wins over a file of that name.
+    pub fn from_name_or_file(text: &str) -> Result<Self> {
+        match Self::from_name(text) {
+            Ok(scheme) => Ok(scheme),
+            Err(_) if Path::new(text).is_file() => Self::from_mapping_file(text),
+            Err(error) => Err(error),
+        }
+    }
+
     /// Reads a user mapping file (format in the module documentation).
     pub fn from_mapping_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use brainsam::labels::LabelScheme;
-use brainsam::session::{DeviceChoice, Model, ModelOptions};
+use brainsam::session::{DeviceChoice, Model, ModelOptions, Session, SessionOptions};
 use brainsam::train::adapt::{adapt, AdaptOptions, AdaptPair, AdaptResult, ValidationKind};
 use brainsam::volume::{Affine, Grid, Volume};
 use brainsam::Error;
@@ -169,7 +169,7 @@ fn adapting_from_arrays_equals_adapting_from_the_same_files() {
     }
     let a = run(in_memory, &options(6)).unwrap();
     let b = run(from_disk, &options(6)).unwrap();
-    assert_eq!(a.plan.validation, ValidationKind::TrainingPair);
+    assert_eq!(a.plan.validation, ValidationKind::HeldOutSlices);
     assert_eq!(a.iterations, 6);
     let (ta, tb) = (
         tensors(&saved(&a, &dir, "a.safetensors")),
@@ -287,6 +287,127 @@ fn an_adapter_loads_on_its_base_and_is_refused_on_another() {
     assert!(
         error.to_string().contains("already has an adapter"),
         "{error}"
+    );
+}
+
+/// A copy of `adapter` whose metadata hands `structures` back to the base model.
+fn with_base_structures(adapter: &Path, structures: &str, name: &str) -> PathBuf {
+    let (mut meta, tensors) = brainsam::weights::load_adapter(adapter).unwrap();
+    meta.extra.insert(
+        brainsam::model::load::BASE_STRUCTURES_KEY.into(),
+        structures.into(),
+    );
+    let path = adapter.with_file_name(name);
+    brainsam::weights::save_adapter(&path, &meta, &tensors).unwrap();
+    path
+}
+
+fn segment(adapter: Option<PathBuf>, image: &Volume) -> Vec<u8> {
+    let model = Model::load(&ModelOptions {
+        checkpoint: Some(common::test_checkpoint().to_path_buf()),
+        adapter,
+        device: DeviceChoice::Cpu,
+        ..ModelOptions::default()
+    })
+    .unwrap();
+    let mut session = Session::new(model, SessionOptions::default()).unwrap();
+    session.set_volume(image.clone()).unwrap();
+    session
+        .segment_all(&mut |_, _| true)
+        .unwrap()
+        .data()
+        .to_vec()
+}
+
+fn agreement(a: &[u8], b: &[u8]) -> f64 {
+    a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
+}
+
+#[test]
+fn structures_handed_back_to_the_base_get_the_base_models_output() {
+    let _serial = one_at_a_time();
+    let dir = common::scratch_dir("adapt_base_structures");
+    let result = run(vec![pair("a", 1, &ALL)], &options(6)).unwrap();
+    let adapter = saved(&result, &dir, "site.safetensors");
+    let image = phantom(9, &ALL).0;
+    let base = segment(None, &image);
+    let adapted = segment(Some(adapter.clone()), &image);
+    // The adaptation changed the output (so the comparisons below can fail)...
+    assert!(
+        agreement(&base, &adapted) < 0.999,
+        "the adapter changed nothing"
+    );
+    // ...and handing every structure back to the base gives the base model's output.
+    let all = with_base_structures(&adapter, "1,2,3,4,5,6,7,8,9,10,11,12", "all.safetensors");
+    let handed_back = segment(Some(all.clone()), &image);
+    assert!(
+        agreement(&base, &handed_back) > 0.9999,
+        "agreement with the base {}",
+        agreement(&base, &handed_back)
+    );
+    let model = Model::load(&ModelOptions {
+        checkpoint: Some(common::test_checkpoint().to_path_buf()),
+        adapter: Some(all),
+        device: DeviceChoice::Cpu,
+        ..ModelOptions::default()
+    })
+    .unwrap();
+    assert_eq!(model.base_fallback().unwrap().structures.len(), 12);
+    // One structure handed back: its voxels follow the base, the others the adapter.
+    let thalamus = with_base_structures(&adapter, "1", "thalamus.safetensors");
+    let mixed = segment(Some(thalamus), &image);
+    let voxels = |labels: &[u8], class: u8| -> Vec<usize> {
+        (0..labels.len()).filter(|&i| labels[i] == class).collect()
+    };
+    let overlap = |a: &[usize], b: &[usize]| {
+        let common = a.iter().filter(|i| b.binary_search(i).is_ok()).count();
+        2.0 * common as f64 / (a.len() + b.len()).max(1) as f64
+    };
+    let (from_mix, from_base) = (voxels(&mixed, 1), voxels(&base, 1));
+    assert!(
+        !from_base.is_empty(),
+        "the base model labels no left thalamus"
+    );
+    // Without handing back, the adapter's left thalamus is another one (the check below
+    // can fail).
+    assert!(overlap(&voxels(&adapted, 1), &from_base) < 0.9);
+    // Equal up to the slices-to-voxels interpolation at the structure's border.
+    assert!(
+        overlap(&from_mix, &from_base) > 0.95,
+        "left thalamus not the base's: Dice {}",
+        overlap(&from_mix, &from_base)
+    );
+    let (mix_other, adapted_other) = (voxels(&mixed, 5), voxels(&adapted, 5));
+    assert!(
+        overlap(&mix_other, &adapted_other) > 0.95 || adapted_other.is_empty(),
+        "left putamen not the adapter's: Dice {}",
+        overlap(&mix_other, &adapted_other)
+    );
+    // An unreadable list is refused, naming the key.
+    let bad = with_base_structures(&adapter, "1,13", "bad.safetensors");
+    let error = Model::load(&ModelOptions {
+        checkpoint: Some(common::test_checkpoint().to_path_buf()),
+        adapter: Some(bad),
+        device: DeviceChoice::Cpu,
+        ..ModelOptions::default()
+    })
+    .unwrap_err();
+    assert!(error.to_string().contains("base_structures"), "{error}");
+    assert!(error.to_string().contains("13"), "{error}");
+}
+
+#[test]
+fn structures_that_validate_worse_than_the_base_are_handed_back() {
+    let record = |dice: &[Option<f64>]| brainsam::train::ValidationRecord {
+        iteration: 0,
+        mean_dice: 0.0,
+        structure_dice: dice.to_vec(),
+    };
+    let base = record(&[Some(0.8), Some(0.7), None, Some(0.5)]);
+    let kept = record(&[Some(0.9), Some(0.69), Some(0.4), Some(0.5)]);
+    assert_eq!(
+        brainsam::train::adapt::structures_worse_than_base(&base, &kept),
+        vec![2]
     );
 }
 
@@ -484,6 +605,6 @@ fn the_cli_adapts_from_files_and_names_bad_arguments() {
         String::from_utf8_lossy(&done.stderr)
     );
     assert!(stdout.contains("2 of 2 iterations"), "{stdout}");
-    assert!(stdout.contains("measures fit"), "{stdout}");
+    assert!(stdout.contains("held-out blocks of slices"), "{stdout}");
     brainsam::weights::load_adapter(&out).unwrap();
 }

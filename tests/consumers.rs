@@ -166,6 +166,14 @@ fn cmake_project_finds_package_and_builds_c_and_cxx_consumers() {
     assert!(c_out.contains("c smoke test: ok"), "{c_out}");
     let cxx_out = run(&mut Command::new(build.join("consumer_cxx")));
     assert!(cxx_out.contains("c++ consumer: ok"), "{cxx_out}");
+    // The C++ adaptation API: two phantom pairs, three iterations, adapter saved and
+    // loaded on its base.
+    let adapter = build.join("site.safetensors");
+    let adapt_out = run(consumer_command(&build.join("consumer_cxx"))
+        .arg(test_checkpoint())
+        .arg(&adapter));
+    assert!(adapt_out.contains("adapted 3 iterations"), "{adapt_out}");
+    assert!(adapter.is_file(), "no adapter at {}", adapter.display());
     run_examples(&build);
     // The consumer links the library this test run built, not some other copy.
     let ldd = run(Command::new("ldd").arg(build.join("consumer_c")));

@@ -11,8 +11,8 @@ use brainsam::labels::LabelScheme;
 use brainsam::metrics::evaluate;
 use brainsam::session::{DeviceChoice, Model, ModelOptions, Session, SessionOptions};
 use brainsam::train::{
-    prompted_dice, Dataset, DatasetOptions, EvalPrompt, LrDecay, Subject, TrainConfig,
-    TrainOptions, Trainer,
+    prompted_dice, Dataset, DatasetOptions, EvalPrompt, HeldOutSlices, LrDecay, Subject,
+    TrainConfig, TrainOptions, Trainer,
 };
 use brainsam::volume::{Affine, Grid, Volume};
 use brainsam::Error;
@@ -128,6 +128,7 @@ fn subject_from(name: &str, seed: u64, (image, labels): (Volume, Volume)) -> Sub
         image: Some(image),
         label_codes: labels,
         scheme: LabelScheme::FreeSurfer,
+        held_out: None,
     }
 }
 
@@ -284,6 +285,7 @@ fn resume_subjects() -> Vec<Subject> {
             image: None,
             label_codes: labels,
             scheme: LabelScheme::FreeSurfer,
+            held_out: None,
         },
     ]
 }
@@ -560,4 +562,74 @@ fn a_finished_run_is_never_overwritten_silently_and_one_folder_takes_one_run() {
         .unwrap_err()
         .to_string();
     assert!(message.contains("run.batch_size 1000000000"), "{message}");
+}
+
+#[test]
+fn held_out_slices_leave_training_and_are_the_only_ones_validated() {
+    let held_out = HeldOutSlices {
+        block: 2,
+        every: 3,
+        phase: 1,
+    };
+    let mut training = subject("a", 1, 1.0);
+    training.held_out = Some(held_out);
+    let validation = Subject {
+        name: "a-held-out".into(),
+        ..training.clone()
+    };
+    let plain = Dataset::prepare(
+        vec![subject("a", 1, 1.0), subject("b", 2, 1.0)],
+        &DatasetOptions {
+            validation: vec!["b".into()],
+            ..DatasetOptions::from_config(&TrainConfig::default(), 128)
+        },
+    )
+    .unwrap();
+    let dataset = Dataset::prepare(
+        vec![training, validation],
+        &DatasetOptions {
+            validation: vec!["a-held-out".into()],
+            ..DatasetOptions::from_config(&TrainConfig::default(), 128)
+        },
+    )
+    .unwrap();
+    let slices = &dataset.training[0];
+    let structure_slices: Vec<usize> = (0..slices.len())
+        .filter(|&i| slices.has_structure[i])
+        .collect();
+    // Blocks of 2 among the slices holding structures, the second of every 3 blocks.
+    let expected: Vec<usize> = structure_slices
+        .iter()
+        .enumerate()
+        .filter(|(rank, _)| (rank / 2) % 3 == 1)
+        .map(|(_, &i)| i)
+        .collect();
+    let held: Vec<usize> = (0..slices.len()).filter(|&i| slices.held_out[i]).collect();
+    assert!(!held.is_empty());
+    assert_eq!(held, expected);
+    assert_eq!(
+        dataset.training_slices(),
+        plain.training[0].len() - held.len(),
+        "held-out slices must not be sampled for training"
+    );
+    // The validation copy is scored on exactly those planes.
+    let scored = dataset.validation[0].scored_planes.as_ref().unwrap();
+    assert_eq!(scored.planes.len(), held.len());
+    let reference = &dataset.validation[0].reference;
+    let restricted = scored.restrict(reference).unwrap();
+    let dims = reference.grid().dims();
+    for (index, (&kept, &all)) in restricted.data().iter().zip(reference.data()).enumerate() {
+        let coordinate = match scored.axis {
+            0 => index % dims[0],
+            1 => (index / dims[0]) % dims[1],
+            _ => index / (dims[0] * dims[1]),
+        };
+        let expected = if scored.planes.contains(&coordinate) {
+            all
+        } else {
+            0
+        };
+        assert_eq!(kept, expected, "voxel {index}");
+    }
+    assert!(restricted.data().iter().any(|&c| c != 0));
 }

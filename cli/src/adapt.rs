@@ -51,14 +51,6 @@ pub struct AdaptArgs {
     pub quiet: bool,
 }
 
-fn scheme(text: &str) -> Result<LabelScheme> {
-    if std::path::Path::new(text).is_file() {
-        LabelScheme::from_mapping_file(text)
-    } else {
-        LabelScheme::from_name(text)
-    }
-}
-
 /// Runs `brainsam adapt`.
 pub fn run_adapt(args: &AdaptArgs) -> Result<()> {
     if args.images.len() != args.labels.len() {
@@ -77,7 +69,7 @@ pub fn run_adapt(args: &AdaptArgs) -> Result<()> {
             )));
         }
     }
-    let scheme = scheme(&args.ref_labels)?;
+    let scheme = LabelScheme::from_name_or_file(&args.ref_labels)?;
     let device = DeviceChoice::parse(&args.device)?;
     let model = Model::load(&ModelOptions {
         checkpoint: args.model.clone(),
@@ -144,8 +136,8 @@ pub fn run_adapt(args: &AdaptArgs) -> Result<()> {
         "validation ({}): mean Dice {:.3} before, {:.3} kept (iteration {})",
         match plan.validation {
             brainsam::train::adapt::ValidationKind::HeldOutPair => "held-out last pair",
-            brainsam::train::adapt::ValidationKind::TrainingPair =>
-                "the first pair itself: fewer than 3 pairs, so this measures fit",
+            brainsam::train::adapt::ValidationKind::HeldOutSlices =>
+                "held-out blocks of slices of every pair (fewer than 3 pairs)",
         },
         result.base_dice,
         result.best.0,

@@ -508,16 +508,8 @@ fn write_volumes_csv(
     })
 }
 
-fn label_scheme(text: &str) -> Result<LabelScheme> {
-    match LabelScheme::from_name(text) {
-        Ok(scheme) => Ok(scheme),
-        Err(_) if Path::new(text).is_file() => LabelScheme::from_mapping_file(text),
-        Err(error) => Err(error),
-    }
-}
-
 fn read_labels(path: &Path, scheme: &str) -> Result<LabelVolume> {
-    let scheme = label_scheme(scheme)?;
+    let scheme = LabelScheme::from_name_or_file(scheme)?;
     scheme.to_classes(&Volume::read(path)?)
 }
 

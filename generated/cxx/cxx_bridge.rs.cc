@@ -1059,10 +1059,14 @@ namespace brainsam {
   enum class FineTuneOutput : ::std::uint32_t;
   struct FineTuneOptions;
   struct FineTuneStatus;
+  struct AdaptOptions;
+  struct AdaptStatus;
   using ProgressCallback = ::brainsam::ProgressCallback;
   struct Model;
   struct Session;
   struct FineTune;
+  struct AdaptPairs;
+  struct Adapt;
 }
 
 namespace brainsam {
@@ -1295,6 +1299,54 @@ struct FineTuneStatus final {
 };
 #endif // CXXBRIDGE1_STRUCT_brainsam$FineTuneStatus
 
+#ifndef CXXBRIDGE1_STRUCT_brainsam$AdaptOptions
+#define CXXBRIDGE1_STRUCT_brainsam$AdaptOptions
+// Options of `Model::start_adapt`, as `brainsam_adapt_options`: zero (or an empty
+// string) lets the library choose from the amount of data.
+struct AdaptOptions final {
+  // Iterations (0: chosen from the number of pairs).
+  ::std::uint64_t iterations CXX_DEFAULT_VALUE(0);
+  // Time budget in minutes (0: none): the run stops then and keeps the best
+  // checkpoint.
+  double minutes CXX_DEFAULT_VALUE(0);
+  // Base learning rate (0: the library's default).
+  double learning_rate CXX_DEFAULT_VALUE(0);
+  // Seed of every random choice (same seed, data and base: same adapter on the CPU).
+  ::std::uint64_t seed CXX_DEFAULT_VALUE(0);
+  // `auto`, `cpu` or `cuda` (empty: auto).
+  ::rust::String device;
+
+  using IsRelocatable = ::std::true_type;
+};
+#endif // CXXBRIDGE1_STRUCT_brainsam$AdaptOptions
+
+#ifndef CXXBRIDGE1_STRUCT_brainsam$AdaptStatus
+#define CXXBRIDGE1_STRUCT_brainsam$AdaptStatus
+// A snapshot of an adaptation (as `brainsam_adapt_status`).
+struct AdaptStatus final {
+  // Where the run is (`Cancelled`: stopped, no adapter).
+  ::brainsam::FineTuneState state;
+  // Iterations done.
+  ::std::uint64_t iteration CXX_DEFAULT_VALUE(0);
+  // Iterations planned (0 while the data is prepared).
+  ::std::uint64_t total CXX_DEFAULT_VALUE(0);
+  // Loss of the last iteration (NaN before the first).
+  double loss CXX_DEFAULT_VALUE(0);
+  // Mean Dice of the last validation (NaN: none yet).
+  double last_validation_dice CXX_DEFAULT_VALUE(0);
+  // Best validation mean Dice so far, the base model's included (NaN: none yet).
+  double best_validation_dice CXX_DEFAULT_VALUE(0);
+  // Seconds since the start.
+  double elapsed_seconds CXX_DEFAULT_VALUE(0);
+  // Estimated seconds left (NaN before the first iteration).
+  double eta_seconds CXX_DEFAULT_VALUE(0);
+  // The error when `state` is `Failed`; else empty.
+  ::rust::String error_message;
+
+  using IsRelocatable = ::std::true_type;
+};
+#endif // CXXBRIDGE1_STRUCT_brainsam$AdaptStatus
+
 #ifndef CXXBRIDGE1_STRUCT_brainsam$Model
 #define CXXBRIDGE1_STRUCT_brainsam$Model
 // A loaded model; share it between sessions with `create_session`.
@@ -1304,6 +1356,10 @@ struct Model final : public ::rust::Opaque {
 
   // A new session with options (as `brainsam_session_create_with_options`).
   ::rust::Box<::brainsam::Session> create_session_with_options(::brainsam::SessionOptions const &options) const;
+
+  // Starts adapting this model (loaded from a checkpoint file, without adapter) to
+  // the user's site from `pairs` (copied), as `brainsam_adapt_start`.
+  ::rust::Box<::brainsam::Adapt> start_adapt(::brainsam::AdaptPairs const &pairs, ::brainsam::AdaptOptions const &options) const;
 
   ~Model() = delete;
 
@@ -1404,6 +1460,62 @@ private:
 };
 #endif // CXXBRIDGE1_STRUCT_brainsam$FineTune
 
+#ifndef CXXBRIDGE1_STRUCT_brainsam$AdaptPairs
+#define CXXBRIDGE1_STRUCT_brainsam$AdaptPairs
+// Corrected examples for `Model::start_adapt`: (image, label map) pairs copied
+// in with `add`.
+struct AdaptPairs final : public ::rust::Opaque {
+  // Adds (copies) an image and its label map, both on `geometry`; `label_scheme`
+  // names the label codes (`classes`, `freesurfer`, `aal`, `harvard-oxford`,
+  // `neuromorphometrics`, or a mapping file's path; empty: `classes`); `name` is used
+  // in messages (empty: "pair N"). The pair is checked here (grid, finite voxels,
+  // codes known to the scheme, at least one labelled structure).
+  void add(::rust::Str name, ::brainsam::VolumeGeometry const &geometry, ::rust::Slice<float const> image, ::rust::Slice<float const> labels, ::rust::Str label_scheme);
+
+  // Number of pairs added.
+  ::std::size_t len() const noexcept;
+
+  ~AdaptPairs() = delete;
+
+private:
+  friend ::rust::layout;
+  struct layout {
+    static ::std::size_t size() noexcept;
+    static ::std::size_t align() noexcept;
+  };
+};
+#endif // CXXBRIDGE1_STRUCT_brainsam$AdaptPairs
+
+#ifndef CXXBRIDGE1_STRUCT_brainsam$Adapt
+#define CXXBRIDGE1_STRUCT_brainsam$Adapt
+// An adaptation on a background thread; dropping it cancels the run and waits
+// for its thread.
+struct Adapt final : public ::rust::Opaque {
+  // The run's progress and state; never blocks on training.
+  ::brainsam::AdaptStatus progress() const noexcept;
+
+  // Asks the run to stop after its current iteration (no adapter is produced).
+  void cancel() const noexcept;
+
+  // Blocks until the run has ended: `Finished` or `Cancelled`; throws when it
+  // failed.
+  ::brainsam::FineTuneState wait() const;
+
+  // Writes the adapter of a finished run to `path` atomically (throws while
+  // running, after a cancel or a failure).
+  void save(::rust::Str path) const;
+
+  ~Adapt() = delete;
+
+private:
+  friend ::rust::layout;
+  struct layout {
+    static ::std::size_t size() noexcept;
+    static ::std::size_t align() noexcept;
+  };
+};
+#endif // CXXBRIDGE1_STRUCT_brainsam$Adapt
+
 extern "C" {
 bool brainsam$cxxbridge1$205$ProgressCallback$report(::brainsam::ProgressCallback const &self, ::std::uint64_t done, ::std::uint64_t total) noexcept {
   bool (::brainsam::ProgressCallback::*report$)(::std::uint64_t, ::std::uint64_t) const = &::brainsam::ProgressCallback::report;
@@ -1467,6 +1579,26 @@ void brainsam$cxxbridge1$205$FineTune$cancel(::brainsam::FineTune const &self) n
 ::rust::repr::PtrLen brainsam$cxxbridge1$205$FineTune$wait(::brainsam::FineTune const &self, ::brainsam::FineTuneState *return$) noexcept;
 
 ::rust::repr::PtrLen brainsam$cxxbridge1$205$FineTune$save(::brainsam::FineTune const &self, ::brainsam::FineTuneOutput output, ::rust::Str path) noexcept;
+::std::size_t brainsam$cxxbridge1$205$AdaptPairs$operator$sizeof() noexcept;
+::std::size_t brainsam$cxxbridge1$205$AdaptPairs$operator$alignof() noexcept;
+
+::brainsam::AdaptPairs *brainsam$cxxbridge1$205$new_adapt_pairs() noexcept;
+
+::rust::repr::PtrLen brainsam$cxxbridge1$205$AdaptPairs$add(::brainsam::AdaptPairs &self, ::rust::Str name, ::brainsam::VolumeGeometry const &geometry, ::rust::Slice<float const> image, ::rust::Slice<float const> labels, ::rust::Str label_scheme) noexcept;
+
+::std::size_t brainsam$cxxbridge1$205$AdaptPairs$len(::brainsam::AdaptPairs const &self) noexcept;
+::std::size_t brainsam$cxxbridge1$205$Adapt$operator$sizeof() noexcept;
+::std::size_t brainsam$cxxbridge1$205$Adapt$operator$alignof() noexcept;
+
+::rust::repr::PtrLen brainsam$cxxbridge1$205$Model$start_adapt(::brainsam::Model const &self, ::brainsam::AdaptPairs const &pairs, ::brainsam::AdaptOptions const &options, ::rust::Box<::brainsam::Adapt> *return$) noexcept;
+
+void brainsam$cxxbridge1$205$Adapt$progress(::brainsam::Adapt const &self, ::brainsam::AdaptStatus *return$) noexcept;
+
+void brainsam$cxxbridge1$205$Adapt$cancel(::brainsam::Adapt const &self) noexcept;
+
+::rust::repr::PtrLen brainsam$cxxbridge1$205$Adapt$wait(::brainsam::Adapt const &self, ::brainsam::FineTuneState *return$) noexcept;
+
+::rust::repr::PtrLen brainsam$cxxbridge1$205$Adapt$save(::brainsam::Adapt const &self, ::rust::Str path) noexcept;
 } // extern "C"
 
 // The library version, e.g. "0.1.0".
@@ -1710,6 +1842,73 @@ void FineTune::save(::brainsam::FineTuneOutput output, ::rust::Str path) const {
     throw ::rust::impl<::rust::Error>::error(error$);
   }
 }
+
+::std::size_t AdaptPairs::layout::size() noexcept {
+  return brainsam$cxxbridge1$205$AdaptPairs$operator$sizeof();
+}
+
+::std::size_t AdaptPairs::layout::align() noexcept {
+  return brainsam$cxxbridge1$205$AdaptPairs$operator$alignof();
+}
+
+// An empty list of pairs.
+::rust::Box<::brainsam::AdaptPairs> new_adapt_pairs() noexcept {
+  return ::rust::Box<::brainsam::AdaptPairs>::from_raw(brainsam$cxxbridge1$205$new_adapt_pairs());
+}
+
+void AdaptPairs::add(::rust::Str name, ::brainsam::VolumeGeometry const &geometry, ::rust::Slice<float const> image, ::rust::Slice<float const> labels, ::rust::Str label_scheme) {
+  ::rust::repr::PtrLen error$ = brainsam$cxxbridge1$205$AdaptPairs$add(*this, name, geometry, image, labels, label_scheme);
+  if (error$.ptr) {
+    throw ::rust::impl<::rust::Error>::error(error$);
+  }
+}
+
+::std::size_t AdaptPairs::len() const noexcept {
+  return brainsam$cxxbridge1$205$AdaptPairs$len(*this);
+}
+
+::std::size_t Adapt::layout::size() noexcept {
+  return brainsam$cxxbridge1$205$Adapt$operator$sizeof();
+}
+
+::std::size_t Adapt::layout::align() noexcept {
+  return brainsam$cxxbridge1$205$Adapt$operator$alignof();
+}
+
+::rust::Box<::brainsam::Adapt> Model::start_adapt(::brainsam::AdaptPairs const &pairs, ::brainsam::AdaptOptions const &options) const {
+  ::rust::MaybeUninit<::rust::Box<::brainsam::Adapt>> return$;
+  ::rust::repr::PtrLen error$ = brainsam$cxxbridge1$205$Model$start_adapt(*this, pairs, options, &return$.value);
+  if (error$.ptr) {
+    throw ::rust::impl<::rust::Error>::error(error$);
+  }
+  return ::std::move(return$.value);
+}
+
+::brainsam::AdaptStatus Adapt::progress() const noexcept {
+  ::rust::MaybeUninit<::brainsam::AdaptStatus> return$;
+  brainsam$cxxbridge1$205$Adapt$progress(*this, &return$.value);
+  return ::std::move(return$.value);
+}
+
+void Adapt::cancel() const noexcept {
+  brainsam$cxxbridge1$205$Adapt$cancel(*this);
+}
+
+::brainsam::FineTuneState Adapt::wait() const {
+  ::rust::MaybeUninit<::brainsam::FineTuneState> return$;
+  ::rust::repr::PtrLen error$ = brainsam$cxxbridge1$205$Adapt$wait(*this, &return$.value);
+  if (error$.ptr) {
+    throw ::rust::impl<::rust::Error>::error(error$);
+  }
+  return ::std::move(return$.value);
+}
+
+void Adapt::save(::rust::Str path) const {
+  ::rust::repr::PtrLen error$ = brainsam$cxxbridge1$205$Adapt$save(*this, path);
+  if (error$.ptr) {
+    throw ::rust::impl<::rust::Error>::error(error$);
+  }
+}
 } // namespace brainsam
 
 extern "C" {
@@ -1724,6 +1923,14 @@ void cxxbridge1$box$brainsam$Session$drop(::rust::Box<::brainsam::Session> *ptr)
 ::brainsam::FineTune *cxxbridge1$box$brainsam$FineTune$alloc() noexcept;
 void cxxbridge1$box$brainsam$FineTune$dealloc(::brainsam::FineTune *) noexcept;
 void cxxbridge1$box$brainsam$FineTune$drop(::rust::Box<::brainsam::FineTune> *ptr) noexcept;
+
+::brainsam::AdaptPairs *cxxbridge1$box$brainsam$AdaptPairs$alloc() noexcept;
+void cxxbridge1$box$brainsam$AdaptPairs$dealloc(::brainsam::AdaptPairs *) noexcept;
+void cxxbridge1$box$brainsam$AdaptPairs$drop(::rust::Box<::brainsam::AdaptPairs> *ptr) noexcept;
+
+::brainsam::Adapt *cxxbridge1$box$brainsam$Adapt$alloc() noexcept;
+void cxxbridge1$box$brainsam$Adapt$dealloc(::brainsam::Adapt *) noexcept;
+void cxxbridge1$box$brainsam$Adapt$drop(::rust::Box<::brainsam::Adapt> *ptr) noexcept;
 } // extern "C"
 
 namespace rust {
@@ -1763,6 +1970,30 @@ void Box<::brainsam::FineTune>::allocation::dealloc(::brainsam::FineTune *ptr) n
 template <>
 void Box<::brainsam::FineTune>::drop() noexcept {
   cxxbridge1$box$brainsam$FineTune$drop(this);
+}
+template <>
+::brainsam::AdaptPairs *Box<::brainsam::AdaptPairs>::allocation::alloc() noexcept {
+  return cxxbridge1$box$brainsam$AdaptPairs$alloc();
+}
+template <>
+void Box<::brainsam::AdaptPairs>::allocation::dealloc(::brainsam::AdaptPairs *ptr) noexcept {
+  cxxbridge1$box$brainsam$AdaptPairs$dealloc(ptr);
+}
+template <>
+void Box<::brainsam::AdaptPairs>::drop() noexcept {
+  cxxbridge1$box$brainsam$AdaptPairs$drop(this);
+}
+template <>
+::brainsam::Adapt *Box<::brainsam::Adapt>::allocation::alloc() noexcept {
+  return cxxbridge1$box$brainsam$Adapt$alloc();
+}
+template <>
+void Box<::brainsam::Adapt>::allocation::dealloc(::brainsam::Adapt *ptr) noexcept {
+  cxxbridge1$box$brainsam$Adapt$dealloc(ptr);
+}
+template <>
+void Box<::brainsam::Adapt>::drop() noexcept {
+  cxxbridge1$box$brainsam$Adapt$drop(this);
 }
 } // namespace cxxbridge1
 } // namespace rust

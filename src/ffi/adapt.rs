@@ -151,10 +151,7 @@ unsafe fn read_pair(pair: *const brainsam_adapt_pair, index: usize) -> Result<Ad
     // SAFETY: null or NUL-terminated per the contract.
     let scheme = match unsafe { optional_text(scheme, "label_scheme") }? {
         None => LabelScheme::Classes,
-        Some(text) if std::path::Path::new(&text).is_file() => {
-            LabelScheme::from_mapping_file(&text)?
-        }
-        Some(text) => LabelScheme::from_name(&text)?,
+        Some(text) => LabelScheme::from_name_or_file(&text)?,
     };
     Ok(AdaptPair {
         // SAFETY: valid descriptors per the contract.

@@ -232,6 +232,37 @@ pub struct Model {
     _var_store: VarStore,
     checkpoint: Option<PathBuf>,
     adapter: Option<PathBuf>,
+    base_fallback: Option<BaseFallback>,
+}
+
+/// Structures an adapter hands back to its base model: for these the adapted model
+/// outputs the base model's probabilities (the adaptation validated worse on them), see
+/// [`Model::base_fallback`]. Recorded in the adapter's metadata under
+/// [`BASE_STRUCTURES_KEY`].
+#[derive(Debug)]
+pub struct BaseFallback {
+    /// The base model (the adapter's checkpoint, without adapter).
+    pub base: Arc<Model>,
+    /// Class ids (1..=12) whose probabilities come from `base`.
+    pub structures: Vec<u8>,
+}
+
+/// Adapter metadata key of the structures kept from the base model (comma-separated
+/// class ids; absent or empty: none).
+pub const BASE_STRUCTURES_KEY: &str = "base_structures";
+
+/// Parses [`BASE_STRUCTURES_KEY`]'s value.
+pub fn parse_base_structures(text: &str) -> Result<Vec<u8>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| match t.parse::<u8>() {
+            Ok(class) if crate::labels::structure(class).is_some() => Ok(class),
+            _ => Err(Error::invalid_argument(format!(
+                "{BASE_STRUCTURES_KEY} {text:?}: {t:?} is not a structure id (1..=12)"
+            ))),
+        })
+        .collect()
 }
 
 // SAFETY: tch marks tensors `Send` but not `Sync`. A `Model` is never mutated after
@@ -329,6 +360,16 @@ impl Model {
             &LoadOptions::strict().allowing_missing(allowed_missing),
         )
         .map_err(|e| Error::WeightMismatch(format!("{}: {e}", checkpoint.display())))?;
+        let base_structures = match &adapter {
+            Some((path, meta, _)) => meta
+                .extra
+                .get(BASE_STRUCTURES_KEY)
+                .map(|text| parse_base_structures(text))
+                .transpose()
+                .map_err(|e| Error::invalid_file(path, e.to_string()))?
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
         let adapter_path = match adapter {
             Some((path, _, adapter_tensors)) => {
                 weights::load_into_var_store(
@@ -352,11 +393,28 @@ impl Model {
             device,
             encoder_kind
         );
+        let base_fallback = if base_structures.is_empty() {
+            None
+        } else {
+            log::info!(
+                "the adapter keeps the base model's output for structures {base_structures:?}"
+            );
+            let base = Model::load(&ModelOptions {
+                checkpoint: Some(checkpoint.clone()),
+                adapter: None,
+                ..options.clone()
+            })?;
+            Some(BaseFallback {
+                base,
+                structures: base_structures,
+            })
+        };
         Ok(Arc::new(Model {
             sam,
             _var_store: var_store,
             checkpoint: Some(checkpoint),
             adapter: adapter_path,
+            base_fallback,
         }))
     }
 
@@ -367,6 +425,7 @@ impl Model {
             _var_store: var_store,
             checkpoint: None,
             adapter: None,
+            base_fallback: None,
         })
     }
 
@@ -393,5 +452,12 @@ impl Model {
     /// The adapter file applied, if any.
     pub fn adapter(&self) -> Option<&Path> {
         self.adapter.as_deref()
+    }
+
+    /// The structures for which this adapted model gives the base model's output, with
+    /// the base model (None: every structure comes from this model). Automatic
+    /// segmentation runs both models then (about twice the time).
+    pub fn base_fallback(&self) -> Option<&BaseFallback> {
+        self.base_fallback.as_ref()
     }
 }

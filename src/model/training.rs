@@ -15,6 +15,11 @@ pub enum TrainingMode {
     /// The paper's setting: the image encoder is frozen except its LoRA tensors;
     /// the prompt encoder and the mask decoder are fully trained.
     Lora,
+    /// Only the image encoder's LoRA tensors train; prompt encoder and mask decoder
+    /// stay as in the base model. Adapts how images look (a scanner, a contrast) while
+    /// keeping the decoder's anatomy learned from many subjects; the adapter holds only
+    /// the LoRA matrices.
+    LoraEncoder,
     /// Only the mask decoder trains; the image encoder (LoRA included) and the
     /// prompt encoder are frozen. Useful to fit a new class head quickly.
     Decoder,
@@ -32,19 +37,26 @@ impl TrainingMode {
         let in_encoder = name.starts_with("image_encoder.");
         match self {
             TrainingMode::Lora => !in_encoder || is_lora(name),
+            TrainingMode::LoraEncoder => in_encoder && is_lora(name),
             TrainingMode::Decoder => name.starts_with("mask_decoder."),
             TrainingMode::Full => true,
         }
     }
 
-    /// Parses "lora", "decoder" or "full".
+    /// Whether the mode trains LoRA tensors (the model then needs a LoRA rank).
+    pub fn uses_lora(self) -> bool {
+        matches!(self, TrainingMode::Lora | TrainingMode::LoraEncoder)
+    }
+
+    /// Parses "lora", "lora-encoder", "decoder" or "full".
     pub fn parse(text: &str) -> Result<Self> {
         match text.to_ascii_lowercase().as_str() {
             "lora" => Ok(TrainingMode::Lora),
+            "lora-encoder" => Ok(TrainingMode::LoraEncoder),
             "decoder" => Ok(TrainingMode::Decoder),
             "full" => Ok(TrainingMode::Full),
             other => Err(Error::invalid_argument(format!(
-                "unknown training mode '{other}' (known: lora, decoder, full)"
+                "unknown training mode '{other}' (known: lora, lora-encoder, decoder, full)"
             ))),
         }
     }
@@ -54,6 +66,7 @@ impl fmt::Display for TrainingMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             TrainingMode::Lora => "lora",
+            TrainingMode::LoraEncoder => "lora-encoder",
             TrainingMode::Decoder => "decoder",
             TrainingMode::Full => "full",
         })

@@ -238,18 +238,69 @@ impl Session {
     /// applies the session's 3D clean-up. Prompts given earlier are kept but not applied
     /// (use [`Session::segment_structure`]).
     pub fn segment_all(&mut self, progress: &mut ProgressFn<'_>) -> Result<&LabelVolume> {
+        let model = Arc::clone(&self.model);
+        let decoded = match model.base_fallback() {
+            None => self.automatic_logits(progress, 0, 1)?,
+            Some(fallback) => {
+                // The base model runs on the same volume for the structures it keeps;
+                // progress covers both runs.
+                let adapted = self.automatic_logits(progress, 0, 2)?;
+                let mut base = Session::new(Arc::clone(&fallback.base), self.options.clone())?;
+                base.set_volume(self.state()?.volume.clone())?;
+                let from_base = base.automatic_logits(progress, 1, 2)?;
+                adapted
+                    .iter()
+                    .zip(&from_base)
+                    .map(|(a, b)| keep_base_structures(a, b, &fallback.structures))
+                    .collect::<Result<Vec<_>>>()?
+            }
+        };
+        let cleanup = self.options.cleanup;
+        let state = self.state_mut()?;
+        state.logits = decoded.into_iter().map(Some).collect();
+        let probabilities = stack_probabilities(&state.logits)?;
+        let mut labels = state
+            .geometry
+            .map_scores_back(state.volume.grid(), probabilities.view())?;
+        clean_labels(
+            labels.data_mut(),
+            state.volume.grid().dims(),
+            NUM_STRUCTURES,
+            cleanup,
+        );
+        state.automatic_logits = state
+            .logits
+            .iter()
+            .map(|l| l.as_ref().map(Tensor::shallow_clone))
+            .collect();
+        state.automatic_labels = labels.clone();
+        state.interactive_masks.clear();
+        state.labels = labels;
+        Ok(&state.labels)
+    }
+
+    /// The automatic logits `[classes, m, m]` (CPU) of every slice, averaged over the
+    /// session's views. Progress counts encoded slices, as part `part` of `parts` equal
+    /// parts of the caller's work.
+    fn automatic_logits(
+        &mut self,
+        progress: &mut ProgressFn<'_>,
+        part: usize,
+        parts: usize,
+    ) -> Result<Vec<Tensor>> {
         let n = self.state()?.geometry.n_slices();
         let all: Vec<usize> = (0..n).collect();
         let views = View::averaged(&self.options);
         // Encoding dominates the time: progress counts encoded slices.
-        let total = views.len() * n;
-        self.ensure_embeddings(&all, progress, 0, total)?;
+        let total = views.len() * n * parts;
+        let done_before = views.len() * n * part;
+        self.ensure_embeddings(&all, progress, done_before, total)?;
         // Every other view's logits are brought back to the plain view (mirrored back with
         // left and right classes swapped, shifted back) and averaged with it (test-time
         // augmentation) on the device, batch by batch.
         let swap = Tensor::from_slice(&MIRRORED_CLASSES).to_device(self.model.device());
         let mut decoded = Vec::with_capacity(n);
-        let mut done = n;
+        let mut done = done_before + n;
         for batch in all.chunks(self.batch_size()) {
             let state = self.state()?;
             let embeddings = Tensor::cat(
@@ -278,28 +329,7 @@ impl Session {
             let logits = (sum / views.len() as f64).to_device(tch::Device::Cpu);
             decoded.extend((0..batch.len()).map(|position| logits.get(position as i64)));
         }
-        let cleanup = self.options.cleanup;
-        let state = self.state_mut()?;
-        state.logits = decoded.into_iter().map(Some).collect();
-        let probabilities = stack_probabilities(&state.logits)?;
-        let mut labels = state
-            .geometry
-            .map_scores_back(state.volume.grid(), probabilities.view())?;
-        clean_labels(
-            labels.data_mut(),
-            state.volume.grid().dims(),
-            NUM_STRUCTURES,
-            cleanup,
-        );
-        state.automatic_logits = state
-            .logits
-            .iter()
-            .map(|l| l.as_ref().map(Tensor::shallow_clone))
-            .collect();
-        state.automatic_labels = labels.clone();
-        state.interactive_masks.clear();
-        state.labels = labels;
-        Ok(&state.labels)
+        Ok(decoded)
     }
 
     /// Interactive path: applies the prompts of `structure` on coronal slice `plane`
@@ -713,6 +743,60 @@ fn softmax_array(logits: &Tensor) -> Result<ndarray::Array3<f32>> {
     .map_err(|e| Error::Internal(e.to_string()))
 }
 
+/// Mixes the automatic logits `[classes, m, m]` of an adapted model and of its base so
+/// that each structure of `structures` lies where the base model puts it: pixels whose
+/// most likely class under the base model is one of `structures`, and their neighbours,
+/// take the base model's probabilities; on the other pixels the structures of `structures` keep the base
+/// model's probabilities and the other classes share the rest as the adapted model
+/// ranks them (unless that would make a handed-back structure the top class: then the
+/// base model's probabilities again), so a handed-back structure is the top class of
+/// exactly the pixels where the base model puts it. Returns log-probabilities (they softmax back to the mix). With every
+/// structure handed back, the mix is the base model's output.
+fn keep_base_structures(adapted: &Tensor, base: &Tensor, structures: &[u8]) -> Result<Tensor> {
+    let adapted = adapted.f_softmax(0, Kind::Float)?;
+    let base = base.f_softmax(0, Kind::Float)?;
+    let classes = adapted.size()[0];
+    let handed_back: Vec<f32> = (0..classes)
+        .map(|c| {
+            if structures.iter().any(|&s| i64::from(s) == c) {
+                1.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let handed_back = Tensor::from_slice(&handed_back);
+    let side = adapted.size()[1..].to_vec();
+    // 1 where the base model's top class is handed back, else 0: [1, m, m].
+    let base_decides = handed_back
+        .f_index_select(0, &base.argmax(0, false).flatten(0, -1))?
+        .view([1, side[0], side[1]]);
+    let handed_back = handed_back.view([classes, 1, 1]);
+    let kept: Tensor = 1.0 - &handed_back;
+    let sum = |t: &Tensor| t.sum_dim_intlist([0i64].as_slice(), true, Kind::Float);
+    let adapted_rest: Tensor = &adapted * &kept;
+    let adapted_rest = &adapted_rest / sum(&adapted_rest).clamp_min(1e-12);
+    let base_handed_back: Tensor = &base * &handed_back;
+    let left: Tensor = 1.0 - sum(&base_handed_back);
+    let shared = &base_handed_back + adapted_rest * left;
+    // Where the shared mix would make a handed-back structure the top class although the
+    // base model did not, the base model's probabilities are used as well.
+    let top = |t: &Tensor| t.amax([0i64].as_slice(), true);
+    let would_take = top(&(&shared * &handed_back))
+        .ge_tensor(&top(&(&shared * &kept)))
+        .to_kind(Kind::Float);
+    // Grown by one pixel: slices are interpolated to voxels, and a structure's border
+    // voxels then blend the base model's probabilities only, as in the base's output.
+    let base_decides = base_decides
+        .unsqueeze(0)
+        .f_max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false)?
+        .squeeze_dim(0);
+    let from_base = base_decides.maximum(&would_take);
+    let from_shared: Tensor = 1.0 - &from_base;
+    let mixed = &base * &from_base + shared * from_shared;
+    Ok(mixed.clamp_min(1e-12).log())
+}
+
 fn stack_probabilities(logits: &[Option<Tensor>]) -> Result<ndarray::Array4<f32>> {
     let slices: Vec<ndarray::Array3<f32>> = logits
         .iter()
@@ -727,6 +811,36 @@ mod tests {
     use super::*;
     use crate::labels::STRUCTURES;
     use crate::model::{Sam, SamConfig};
+
+    #[test]
+    fn handed_back_structures_are_top_exactly_where_the_base_puts_them() {
+        tch::manual_seed(11);
+        let options = (Kind::Float, tch::Device::Cpu);
+        let adapted = Tensor::randn([13, 16, 16], options) * 3.0;
+        let base = Tensor::randn([13, 16, 16], options) * 3.0;
+        let top = |t: &Tensor| Vec::<i64>::try_from(t.argmax(0, false).flatten(0, -1)).unwrap();
+        let mixed = keep_base_structures(&adapted, &base, &[1, 7]).unwrap();
+        let (mixed_top, base_top, adapted_top) = (top(&mixed), top(&base), top(&adapted));
+        for pixel in 0..mixed_top.len() {
+            for class in [1, 7] {
+                assert_eq!(
+                    mixed_top[pixel] == class,
+                    base_top[pixel] == class,
+                    "pixel {pixel}, class {class}"
+                );
+            }
+        }
+        // Elsewhere the adapted model decides wherever the base's neighbourhood is not
+        // involved: some pixels follow it against the base (the check can fail).
+        assert!((0..mixed_top.len()).any(|p| mixed_top[p] == adapted_top[p]
+            && adapted_top[p] != base_top[p]
+            && ![1, 7].contains(&adapted_top[p])));
+        // Every structure handed back: the base model's output.
+        let all: Vec<u8> = (1..=12).collect();
+        let mixed = keep_base_structures(&adapted, &base, &all).unwrap();
+        let expected = base.softmax(0, Kind::Float);
+        assert!(mixed.exp().allclose(&expected, 1e-5, 1e-6, false));
+    }
 
     #[test]
     fn shifting_moves_content_and_fills_the_edge() {

@@ -18,11 +18,15 @@
 //! - augmentation on (affine, elastic, intensity, blur), left-right flips when every pair
 //!   labels all 12 structures;
 //! - validation: with 3 or more pairs the last one is held out (3D Dice through the
-//!   inference pipeline); with fewer, the first pair is validated as it is (un-augmented,
-//!   whole volume) — that measures fit, not generalisation, and is reported as such
-//!   ([`ValidationKind`]);
+//!   inference pipeline); with fewer, blocks of slices of every pair are held out of
+//!   training and scored (3D Dice on those planes, [`HELD_OUT_SLICES`]): that measures
+//!   generalisation to unseen parts of the same scans ([`ValidationKind`]);
 //! - the base model is validated before the first iteration, so the best checkpoint
-//!   kept is never worse on the validation data than the model the user started from.
+//!   kept is never worse on the validation data than the model the user started from;
+//! - per structure, too: where the kept checkpoint validates below the base model, the
+//!   adapter records the structure ([`AdaptResult::base_structures`]) and the adapted
+//!   model gives the base model's output for it (automatic segmentation then runs both
+//!   models: about twice the time).
 //!
 //! Partial labels: each pair trains only the structures its label map holds; the loss
 //! treats the others as unknown (see [`super::partial`]).
@@ -40,7 +44,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::config::{LrDecay, TrainConfig};
-use super::dataset::Subject;
+use super::dataset::{HeldOutSlices, Subject};
 use super::partial::{labelled_classes, LabelledClasses};
 use super::trainer::{TrainOptions, Trainer, ADAPTER_FILE, BEST_ADAPTER_FILE};
 use super::validate::ValidationRecord;
@@ -50,6 +54,15 @@ use crate::model::TrainingMode;
 use crate::session::Model;
 use crate::volume::Volume;
 use crate::weights;
+
+/// The slices held out of each pair when there are fewer than 3 pairs: one block of 6
+/// consecutive slices in 4 (a quarter; 6 mm blocks for the default model's 1 mm
+/// slices), the block's position shifted from pair to pair.
+pub const HELD_OUT_SLICES: HeldOutSlices = HeldOutSlices {
+    block: 6,
+    every: 4,
+    phase: 0,
+};
 
 /// Default base learning rate of an adaptation.
 const DEFAULT_LEARNING_RATE: f64 = 2e-4;
@@ -87,6 +100,8 @@ impl AdaptPair {
 /// What the caller may set; everything else is chosen by [`AdaptPlan::choose`].
 #[derive(Debug, Clone, Default)]
 pub struct AdaptOptions {
+    /// Which parameters train (None: the default mode, see [`AdaptPlan::choose`]).
+    pub mode: Option<TrainingMode>,
     /// Optimiser iterations (None: chosen from the number of pairs).
     pub iterations: Option<u64>,
     /// Base learning rate (None: 2e-4).
@@ -122,8 +137,10 @@ pub struct AdaptOptions {
 pub enum ValidationKind {
     /// The last pair is held out (3 or more pairs).
     HeldOutPair,
-    /// The first training pair, un-augmented (fewer than 3 pairs): measures fit.
-    TrainingPair,
+    /// Blocks of slices held out of every pair (fewer than 3 pairs): the pairs train
+    /// on the other slices and validation scores only the held-out ones
+    /// ([`HELD_OUT_SLICES`]).
+    HeldOutSlices,
 }
 
 /// The settings a run uses (the defaults resolved).
@@ -167,7 +184,7 @@ impl AdaptPlan {
         });
         AdaptPlan {
             pairs,
-            mode: TrainingMode::Lora.to_string(),
+            mode: options.mode.unwrap_or(TrainingMode::Lora).to_string(),
             lora_rank: options.lora_rank.unwrap_or(if pairs <= 1 { 4 } else { 8 }),
             iterations,
             batch_size: options.batch_size.unwrap_or(4),
@@ -178,7 +195,7 @@ impl AdaptPlan {
             validation: if pairs >= 3 {
                 ValidationKind::HeldOutPair
             } else {
-                ValidationKind::TrainingPair
+                ValidationKind::HeldOutSlices
             },
             validate_every: options
                 .validate_every
@@ -257,6 +274,24 @@ pub struct AdaptResult {
     pub seconds: f64,
     /// Per pair: the structures it trained (class ids 1..=12).
     pub trained_structures: Vec<Vec<u8>>,
+    /// Structures (class ids) on which the kept checkpoint validated worse than the base
+    /// model: the adapter keeps the base model's output for them (see
+    /// [`crate::model::load::BaseFallback`]).
+    pub base_structures: Vec<u8>,
+}
+
+/// The structures whose validation Dice under `kept` is below the base model's (both
+/// measured on the same validation data); structures absent from it are not judged.
+pub fn structures_worse_than_base(base: &ValidationRecord, kept: &ValidationRecord) -> Vec<u8> {
+    base.structure_dice
+        .iter()
+        .zip(&kept.structure_dice)
+        .enumerate()
+        .filter_map(|(k, pair)| match pair {
+            (Some(before), Some(after)) if after < before => Some(k as u8 + 1),
+            _ => None,
+        })
+        .collect()
 }
 
 impl AdaptResult {
@@ -471,19 +506,34 @@ pub fn adapt_from_checkpoint(
             image: Some(pair.image.clone()),
             label_codes: pair.labels.clone(),
             scheme: pair.scheme.clone(),
+            held_out: None,
         })
         .collect();
     match plan.validation {
         ValidationKind::HeldOutPair => {
             config.validation = vec![names[names.len() - 1].clone()];
         }
-        ValidationKind::TrainingPair => {
-            let copy = Subject {
-                name: "validation".into(),
-                ..subjects[0].clone()
-            };
-            subjects.push(copy);
-            config.validation = vec!["validation".into()];
+        ValidationKind::HeldOutSlices => {
+            // Each pair holds out its own blocks (phase = pair index) and is scored on
+            // them by a copy under another name.
+            config.validation.clear();
+            for (i, subject) in subjects.iter_mut().enumerate() {
+                subject.held_out = Some(HeldOutSlices {
+                    phase: i % HELD_OUT_SLICES.every,
+                    ..HELD_OUT_SLICES
+                });
+            }
+            let copies: Vec<Subject> = subjects
+                .iter()
+                .map(|subject| Subject {
+                    name: format!("{}-held-out", subject.name),
+                    ..subject.clone()
+                })
+                .collect();
+            for copy in copies {
+                config.validation.push(copy.name.clone());
+                subjects.push(copy);
+            }
         }
     }
     let trained_structures: Vec<Vec<u8>> = labelled
@@ -586,13 +636,44 @@ pub fn adapt_from_checkpoint(
     );
     let best_file = work.path.join(BEST_ADAPTER_FILE);
     let final_file = work.path.join(ADAPTER_FILE);
-    let source = if best_file.is_file() && !options.keep_last {
-        best_file
+    let keeps_best = best_file.is_file() && !options.keep_last;
+    let source = if keeps_best { best_file } else { final_file };
+    // The validation of the kept weights (the last one ran on the final weights).
+    let kept_record = if keeps_best {
+        state
+            .validations
+            .iter()
+            .rev()
+            .find(|v| v.iteration == best_record.1)
     } else {
-        final_file
+        state.validations.last()
+    };
+    let base_structures = match kept_record {
+        Some(kept) => structures_worse_than_base(&base_record, kept),
+        None => Vec::new(),
+    };
+    let source = if base_structures.is_empty() {
+        source
+    } else {
+        log::info!(
+            "the adaptation validated worse than the base model on structures              {base_structures:?}: the adapter keeps the base model's output for them"
+        );
+        let (mut meta, tensors) = weights::load_adapter(&source)?;
+        meta.extra.insert(
+            crate::model::load::BASE_STRUCTURES_KEY.to_string(),
+            base_structures
+                .iter()
+                .map(u8::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        let marked = work.path.join("adapter-with-base-structures.safetensors");
+        weights::save_adapter(&marked, &meta, &tensors)?;
+        marked
     };
     let adapter = std::fs::read(&source).map_err(|e| Error::io(&source, e))?;
     Ok(AdaptResult {
+        base_structures,
         adapter,
         plan,
         iterations: state.iteration,

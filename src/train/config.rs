@@ -5,7 +5,7 @@
 //! config = "small"            # vit_b, vit_l, vit_h, small, tiny (ignored when the
 //!                             # base checkpoint has BrainSAM metadata)
 //! checkpoint = "sam_vit_b_01ec64.pth"   # optional base weights
-//! mode = "lora"               # lora, decoder, full
+//! mode = "lora"               # lora, lora-encoder, decoder, full
 //! lora_rank = 16
 //! input_size = 256
 //!
@@ -82,9 +82,9 @@ pub struct ModelSection {
     /// Base weights (official SAM `.pth` or BrainSAM `.safetensors`); None: random
     /// initialisation (use mode `full`).
     pub checkpoint: Option<PathBuf>,
-    /// Training mode: `lora`, `decoder` or `full`.
+    /// Training mode: `lora`, `lora-encoder`, `decoder` or `full`.
     pub mode: String,
-    /// LoRA rank (modes `lora`; 0 = no LoRA).
+    /// LoRA rank (modes `lora` and `lora-encoder`; 0 = no LoRA).
     pub lora_rank: i64,
     /// Model input size in pixels (None: the configuration's).
     pub input_size: Option<i64>,

@@ -30,13 +30,70 @@ pub struct Subject {
     pub label_codes: Volume,
     /// How the codes map to the 12 classes.
     pub scheme: LabelScheme,
+    /// Slices set aside (None: none): a training subject does not train on them, a
+    /// validation subject is scored only on them.
+    pub held_out: Option<HeldOutSlices>,
 }
 
-fn scheme_from(text: &str) -> Result<LabelScheme> {
-    if Path::new(text).is_file() {
-        LabelScheme::from_mapping_file(text)
-    } else {
-        LabelScheme::from_name(text)
+/// Blocks of consecutive slices of a subject's stack set aside for validation: block
+/// `phase` of every `every` blocks of `block` slices, counting only the slices that hold
+/// a structure. Blocks rather than single slices,
+/// so that a held-out slice's neighbours (which the model sees as context and which
+/// look alike) are mostly held out too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldOutSlices {
+    /// Consecutive slices per block (at least 1).
+    pub block: usize,
+    /// One block in `every` is held out (at least 2).
+    pub every: usize,
+    /// Which block of each `every` (0..every).
+    pub phase: usize,
+}
+
+impl HeldOutSlices {
+    /// Whether the `slice`-th slice (counted among those holding a structure) is held out.
+    pub fn holds(&self, slice: usize) -> bool {
+        (slice / self.block.max(1)) % self.every.max(2) == self.phase % self.every.max(2)
+    }
+}
+
+/// The voxel planes a validation subject is scored on (its held-out slices).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScoredPlanes {
+    /// Voxel axis the planes are perpendicular to (the slicing axis).
+    pub axis: usize,
+    /// Voxel indices along `axis`.
+    pub planes: Vec<usize>,
+}
+
+impl ScoredPlanes {
+    /// `labels` with every voxel outside the scored planes set to background.
+    pub fn restrict(&self, labels: &LabelVolume) -> Result<LabelVolume> {
+        let dims = labels.grid().dims();
+        let mut keep = vec![false; dims[self.axis]];
+        for &plane in &self.planes {
+            if let Some(k) = keep.get_mut(plane) {
+                *k = true;
+            }
+        }
+        let data: Vec<u8> = labels
+            .data()
+            .iter()
+            .enumerate()
+            .map(|(index, &value)| {
+                let coordinate = match self.axis {
+                    0 => index % dims[0],
+                    1 => (index / dims[0]) % dims[1],
+                    _ => index / (dims[0] * dims[1]),
+                };
+                if keep[coordinate] {
+                    value
+                } else {
+                    0
+                }
+            })
+            .collect();
+        LabelVolume::new(labels.grid().clone(), data)
     }
 }
 
@@ -76,7 +133,8 @@ impl Subject {
             source: format!("{} + {}", entry.image.display(), entry.label.display()),
             image: Some(Volume::read(&entry.image)?),
             label_codes: Volume::read(&entry.label)?,
-            scheme: scheme_from(&entry.scheme)?,
+            scheme: LabelScheme::from_name_or_file(&entry.scheme)?,
+            held_out: None,
         })
     }
 
@@ -90,7 +148,8 @@ impl Subject {
             source: entry.label.display().to_string(),
             image: None,
             label_codes: Volume::read(&entry.label)?,
-            scheme: scheme_from(&entry.scheme)?,
+            scheme: LabelScheme::from_name_or_file(&entry.scheme)?,
+            held_out: None,
         })
     }
 }
@@ -110,6 +169,8 @@ pub struct SubjectSlices {
     pub code_classes: Tensor,
     /// Whether each slice contains at least one structure.
     pub has_structure: Vec<bool>,
+    /// Whether each slice is held out ([`Subject::held_out`]).
+    pub held_out: Vec<bool>,
     /// Distance between neighbouring slices, in mm.
     pub slice_spacing_mm: f64,
 }
@@ -136,6 +197,8 @@ pub struct ValidationSubject {
     pub reference: LabelVolume,
     /// Its slices (for per-slice validation).
     pub slices: SubjectSlices,
+    /// Scored only on these planes (subjects with held-out slices); None: everywhere.
+    pub scored_planes: Option<ScoredPlanes>,
 }
 
 /// Prepared training and validation data.
@@ -196,7 +259,7 @@ pub fn read_subjects(config: &TrainConfig) -> Result<Vec<Subject>> {
 fn slice_subject(
     subject: &Subject,
     options: &DatasetOptions,
-) -> Result<(SubjectSlices, LabelVolume)> {
+) -> Result<(SubjectSlices, LabelVolume, Option<ScoredPlanes>)> {
     let grid = subject.label_codes.grid();
     if let Some(image) = &subject.image {
         image
@@ -292,6 +355,29 @@ fn slice_subject(
             subject.name, subject.source
         )));
     }
+    // Blocks count the slices that hold a structure, so that held-out blocks always
+    // hold some (slices without structures always train).
+    let mut rank = 0;
+    let held_out: Vec<bool> = has_structure
+        .iter()
+        .map(|&has| {
+            if !has {
+                return false;
+            }
+            rank += 1;
+            subject.held_out.is_some_and(|h| h.holds(rank - 1))
+        })
+        .collect();
+    let scored_planes = subject.held_out.map(|_| ScoredPlanes {
+        axis: geometry.frame().coronal_axis,
+        planes: geometry
+            .slice_voxel_indices()
+            .iter()
+            .zip(&held_out)
+            .filter(|(_, &held)| held)
+            .map(|(&plane, _)| plane)
+            .collect(),
+    });
     let slices = SubjectSlices {
         name: subject.name.clone(),
         images,
@@ -299,9 +385,10 @@ fn slice_subject(
         codes: array3_to_tensor(&geometry.extract_labels(&codes)?),
         code_classes: Tensor::from_slice(&code_classes),
         has_structure,
+        held_out,
         slice_spacing_mm: geometry.slice_spacing_mm(),
     };
-    Ok((slices, classes))
+    Ok((slices, classes, scored_planes))
 }
 
 impl Dataset {
@@ -348,12 +435,13 @@ impl Dataset {
         let mut training = Vec::new();
         let mut validation = Vec::new();
         for subject in subjects {
-            let (slices, reference) = slice_subject(&subject, options)?;
+            let (slices, reference, scored_planes) = slice_subject(&subject, options)?;
             if held_out.contains(&subject.name) {
                 validation.push(ValidationSubject {
                     image: subject.image,
                     reference,
                     slices,
+                    scored_planes,
                 });
             } else {
                 training.push(slices);
@@ -368,6 +456,9 @@ impl Dataset {
         let mut weights = Vec::new();
         for (s, subject) in training.iter().enumerate() {
             for (i, &has) in subject.has_structure.iter().enumerate() {
+                if subject.held_out[i] {
+                    continue;
+                }
                 index.push((s, i));
                 weights.push(if has { 1.0 } else { options.empty_slice_weight });
             }

@@ -40,7 +40,9 @@ pub use config::{
     PromptSection, RunSection, SubjectEntry, SynthSection, TrainConfig, MAX_BATCH_SIZE,
     MAX_ITERATIONS,
 };
-pub use dataset::{Dataset, DatasetOptions, Subject, SubjectSlices, ValidationSubject};
+pub use dataset::{
+    Dataset, DatasetOptions, HeldOutSlices, ScoredPlanes, Subject, SubjectSlices, ValidationSubject,
+};
 pub use interactive::{train_interactive, InteractiveProgress, InteractiveSection};
 pub use optim::{learning_rate, AdamW};
 pub use prompts::sample_prompt;

@@ -441,11 +441,11 @@ impl Trainer {
         if let Some(fine) = config.model.fine_output {
             model_config = model_config.with_fine_output(fine);
         }
-        if mode == TrainingMode::Lora {
+        if mode.uses_lora() {
             if config.model.lora_rank <= 0 {
-                return Err(Error::invalid_argument(
-                    "mode lora needs model.lora_rank of at least 1",
-                ));
+                return Err(Error::invalid_argument(format!(
+                    "mode {mode} needs model.lora_rank of at least 1"
+                )));
             }
             model_config = model_config.with_lora_rank(config.model.lora_rank);
         }

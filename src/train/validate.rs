@@ -131,7 +131,16 @@ pub fn slice_stack_dice(
     slices: &SubjectSlices,
     synth: &SynthSection,
 ) -> Result<Vec<Option<f64>>> {
-    let (predicted, reference) = predict_stack(sam, slices, synth, 8)?;
+    let (mut predicted, mut reference) = predict_stack(sam, slices, synth, 8)?;
+    // Subjects with held-out slices are scored on those only.
+    if slices.held_out.iter().any(|&h| h) {
+        let kept: Vec<i64> = (0..slices.len() as i64)
+            .filter(|&i| slices.held_out[i as usize])
+            .collect();
+        let kept = Tensor::from_slice(&kept);
+        predicted = predicted.index_select(0, &kept);
+        reference = reference.index_select(0, &kept);
+    }
     Ok((1..=STRUCTURES as i64)
         .map(|k| dice_of(&predicted, &reference, k))
         .collect())
@@ -164,7 +173,13 @@ pub fn validate(
                 let mut session = Session::new(model.clone(), SessionOptions::default())?;
                 session.set_volume(image.clone())?;
                 let labels = session.segment_all(&mut |_, _| true)?;
-                let evaluation = evaluate(labels, &subject.reference)?;
+                let evaluation = match &subject.scored_planes {
+                    Some(planes) => evaluate(
+                        &planes.restrict(labels)?,
+                        &planes.restrict(&subject.reference)?,
+                    )?,
+                    None => evaluate(labels, &subject.reference)?,
+                };
                 evaluation
                     .structures
                     .iter()

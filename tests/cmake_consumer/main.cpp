@@ -5,6 +5,7 @@
 #include <iostream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "brainsam.hpp"
 
@@ -24,6 +25,103 @@ static bool fine_tune(const std::string& config_path, const std::string& model_p
   }
   run->save(brainsam::FineTuneOutput::Model, model_path);
   std::cout << "fine-tuned " << status.iteration << " iterations\n";
+  return true;
+}
+
+// A phantom head (40^3 voxels of 4 mm, RAS) with two bright blobs labelled as the
+// FreeSurfer thalami (10 left, 49 right); `shift` moves the blobs a little.
+static void phantom(double shift, brainsam::VolumeGeometry& geometry, std::vector<float>& image,
+                    std::vector<float>& labels) {
+  const int n = 40;
+  const double spacing = 4.0, origin = -spacing * (n - 1) / 2.0;
+  geometry.dims = {n, n, n};
+  geometry.spacing = {spacing, spacing, spacing};
+  geometry.origin = {origin, origin, origin};
+  geometry.direction = {1, 0, 0, 0, 1, 0, 0, 0, 1};
+  geometry.coordinates = brainsam::Coordinates::Ras;
+  image.assign(n * n * n, 0.0f);
+  labels.assign(n * n * n, 0.0f);
+  for (int k = 0; k < n; ++k) {
+    for (int j = 0; j < n; ++j) {
+      for (int i = 0; i < n; ++i) {
+        const double x = origin + spacing * i, y = origin + spacing * j, z = origin + spacing * k;
+        const std::size_t index = i + n * (j + n * static_cast<std::size_t>(k));
+        if ((x / 70) * (x / 70) + (y / 82) * (y / 82) + (z / 75) * (z / 75) > 1.0) continue;
+        image[index] = 100.0f + static_cast<float>((i * 7 + j * 13 + k * 5) % 11);
+        for (const double side : {-1.0, 1.0}) {
+          const double dx = x - side * (14 + shift), dy = y + 4 - shift, dz = z + 8;
+          if (dx * dx + dy * dy + dz * dz <= 15.0 * 15.0) {
+            image[index] += 40.0f;
+            labels[index] = side < 0 ? 10.0f : 49.0f;
+          }
+        }
+      }
+    }
+  }
+}
+
+// Adapts the model at `checkpoint` to two phantom pairs through the C++ API, saves the
+// adapter, and loads it on its base; bad pairs throw messages naming the problem.
+static bool adapt(const std::string& checkpoint, const std::string& adapter_path) {
+  brainsam::ModelOptions model_options{checkpoint, "", brainsam::Device::Cpu, 0,
+                                       brainsam::Precision::Fp32};
+  rust::Box<brainsam::Model> model = brainsam::load_model(model_options);
+  rust::Box<brainsam::AdaptPairs> pairs = brainsam::new_adapt_pairs();
+  brainsam::VolumeGeometry geometry;
+  std::vector<float> image, labels;
+  phantom(0.0, geometry, image, labels);
+  pairs->add("first", geometry, rust::Slice<const float>(image.data(), image.size()),
+             rust::Slice<const float>(labels.data(), labels.size()), "freesurfer");
+  try {
+    pairs->add("short", geometry, rust::Slice<const float>(image.data(), image.size()),
+               rust::Slice<const float>(labels.data(), labels.size() - 1), "freesurfer");
+    std::cerr << "a short label buffer was accepted\n";
+    return false;
+  } catch (const rust::Error& error) {
+    if (std::string(error.what()).find("label buffer") == std::string::npos) {
+      std::cerr << "unexpected message: " << error.what() << "\n";
+      return false;
+    }
+  }
+  try {
+    pairs->add("", geometry, rust::Slice<const float>(image.data(), image.size()),
+               rust::Slice<const float>(labels.data(), labels.size()), "no-such-scheme");
+    std::cerr << "an unknown label scheme was accepted\n";
+    return false;
+  } catch (const rust::Error& error) {
+    if (std::string(error.what()).find("no-such-scheme") == std::string::npos) {
+      std::cerr << "unexpected message: " << error.what() << "\n";
+      return false;
+    }
+  }
+  phantom(4.0, geometry, image, labels);
+  pairs->add("second", geometry, rust::Slice<const float>(image.data(), image.size()),
+             rust::Slice<const float>(labels.data(), labels.size()), "freesurfer");
+  if (pairs->len() != 2) {
+    std::cerr << "expected 2 pairs, have " << pairs->len() << "\n";
+    return false;
+  }
+  brainsam::AdaptOptions options{3, 0.0, 0.003, 5, "cpu"};
+  rust::Box<brainsam::Adapt> run = model->start_adapt(*pairs, options);
+  brainsam::AdaptStatus status = run->progress();
+  while (status.state == brainsam::FineTuneState::Running) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    status = run->progress();
+  }
+  if (run->wait() != brainsam::FineTuneState::Finished || status.iteration != 3 ||
+      status.total != 3 || !std::isfinite(status.loss) ||
+      !std::isfinite(status.best_validation_dice)) {
+    std::cerr << "adaptation did not finish: state " << static_cast<int>(status.state)
+              << ", iteration " << status.iteration << ", " << std::string(status.error_message)
+              << "\n";
+    return false;
+  }
+  run->save(adapter_path);
+  model_options.adapter_path = adapter_path;
+  rust::Box<brainsam::Model> adapted = brainsam::load_model(model_options);
+  adapted->create_session();
+  std::cout << "adapted " << status.iteration << " iterations, validation Dice "
+            << status.best_validation_dice << "\n";
   return true;
 }
 
@@ -74,7 +172,13 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  if (argc == 3 && !fine_tune(argv[1], argv[2])) {
+  // consumer_cxx CHECKPOINT ADAPTER_OUT: adapt; consumer_cxx CONFIG.toml MODEL_OUT: fine-tune.
+  const bool adapting = argc == 3 && std::string(argv[1]).find(".toml") == std::string::npos;
+  if (adapting && !adapt(argv[1], argv[2])) {
+    std::cerr << "adaptation through the C++ API failed\n";
+    return 1;
+  }
+  if (argc == 3 && !adapting && !fine_tune(argv[1], argv[2])) {
     std::cerr << "fine-tuning did not finish\n";
     return 1;
   }

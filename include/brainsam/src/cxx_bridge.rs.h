@@ -973,10 +973,14 @@ namespace brainsam {
   enum class FineTuneOutput : ::std::uint32_t;
   struct FineTuneOptions;
   struct FineTuneStatus;
+  struct AdaptOptions;
+  struct AdaptStatus;
   using ProgressCallback = ::brainsam::ProgressCallback;
   struct Model;
   struct Session;
   struct FineTune;
+  struct AdaptPairs;
+  struct Adapt;
 }
 
 namespace brainsam {
@@ -1209,6 +1213,54 @@ struct FineTuneStatus final {
 };
 #endif // CXXBRIDGE1_STRUCT_brainsam$FineTuneStatus
 
+#ifndef CXXBRIDGE1_STRUCT_brainsam$AdaptOptions
+#define CXXBRIDGE1_STRUCT_brainsam$AdaptOptions
+// Options of `Model::start_adapt`, as `brainsam_adapt_options`: zero (or an empty
+// string) lets the library choose from the amount of data.
+struct AdaptOptions final {
+  // Iterations (0: chosen from the number of pairs).
+  ::std::uint64_t iterations CXX_DEFAULT_VALUE(0);
+  // Time budget in minutes (0: none): the run stops then and keeps the best
+  // checkpoint.
+  double minutes CXX_DEFAULT_VALUE(0);
+  // Base learning rate (0: the library's default).
+  double learning_rate CXX_DEFAULT_VALUE(0);
+  // Seed of every random choice (same seed, data and base: same adapter on the CPU).
+  ::std::uint64_t seed CXX_DEFAULT_VALUE(0);
+  // `auto`, `cpu` or `cuda` (empty: auto).
+  ::rust::String device;
+
+  using IsRelocatable = ::std::true_type;
+};
+#endif // CXXBRIDGE1_STRUCT_brainsam$AdaptOptions
+
+#ifndef CXXBRIDGE1_STRUCT_brainsam$AdaptStatus
+#define CXXBRIDGE1_STRUCT_brainsam$AdaptStatus
+// A snapshot of an adaptation (as `brainsam_adapt_status`).
+struct AdaptStatus final {
+  // Where the run is (`Cancelled`: stopped, no adapter).
+  ::brainsam::FineTuneState state;
+  // Iterations done.
+  ::std::uint64_t iteration CXX_DEFAULT_VALUE(0);
+  // Iterations planned (0 while the data is prepared).
+  ::std::uint64_t total CXX_DEFAULT_VALUE(0);
+  // Loss of the last iteration (NaN before the first).
+  double loss CXX_DEFAULT_VALUE(0);
+  // Mean Dice of the last validation (NaN: none yet).
+  double last_validation_dice CXX_DEFAULT_VALUE(0);
+  // Best validation mean Dice so far, the base model's included (NaN: none yet).
+  double best_validation_dice CXX_DEFAULT_VALUE(0);
+  // Seconds since the start.
+  double elapsed_seconds CXX_DEFAULT_VALUE(0);
+  // Estimated seconds left (NaN before the first iteration).
+  double eta_seconds CXX_DEFAULT_VALUE(0);
+  // The error when `state` is `Failed`; else empty.
+  ::rust::String error_message;
+
+  using IsRelocatable = ::std::true_type;
+};
+#endif // CXXBRIDGE1_STRUCT_brainsam$AdaptStatus
+
 #ifndef CXXBRIDGE1_STRUCT_brainsam$Model
 #define CXXBRIDGE1_STRUCT_brainsam$Model
 // A loaded model; share it between sessions with `create_session`.
@@ -1218,6 +1270,10 @@ struct Model final : public ::rust::Opaque {
 
   // A new session with options (as `brainsam_session_create_with_options`).
   ::rust::Box<::brainsam::Session> create_session_with_options(::brainsam::SessionOptions const &options) const;
+
+  // Starts adapting this model (loaded from a checkpoint file, without adapter) to
+  // the user's site from `pairs` (copied), as `brainsam_adapt_start`.
+  ::rust::Box<::brainsam::Adapt> start_adapt(::brainsam::AdaptPairs const &pairs, ::brainsam::AdaptOptions const &options) const;
 
   ~Model() = delete;
 
@@ -1318,6 +1374,62 @@ private:
 };
 #endif // CXXBRIDGE1_STRUCT_brainsam$FineTune
 
+#ifndef CXXBRIDGE1_STRUCT_brainsam$AdaptPairs
+#define CXXBRIDGE1_STRUCT_brainsam$AdaptPairs
+// Corrected examples for `Model::start_adapt`: (image, label map) pairs copied
+// in with `add`.
+struct AdaptPairs final : public ::rust::Opaque {
+  // Adds (copies) an image and its label map, both on `geometry`; `label_scheme`
+  // names the label codes (`classes`, `freesurfer`, `aal`, `harvard-oxford`,
+  // `neuromorphometrics`, or a mapping file's path; empty: `classes`); `name` is used
+  // in messages (empty: "pair N"). The pair is checked here (grid, finite voxels,
+  // codes known to the scheme, at least one labelled structure).
+  void add(::rust::Str name, ::brainsam::VolumeGeometry const &geometry, ::rust::Slice<float const> image, ::rust::Slice<float const> labels, ::rust::Str label_scheme);
+
+  // Number of pairs added.
+  ::std::size_t len() const noexcept;
+
+  ~AdaptPairs() = delete;
+
+private:
+  friend ::rust::layout;
+  struct layout {
+    static ::std::size_t size() noexcept;
+    static ::std::size_t align() noexcept;
+  };
+};
+#endif // CXXBRIDGE1_STRUCT_brainsam$AdaptPairs
+
+#ifndef CXXBRIDGE1_STRUCT_brainsam$Adapt
+#define CXXBRIDGE1_STRUCT_brainsam$Adapt
+// An adaptation on a background thread; dropping it cancels the run and waits
+// for its thread.
+struct Adapt final : public ::rust::Opaque {
+  // The run's progress and state; never blocks on training.
+  ::brainsam::AdaptStatus progress() const noexcept;
+
+  // Asks the run to stop after its current iteration (no adapter is produced).
+  void cancel() const noexcept;
+
+  // Blocks until the run has ended: `Finished` or `Cancelled`; throws when it
+  // failed.
+  ::brainsam::FineTuneState wait() const;
+
+  // Writes the adapter of a finished run to `path` atomically (throws while
+  // running, after a cancel or a failure).
+  void save(::rust::Str path) const;
+
+  ~Adapt() = delete;
+
+private:
+  friend ::rust::layout;
+  struct layout {
+    static ::std::size_t size() noexcept;
+    static ::std::size_t align() noexcept;
+  };
+};
+#endif // CXXBRIDGE1_STRUCT_brainsam$Adapt
+
 // The library version, e.g. "0.1.0".
 ::rust::Str version() noexcept;
 
@@ -1341,6 +1453,9 @@ private:
 // Reads and checks the TOML configuration, then trains on a new thread (as
 // `brainsam_fine_tune_start`).
 ::rust::Box<::brainsam::FineTune> start_fine_tune(::rust::Str config_toml_path, ::brainsam::FineTuneOptions const &options);
+
+// An empty list of pairs.
+::rust::Box<::brainsam::AdaptPairs> new_adapt_pairs() noexcept;
 } // namespace brainsam
 
 #ifdef __clang__
