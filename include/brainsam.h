@@ -251,6 +251,30 @@ typedef uint32_t brainsam_propagation_direction;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// State of a background job (`brainsam_job_progress`); the same numbers as
+// `brainsam_fine_tune_state`.
+enum brainsam_job_state
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Still working.
+  BRAINSAM_JOB_RUNNING = 0,
+  // Finished successfully.
+  BRAINSAM_JOB_FINISHED = 1,
+  // Failed: `brainsam_job_wait` returns the error's status and message.
+  BRAINSAM_JOB_FAILED = 2,
+  // Cancelled by `brainsam_job_cancel`.
+  BRAINSAM_JOB_CANCELLED = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum brainsam_job_state brainsam_job_state;
+#else
+typedef uint32_t brainsam_job_state;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // An adaptation on a background thread (opaque).
 typedef struct brainsam_adapt brainsam_adapt;
 
@@ -540,8 +564,9 @@ const char *brainsam_status_name(uint32_t status);
 // user's site from `count` pairs of image + corrected label map (copied before this
 // returns). Settings the options leave at 0 are chosen by the library from the amount
 // of data (LoRA mode, iterations, learning rate, augmentation, validation on a held-out
-// pair when there are 3 or more). Structures absent from a label map are not trained
-// from it (partial labels). Every pair is checked here: INVALID_ARGUMENT names the pair
+// pair when there are 3 or more, else on held-out blocks of slices). Structures absent
+// from a label map are not trained from it (partial labels). Structures that validate
+// worse than the base model are handed back to it (recorded in the adapter). Every pair is checked here: INVALID_ARGUMENT names the pair
 // and the problem (grids that differ, NaN voxels, label values unknown to the scheme, no
 // labelled structure); also for a model that already has an adapter. Training then runs
 // on a new thread: poll with `brainsam_adapt_progress`, stop with

@@ -143,6 +143,17 @@ pub fn run_adapt(args: &AdaptArgs) -> Result<()> {
         result.best.0,
         result.best.1
     );
+    if !result.base_structures.is_empty() {
+        let names: Vec<&str> = result
+            .base_structures
+            .iter()
+            .filter_map(|&c| brainsam::labels::structure(c).map(|s| s.long_name))
+            .collect();
+        println!(
+            "kept from the base model (the adaptation validated worse on them): {}",
+            names.join(", ")
+        );
+    }
     println!(
         "use it: brainsam segment --adapter {} ...",
         args.out.display()

@@ -195,8 +195,9 @@ impl CProgress {
 /// user's site from `count` pairs of image + corrected label map (copied before this
 /// returns). Settings the options leave at 0 are chosen by the library from the amount
 /// of data (LoRA mode, iterations, learning rate, augmentation, validation on a held-out
-/// pair when there are 3 or more). Structures absent from a label map are not trained
-/// from it (partial labels). Every pair is checked here: INVALID_ARGUMENT names the pair
+/// pair when there are 3 or more, else on held-out blocks of slices). Structures absent
+/// from a label map are not trained from it (partial labels). Structures that validate
+/// worse than the base model are handed back to it (recorded in the adapter). Every pair is checked here: INVALID_ARGUMENT names the pair
 /// and the problem (grids that differ, NaN voxels, label values unknown to the scheme, no
 /// labelled structure); also for a model that already has an adapter. Training then runs
 /// on a new thread: poll with `brainsam_adapt_progress`, stop with

@@ -1,7 +1,8 @@
 /* Concurrency of the C API on pthreads: two sessions sharing one model segment at the
  * same time and give exactly the sequential result; a session in use by one thread
  * refuses a second thread with BRAINSAM_STATUS_INVALID_STATE; freeing a session while
- * another thread is inside a call on it is safe; error messages are per thread.
+ * another thread is inside a call on it is safe; error messages are per thread; a job
+ * polled to its end gives the sequential result.
  * Run by tests/c_api.rs under AddressSanitizer. Usage: threads CHECKPOINT */
 #include <pthread.h>
 #include <stdint.h>
@@ -120,6 +121,31 @@ static void check_busy_session(void) {
   pthread_mutex_destroy(&busy.lock);
 }
 
+/* The same segmentation as a library job, polled from this thread: it finishes with
+ * BRAINSAM_JOB_FINISHED, all units done, and the sequential result. */
+static void check_job(const uint8_t *sequential) {
+  brainsam_session *session = NULL;
+  brainsam_job *job = NULL;
+  brainsam_volume_desc desc = phantom_desc_ras(phantom);
+  CHECK(brainsam_session_create(model, &session) == BRAINSAM_STATUS_OK);
+  CHECK(brainsam_session_set_volume(session, &desc) == BRAINSAM_STATUS_OK);
+  CHECK(brainsam_session_segment_all_start(session, &job) == BRAINSAM_STATUS_OK);
+  uint64_t done = 0, total = 0;
+  uint32_t state = BRAINSAM_JOB_RUNNING;
+  while (job && state == BRAINSAM_JOB_RUNNING) {
+    CHECK(brainsam_job_progress(job, &done, &total, &state) == BRAINSAM_STATUS_OK);
+  }
+  CHECK(state == BRAINSAM_JOB_FINISHED);
+  CHECK(total > 0 && done == total);
+  CHECK(brainsam_job_wait(job) == BRAINSAM_STATUS_OK);
+  brainsam_job_free(job);
+  uint8_t *labels = malloc(PHANTOM_VOXELS);
+  CHECK(brainsam_session_copy_labels(session, labels, PHANTOM_VOXELS) == BRAINSAM_STATUS_OK);
+  if (sequential) CHECK(memcmp(labels, sequential, PHANTOM_VOXELS) == 0);
+  free(labels);
+  brainsam_session_free(session);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s CHECKPOINT\n", argv[0]);
@@ -154,6 +180,7 @@ int main(int argc, char **argv) {
   }
 
   check_busy_session();
+  check_job(sequential);
 
   free(sequential);
   free(data);
