@@ -55,11 +55,13 @@ use crate::session::Model;
 use crate::volume::Volume;
 use crate::weights;
 
-/// The slices held out of each pair when there are fewer than 3 pairs: one block of 6
-/// consecutive slices in 4 (a quarter; 6 mm blocks for the default model's 1 mm
-/// slices), the block's position shifted from pair to pair.
+/// The slices held out of each pair when there are fewer than 3 pairs: one block of 3
+/// consecutive slices in 4 (a quarter; 3 mm blocks for the default model's 1 mm
+/// slices), the block's position shifted from pair to pair. Short blocks so that every
+/// structure (the amygdala spans about 15 coronal slices) has held-out slices to be
+/// judged on.
 pub const HELD_OUT_SLICES: HeldOutSlices = HeldOutSlices {
-    block: 6,
+    block: 3,
     every: 4,
     phase: 0,
 };
