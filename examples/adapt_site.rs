@@ -14,8 +14,9 @@
 //! ```
 //! `BRAINSAM_ADAPT_MINUTES` (default 15) is the time budget of each adaptation;
 //! `BRAINSAM_ADAPT_COUNTS` (default `1,2,4`) the numbers of adapting volumes;
-//! `BRAINSAM_ADAPT_MODE` and `BRAINSAM_ADAPT_LR` override the library's default training
-//! mode and learning rate (to compare settings).
+//! `BRAINSAM_ADAPT_MODE`, `BRAINSAM_ADAPT_LR`, `BRAINSAM_ADAPT_RANK` and
+//! `BRAINSAM_ADAPT_INTERPOLATION` override the library's default training mode, learning
+//! rate, LoRA rank and weight interpolation (to compare settings).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -93,6 +94,12 @@ fn main() -> brainsam::Result<()> {
     let learning_rate: Option<f64> = std::env::var("BRAINSAM_ADAPT_LR")
         .ok()
         .and_then(|lr| lr.parse().ok());
+    let lora_rank: Option<i64> = std::env::var("BRAINSAM_ADAPT_RANK")
+        .ok()
+        .and_then(|r| r.parse().ok());
+    let interpolation: Option<f64> = std::env::var("BRAINSAM_ADAPT_INTERPOLATION")
+        .ok()
+        .and_then(|t| t.parse().ok());
     let base_path = default_model_path()?;
     let base = Model::load(&ModelOptions {
         checkpoint: Some(base_path.clone()),
@@ -122,6 +129,8 @@ fn main() -> brainsam::Result<()> {
             seed: 1,
             mode,
             learning_rate,
+            lora_rank,
+            interpolation,
             ..AdaptOptions::default()
         };
         let result = adapt(&base, pairs, &options, &mut |p| {

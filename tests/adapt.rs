@@ -397,6 +397,84 @@ fn structures_handed_back_to_the_base_get_the_base_models_output() {
 }
 
 #[test]
+fn interpolation_moves_the_adapter_between_the_base_and_the_trained_weights() {
+    let _serial = one_at_a_time();
+    let dir = common::scratch_dir("adapt_interpolation");
+    let trained = run(
+        vec![pair("a", 1, &ALL)],
+        &AdaptOptions {
+            interpolation: Some(1.0),
+            ..options(6)
+        },
+    )
+    .unwrap();
+    let trained_path = saved(&trained, &dir, "trained.safetensors");
+    let checkpoint = common::test_checkpoint();
+    let at = |t: f64, name: &str| {
+        let path = dir.join(name);
+        brainsam::train::adapt::interpolate_adapter(&trained_path, checkpoint, t, &path).unwrap();
+        path
+    };
+    let full = tensors(&trained_path);
+    let (base_tensors, _) = brainsam::weights::read_safetensors(checkpoint).unwrap();
+    let base_of = |name: &str| base_tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t);
+    // The decoder (every tensor the base holds) moves; the LoRA matrices stay as trained.
+    let zero = tensors(&at(0.0, "zero.safetensors"));
+    let half = tensors(&at(0.5, "half.safetensors"));
+    let mut moved = 0;
+    for (((name, z), (_, h)), (_, f)) in zero.iter().zip(&half).zip(&full) {
+        match base_of(name) {
+            Some(b) => {
+                assert!(z.equal(b), "{name} at 0 is not the base's");
+                let halfway = (b + f) * 0.5;
+                assert!(h.allclose(&halfway, 1e-5, 1e-6, false), "{name}");
+                moved += usize::from(!b.equal(f));
+            }
+            None => {
+                assert!(brainsam::model::is_lora(name), "{name} is not in the base");
+                assert!(
+                    z.equal(f) && h.equal(f),
+                    "{name} is LoRA and must stay as trained"
+                );
+            }
+        }
+    }
+    assert!(moved > 0, "training changed no decoder tensor");
+    assert!(zero.iter().any(|(n, _)| brainsam::model::is_lora(n)));
+    assert_eq!(
+        tensors(&at(1.0, "one.safetensors"))
+            .iter()
+            .zip(&full)
+            .filter(|((_, a), (_, b))| !a.allclose(b, 1e-6, 1e-7, false))
+            .count(),
+        0
+    );
+    // The default run writes the interpolated adapter; out-of-range values are refused.
+    let default = run(vec![pair("a", 1, &ALL)], &options(6)).unwrap();
+    assert_eq!(
+        default.plan.interpolation,
+        brainsam::train::adapt::DEFAULT_INTERPOLATION
+    );
+    let written = tensors(&saved(&default, &dir, "default.safetensors"));
+    let expected = tensors(&at(
+        brainsam::train::adapt::DEFAULT_INTERPOLATION,
+        "expected.safetensors",
+    ));
+    for ((name, a), (_, b)) in written.iter().zip(&expected) {
+        assert!(a.equal(b), "{name}");
+    }
+    let error = run(
+        vec![pair("a", 1, &ALL)],
+        &AdaptOptions {
+            interpolation: Some(1.5),
+            ..options(1)
+        },
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("interpolation 1.5"), "{error}");
+}
+
+#[test]
 fn structures_that_validate_worse_than_the_base_are_handed_back() {
     let record = |dice: &[Option<f64>]| brainsam::train::ValidationRecord {
         iteration: 0,
