@@ -531,8 +531,8 @@ pub fn adapt_from_checkpoint(
     if let Some(t) = options.interpolation {
         if !(t.is_finite() && (0.0..=1.0).contains(&t)) {
             return Err(Error::invalid_argument(format!(
-                "interpolation {t}: give a number from 0 (the base model) to 1 (the trained \
-                 weights)"
+                "interpolation {t}: give a number from 0 (the base model's decoder) to 1 (the \
+                 trained decoder)"
             )));
         }
     }
