@@ -37,9 +37,8 @@ pub struct Subject {
 
 /// Blocks of consecutive slices of a subject's stack set aside for validation: block
 /// `phase` of every `every` blocks of `block` slices, counting only the slices that hold
-/// a structure. Blocks rather than single slices,
-/// so that a held-out slice's neighbours (which the model sees as context and which
-/// look alike) are mostly held out too.
+/// a structure. Blocks rather than single slices, so that a held-out slice's neighbours
+/// (which the model sees as context and which look alike) are partly held out too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeldOutSlices {
     /// Consecutive slices per block (at least 1).
