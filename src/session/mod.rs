@@ -706,7 +706,7 @@ fn with_structure_mask(logits: &Tensor, structure: u8, mask: &Tensor) -> Result<
 
 /// Linear indices (x fastest) of the voxels of a `dims` grid whose coordinate along
 /// `axis` is `plane`.
-fn plane_indices(dims: [usize; 3], axis: usize, plane: usize) -> Vec<usize> {
+pub(crate) fn plane_indices(dims: [usize; 3], axis: usize, plane: usize) -> Vec<usize> {
     let [nx, ny, _] = dims;
     let (a, b) = match axis {
         0 => (1, 2),

@@ -310,11 +310,8 @@ pub struct AdaptResult {
 /// the site's images look) with the base model's decoder (its anatomy).
 pub fn interpolate_adapter(adapter: &Path, base: &Path, t: f64, out: &Path) -> Result<()> {
     let (meta, tensors) = weights::load_adapter(adapter)?;
-    let (base_tensors, _) = match weights::detect_format(base)? {
-        weights::WeightFormat::Safetensors => weights::read_safetensors(base)?,
-        weights::WeightFormat::TorchZip => (weights::read_state_dict(base)?, BTreeMap::new()),
-    };
-    let base_tensors: BTreeMap<String, tch::Tensor> = base_tensors.into_iter().collect();
+    let base_tensors: BTreeMap<String, tch::Tensor> =
+        weights::read_state_dict(base)?.into_iter().collect();
     let mixed: Vec<(String, tch::Tensor)> = tensors
         .into_iter()
         .map(|(name, trained)| {

@@ -69,29 +69,12 @@ impl ScoredPlanes {
     /// `labels` with every voxel outside the scored planes set to background.
     pub fn restrict(&self, labels: &LabelVolume) -> Result<LabelVolume> {
         let dims = labels.grid().dims();
-        let mut keep = vec![false; dims[self.axis]];
-        for &plane in &self.planes {
-            if let Some(k) = keep.get_mut(plane) {
-                *k = true;
+        let mut data = vec![0u8; labels.data().len()];
+        for &plane in self.planes.iter().filter(|&&p| p < dims[self.axis]) {
+            for index in crate::session::plane_indices(dims, self.axis, plane) {
+                data[index] = labels.data()[index];
             }
         }
-        let data: Vec<u8> = labels
-            .data()
-            .iter()
-            .enumerate()
-            .map(|(index, &value)| {
-                let coordinate = match self.axis {
-                    0 => index % dims[0],
-                    1 => (index / dims[0]) % dims[1],
-                    _ => index / (dims[0] * dims[1]),
-                };
-                if keep[coordinate] {
-                    value
-                } else {
-                    0
-                }
-            })
-            .collect();
         LabelVolume::new(labels.grid().clone(), data)
     }
 }
