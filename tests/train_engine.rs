@@ -633,3 +633,112 @@ fn held_out_slices_leave_training_and_are_the_only_ones_validated() {
     }
     assert!(restricted.data().iter().any(|&c| c != 0));
 }
+
+/// The interactive head's trainer (`train::interactive`): only `interactive.*` tensors
+/// learn (the automatic model stays bit-identical), the output loads with its head, a
+/// time budget (`run.minutes`) ends a long run early with a fitted total, and training
+/// the automatic model afterwards leaves the head alone (its loss never reaches it, so
+/// weight decay must not shrink it).
+#[test]
+fn interactive_head_training_changes_only_the_head_and_keeps_to_its_time_budget() {
+    let _turn = training_turn();
+    let dir = common::scratch_dir("train_interactive");
+    let base = {
+        let mut config = tiny_config(&dir.join("base"), 20);
+        config.validation = vec!["val".into()];
+        let mut trainer = Trainer::with_subjects(
+            config,
+            three_phantoms_and_validation(),
+            TrainOptions::default(),
+        )
+        .unwrap();
+        trainer.run(&mut |_| true).unwrap().outputs.model
+    };
+    let pairs: Vec<(PathBuf, PathBuf)> = [("a", 1), ("b", 2)]
+        .into_iter()
+        .map(|(name, seed)| {
+            let (image, labels) = phantom(seed, 1.0, 5.0);
+            write_pair(&dir, name, &image, &labels)
+        })
+        .collect();
+    let mut config = config_with(&dir, &pairs);
+    config.model.checkpoint = Some(base.clone());
+    config.model.mode = "decoder".into();
+    config.run.output_dir = dir.join("head");
+    config.run.iterations = 6;
+    config.run.batch_size = 4;
+    config.run.log_every = 1;
+    config.interactive = Some(brainsam::train::InteractiveSection::default());
+    let mut reports = Vec::new();
+    let head = brainsam::train::train_interactive(&config, &mut |p| {
+        reports.push((p.iteration, p.total));
+        true
+    })
+    .unwrap();
+    assert_eq!(reports.last(), Some(&(6, 6)));
+    let before = read_weights(&base);
+    let after = read_weights(&head);
+    let automatic_names: Vec<&String> = before.iter().map(|(n, _)| n).collect();
+    for (name, tensor) in &after {
+        match before.iter().find(|(n, _)| n == name) {
+            Some((_, original)) => assert!(original.equal(tensor), "{name} changed"),
+            None => assert!(name.starts_with("interactive."), "new tensor {name}"),
+        }
+    }
+    // The head started as a copy of the automatic decoder and has learned since.
+    let moved = after.iter().filter(|(name, tensor)| {
+        name.starts_with("interactive.mask_decoder.")
+            && before
+                .iter()
+                .find(|(n, _)| Some(n.as_str()) == name.strip_prefix("interactive."))
+                .is_some_and(|(_, original)| !original.equal(tensor))
+    });
+    assert!(moved.count() > 0, "no interactive tensor learned");
+    assert!(automatic_names
+        .iter()
+        .all(|n| !n.starts_with("interactive.")));
+    let model = Model::load(&ModelOptions {
+        checkpoint: Some(head.clone()),
+        device: DeviceChoice::Cpu,
+        ..ModelOptions::default()
+    })
+    .unwrap();
+    assert!(model.config().interactive);
+
+    // A time budget of 1.2 s ends a run of 100000 iterations, at a fitted total.
+    config.run.iterations = 100_000;
+    config.run.minutes = Some(0.02);
+    config.run.output_dir = dir.join("head-budget");
+    let started = std::time::Instant::now();
+    let mut last = (0, 0);
+    brainsam::train::train_interactive(&config, &mut |p| {
+        last = (p.iteration, p.total);
+        true
+    })
+    .unwrap();
+    assert!(last.0 == last.1 && last.1 < 100_000, "last report {last:?}");
+    assert!(started.elapsed().as_secs_f64() < 60.0);
+
+    // Full training of the automatic model keeps the head exactly as it was.
+    let mut full = tiny_config(&dir.join("full"), 3);
+    full.model.checkpoint = Some(head.clone());
+    full.model.input_size = None;
+    full.validation = vec!["val".into()];
+    let mut trainer = Trainer::with_subjects(
+        full,
+        three_phantoms_and_validation(),
+        TrainOptions::default(),
+    )
+    .unwrap();
+    let retrained = read_weights(&trainer.run(&mut |_| true).unwrap().outputs.model);
+    let mut heads = 0;
+    for (name, tensor) in retrained
+        .iter()
+        .filter(|(n, _)| n.starts_with("interactive."))
+    {
+        let (_, trained) = after.iter().find(|(n, _)| n == name).expect("head tensor");
+        assert!(trained.equal(tensor), "{name} changed in full training");
+        heads += 1;
+    }
+    assert!(heads > 0, "the retrained model lost its head");
+}

@@ -58,6 +58,10 @@ pub struct FineTuneArgs {
     /// Checkpoint every N iterations.
     #[arg(long)]
     pub checkpoint_every: Option<u64>,
+    /// Time budget in minutes: the run times its first iterations, then fits its
+    /// iteration count (and learning-rate schedule) to the budget.
+    #[arg(long)]
+    pub minutes: Option<f64>,
     /// Continue from the output folder's checkpoint.
     #[arg(long)]
     pub resume: bool,
@@ -119,6 +123,9 @@ impl FineTuneArgs {
         if let Some(v) = self.checkpoint_every {
             config.run.checkpoint_every = v;
         }
+        if self.minutes.is_some() {
+            config.run.minutes = self.minutes;
+        }
         config.check_sources()?;
         Ok(config)
     }
@@ -160,6 +167,7 @@ pub fn run_fine_tune(args: &FineTuneArgs) -> Result<()> {
     bar.enable_steady_tick(Duration::from_millis(500));
     let mut best = None;
     let report = trainer.run(&mut |p: &TrainProgress| {
+        bar.set_length(p.total);
         bar.set_position(p.iteration);
         if let Some(v) = &p.validation {
             best = Some(v.mean_dice);
@@ -220,6 +228,7 @@ fn run_interactive(config: &TrainConfig, quiet: bool) -> Result<()> {
         .map_err(|e| Error::Internal(e.to_string()))?,
     );
     let model = brainsam::train::interactive::train_interactive(config, &mut |p| {
+        bar.set_length(p.total);
         bar.set_position(p.iteration);
         bar.set_message(format!("loss {:.4} lr {:.2e}", p.loss, p.lr));
         if quiet {

@@ -31,7 +31,9 @@ impl TrainingMode {
     /// Whether the parameter called `name` (official naming) trains in this mode.
     /// Buffers (the prompt encoder's random Fourier matrix) never train.
     pub fn is_trainable(self, name: &str) -> bool {
-        if is_buffer(name) {
+        // The interactive head learns only in its own trainer (train::interactive): the
+        // automatic loss never reaches it, and AdamW's weight decay would shrink it.
+        if is_buffer(name) || name.starts_with(super::INTERACTIVE_PREFIX) {
             return false;
         }
         let in_encoder = name.starts_with("image_encoder.");

@@ -347,6 +347,11 @@ pub struct RunSection {
     pub empty_slice_weight: f64,
     /// Validate with 3D inference (session pipeline) rather than per slice.
     pub validate_3d: bool,
+    /// Time budget in minutes (None: none). The run times its first iterations and then
+    /// lowers `iterations` to what fits the budget, so the learning-rate schedule still
+    /// decays to its end; it stops at the budget in any case (see
+    /// [`super::optim::IterationBudget`]).
+    pub minutes: Option<f64>,
 }
 
 impl Default for RunSection {
@@ -363,6 +368,7 @@ impl Default for RunSection {
             mixed_precision: true,
             empty_slice_weight: 0.1,
             validate_3d: true,
+            minutes: None,
         }
     }
 }
@@ -485,6 +491,14 @@ impl TrainConfig {
         }
         if self.run.batch_size == 0 {
             return bad("run.batch_size must be at least 1".into());
+        }
+        if let Some(minutes) = self.run.minutes {
+            if !(minutes.is_finite() && minutes > 0.0) {
+                return bad(format!(
+                    "run.minutes {minutes}: give a positive number of minutes (or leave it out \
+                     for no time budget)"
+                ));
+            }
         }
         if self.run.batch_size > MAX_BATCH_SIZE {
             return bad(format!(

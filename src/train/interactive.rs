@@ -32,14 +32,14 @@ use tch::{Device, Kind, Tensor};
 
 use super::config::TrainConfig;
 use super::dataset::{read_subjects, Dataset, DatasetOptions};
-use super::optim::{learning_rate, AdamW};
+use super::optim::{learning_rate, AdamW, IterationBudget};
 use super::prompts::{largest_error_click, structure_box};
 use crate::error::{Error, Result};
 use crate::labels::{MIRRORED_CLASSES, NUM_CLASSES};
 use crate::model::{copy_automatic_to_interactive, Prompts, Sam, SamConfig};
 use crate::session::{
-    context_step, gather_with_context, model_input, save_model, PointPrompt, SlicePrompts,
-    CONFIG_METADATA_KEY, PROPAGATION_MARGIN_PX,
+    context_step, gather_with_context, model_input, save_model, DeviceChoice, PointPrompt,
+    SlicePrompts, CONFIG_METADATA_KEY, PROPAGATION_MARGIN_PX,
 };
 use crate::weights::{self, LoadOptions};
 
@@ -132,15 +132,16 @@ pub struct InteractiveProgress {
 /// Loads `checkpoint` (a BrainSAM model file) with an interactive head: the file's own
 /// head if it has one, else a copy of its automatic prompt encoder and mask decoder.
 pub fn load_with_interactive_head(checkpoint: &Path) -> Result<(Sam, VarStore, SamConfig)> {
-    load_with_interactive_head_and_output(checkpoint, None)
+    load_with_interactive_head_and_output(checkpoint, None, Device::Cpu)
 }
 
 /// [`load_with_interactive_head`], with the decoders' fine output stage (see
 /// `MaskDecoderConfig::fine_output`) added (`Some(true)`; it starts as bilinear
-/// upsampling) or as the file has it (`None`).
+/// upsampling) or as the file has it (`None`), on `device`.
 pub fn load_with_interactive_head_and_output(
     checkpoint: &Path,
     fine_output: Option<bool>,
+    device: Device,
 ) -> Result<(Sam, VarStore, SamConfig)> {
     let (tensors, metadata) = weights::read_safetensors(checkpoint)?;
     let json = metadata.get(CONFIG_METADATA_KEY).ok_or_else(|| {
@@ -156,7 +157,7 @@ pub fn load_with_interactive_head_and_output(
     if let Some(fine) = fine_output {
         config = config.with_fine_output(fine);
     }
-    let var_store = VarStore::new(Device::Cpu);
+    let var_store = VarStore::new(device);
     let sam = Sam::new(&var_store.root(), &config)?;
     let mut missing = vec!["interactive.*"];
     if config.mask_decoder.fine_output && !had_fine_output {
@@ -224,6 +225,7 @@ fn slice_cache(
     let dataset = Dataset::prepare(read_subjects(&training_config)?, &options)?;
     let swap = Tensor::from_slice(&MIRRORED_CLASSES);
     let side = sam.config().input_size;
+    let device = sam.device();
     let (mut embeddings, mut classes, mut automatic, mut positions) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut group = 0;
@@ -237,7 +239,7 @@ fn slice_cache(
         for &mirrored in mirrors {
             let all: Vec<usize> = (0..subject.len()).collect();
             for batch in all.chunks(8) {
-                let mut input = gather_with_context(images, batch, step);
+                let mut input = gather_with_context(images, batch, step).to_device(device);
                 let index =
                     Tensor::from_slice(&batch.iter().map(|&i| i as i64).collect::<Vec<_>>());
                 let mut batch_classes = subject.classes.index_select(0, &index);
@@ -256,7 +258,11 @@ fn slice_cache(
                         .upsample_bilinear2d([side, side], false, None, None)
                         .argmax(1, false)
                         .to_kind(Kind::Uint8);
-                    Ok((embedding, auto))
+                    // The cache lives in CPU memory (and on disk) whatever the device.
+                    Ok((
+                        embedding.to_device(Device::Cpu),
+                        auto.to_device(Device::Cpu),
+                    ))
                 })?;
                 embeddings.push(embedding);
                 automatic.push(auto);
@@ -349,7 +355,7 @@ fn decode_group(
     prompts: &[&SlicePrompts],
     structures: &[i64],
 ) -> Result<Tensor> {
-    let model_prompts = SlicePrompts::batch(prompts, tch::Device::Cpu);
+    let model_prompts = SlicePrompts::batch(prompts, embeddings.device());
     sam.decode_interactive(embeddings, &model_prompts, structures)
 }
 
@@ -416,8 +422,9 @@ pub fn train_interactive(
             "interactive training needs model.checkpoint: the model whose head it trains",
         )
     })?;
+    let device = DeviceChoice::parse(&config.run.device)?.resolve()?;
     let (sam, var_store, model_config) =
-        load_with_interactive_head_and_output(&checkpoint, config.model.fine_output)?;
+        load_with_interactive_head_and_output(&checkpoint, config.model.fine_output, device)?;
     // Only the interactive head learns.
     let mut parameters = Vec::new();
     for (name, tensor) in var_store.variables() {
@@ -434,6 +441,11 @@ pub fn train_interactive(
         .clone()
         .unwrap_or_else(|| output_dir.join("embeddings.safetensors"));
     let cache = slice_cache(config, &sam, &checkpoint, &cache_path, settings.mirror)?;
+    // Training reads the cache on the model's device (a no-op on the CPU).
+    let (embeddings, cached_classes) = (
+        cache.embeddings.to_device(device),
+        cache.classes.to_device(device),
+    );
     let side = model_config.input_size;
     let low = model_config.low_res_size();
     // (slice, structure) pairs, and each slice's neighbours in its stack.
@@ -464,10 +476,14 @@ pub fn train_interactive(
         config.run.iterations
     );
     let mut optimizer = AdamW::new(parameters, &config.optim);
-    let total = config.run.iterations;
+    let mut total = config.run.iterations;
+    let mut budget = IterationBudget::new(config.run.minutes, 0);
     let model_path = output_dir.join("model.safetensors");
     let (mut loss_sum, mut loss_count) = (0.0, 0usize);
-    for iteration in 0..total {
+    let mut next = 0;
+    while next < total {
+        let iteration = next;
+        next += 1;
         let mut rng = ChaCha8Rng::seed_from_u64(
             config.run.seed ^ (iteration + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
@@ -511,7 +527,7 @@ pub fn train_interactive(
                 let clicks = rng.gen_range(1..=settings.max_clicks);
                 let reference = binary(&class_maps[n], c);
                 let automatic = binary(&cache.automatic.get(n as i64), c);
-                let embedding = cache.embeddings.get(n as i64).unsqueeze(0);
+                let embedding = embeddings.get(n as i64).unsqueeze(0);
                 let simulated =
                     simulate_clicks(&sam, &embedding, &reference, &automatic, c, clicks, side)?;
                 if simulated.points.is_empty() {
@@ -527,16 +543,19 @@ pub fn train_interactive(
                 continue;
             }
             let index: Vec<i64> = group.iter().map(|(n, _, _)| *n as i64).collect();
-            let index = Tensor::from_slice(&index);
-            let embeddings = cache.embeddings.index_select(0, &index);
+            let index = Tensor::from_slice(&index).to_device(device);
+            let group_embeddings = embeddings.index_select(0, &index);
             let structures: Vec<i64> = group.iter().map(|(_, c, _)| *c as i64).collect();
             let prompts: Vec<&SlicePrompts> = group.iter().map(|(_, _, p)| p).collect();
-            let logits = decode_group(&sam, &embeddings, &prompts, &structures)?;
-            let target = cache
-                .classes
+            let logits = decode_group(&sam, &group_embeddings, &prompts, &structures)?;
+            let target = cached_classes
                 .index_select(0, &index)
                 .to_kind(Kind::Int64)
-                .eq_tensor(&Tensor::from_slice(&structures).view([-1, 1, 1]))
+                .eq_tensor(
+                    &Tensor::from_slice(&structures)
+                        .to_device(device)
+                        .view([-1, 1, 1]),
+                )
                 .to_kind(Kind::Float)
                 .unsqueeze(1)
                 .adaptive_avg_pool2d([low, low]);
@@ -563,6 +582,9 @@ pub fn train_interactive(
         loss_sum += loss.double_value(&[]);
         loss_count += 1;
         let done = iteration + 1;
+        if let Some(budget) = &mut budget {
+            total = budget.total(done, total);
+        }
         let log_every = config.run.log_every.max(1);
         if done % log_every == 0 || done == total {
             let report = InteractiveProgress {

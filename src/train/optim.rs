@@ -4,6 +4,8 @@
 //! Our own AdamW (rather than tch's `COptimizer`) because resuming a run exactly needs
 //! the moment buffers and the step count, which libtorch's C optimiser does not export.
 
+use std::time::Instant;
+
 use tch::{Kind, Tensor};
 
 use super::config::{LrDecay, OptimSection};
@@ -179,9 +181,99 @@ pub fn learning_rate(settings: &OptimSection, iteration: u64, total: u64) -> f64
     }
 }
 
+/// Iterations timed after the first ones (which carry one-off start-up costs: CUDA
+/// kernels, allocator growth) before a run's length is fitted to its time budget.
+const BUDGET_SKIPPED_ITERATIONS: u64 = 3;
+/// Iterations timed to estimate the time per iteration.
+const BUDGET_TIMED_ITERATIONS: u64 = 20;
+
+/// Fits a run's iteration count to a time budget (`run.minutes`): it times iterations
+/// `BUDGET_SKIPPED_ITERATIONS..+BUDGET_TIMED_ITERATIONS` after the start, then lowers the
+/// total to what the rest of the budget holds at that pace (once, so the learning-rate
+/// schedule, which reads the total, decays to zero at the new end; with the usual
+/// warm-up the schedule has not used the total before that), and ends the run at the
+/// budget if it runs slower than estimated.
+#[derive(Debug)]
+pub struct IterationBudget {
+    seconds: f64,
+    started: Instant,
+    start_iteration: u64,
+    timing_from: Option<Instant>,
+    fitted: bool,
+}
+
+impl IterationBudget {
+    /// A budget of `minutes` for a run that starts (or resumes) at `start_iteration`;
+    /// None without a budget.
+    pub fn new(minutes: Option<f64>, start_iteration: u64) -> Option<Self> {
+        minutes.map(|m| IterationBudget {
+            seconds: m * 60.0,
+            started: Instant::now(),
+            start_iteration,
+            timing_from: None,
+            fitted: false,
+        })
+    }
+
+    /// The run's total after `done` iterations (of `total`): `total` itself, or fewer
+    /// once the pace is known, or `done` when the budget is spent.
+    pub fn total(&mut self, done: u64, total: u64) -> u64 {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        if elapsed >= self.seconds {
+            return done.min(total);
+        }
+        let run = done - self.start_iteration;
+        if run == BUDGET_SKIPPED_ITERATIONS {
+            self.timing_from = Some(Instant::now());
+        }
+        if self.fitted || run < BUDGET_SKIPPED_ITERATIONS + BUDGET_TIMED_ITERATIONS {
+            return total;
+        }
+        let Some(from) = self.timing_from else {
+            return total;
+        };
+        self.fitted = true;
+        let per_iteration = from.elapsed().as_secs_f64() / BUDGET_TIMED_ITERATIONS as f64;
+        let fits = ((self.seconds - elapsed) / per_iteration.max(1e-9)).floor() as u64;
+        let fitted = total.min(done + fits);
+        if fitted < total {
+            log::info!(
+                "time budget {:.1} min: {:.3} s per iteration, so {} iterations instead of {}",
+                self.seconds / 60.0,
+                per_iteration,
+                fitted,
+                total
+            );
+        }
+        fitted
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budget_fits_the_total_to_the_pace_and_ends_the_run_at_the_budget() {
+        assert!(IterationBudget::new(None, 0).is_none());
+        let started = Instant::now();
+        let mut budget = IterationBudget::new(Some(0.02), 10).expect("a budget");
+        let (mut done, mut total) = (10, 1_000_000);
+        let mut totals = Vec::new();
+        while done < total {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            done += 1;
+            total = budget.total(done, total);
+            totals.push(total);
+        }
+        // The total stays as configured until the pace is timed, then drops once.
+        let timed = (BUDGET_SKIPPED_ITERATIONS + BUDGET_TIMED_ITERATIONS) as usize;
+        assert!(totals[..timed - 1].iter().all(|&t| t == 1_000_000));
+        assert!(total < 1_000_000 && done == total);
+        assert!(done > 10 + timed as u64, "ran only {done}");
+        // 1.2 s of budget; sleeping iterations may overrun by one iteration only.
+        assert!(started.elapsed().as_secs_f64() < 2.0);
+    }
 
     #[test]
     fn schedule_warms_up_then_decays() {

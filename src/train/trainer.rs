@@ -18,7 +18,7 @@ use super::augment;
 use super::config::TrainConfig;
 use super::dataset::{gather_slices, read_subjects, Dataset, DatasetOptions, Subject};
 use super::loss::{downsample_labels, segmentation_loss};
-use super::optim::{learning_rate, AdamW};
+use super::optim::{learning_rate, AdamW, IterationBudget};
 use super::partial::{marginal_logits, LabelledClasses, ALL_LABELLED};
 use super::plot::{plot_panels, Series};
 use super::prompts::{decode_with_prompts, sample_prompt};
@@ -526,12 +526,14 @@ impl Trainer {
                 context_step(context_mm, subject.slice_spacing_mm)
             };
             let classes = gather_slices(&subject.classes, &[i]);
+            // Synthesis runs on the training device (on a GPU the CPU would be the
+            // bottleneck); the slice stacks stay in CPU memory.
             let image = match &subject.images {
                 Some(stack) if !rng.gen_bool(self.config.synth.image_subject_probability) => {
-                    gather_with_context(stack, &[i], step)
+                    gather_with_context(stack, &[i], step).to_device(device)
                 }
                 _ => augment::synthesize(
-                    &gather_with_context(&subject.codes, &[i], step),
+                    &gather_with_context(&subject.codes, &[i], step).to_device(device),
                     &mut rng,
                     &self.config.synth,
                 )?,
@@ -597,14 +599,20 @@ impl Trainer {
 
     /// Runs the remaining iterations with validation, checkpoints and outputs.
     pub fn run(&mut self, progress: &mut TrainProgressFn<'_>) -> Result<TrainReport> {
-        let total = self.config.run.iterations;
+        let mut total = self.config.run.iterations;
         let started = Instant::now();
         let start_iteration = self.state.iteration;
+        let mut budget = IterationBudget::new(self.config.run.minutes, start_iteration);
         let mut stopped_early = false;
         let mut last_validation = self.state.validations.last().cloned();
         while self.state.iteration < total {
             let (loss, ce, dice, lr) = self.iterate()?;
             let iteration = self.state.iteration;
+            if let Some(budget) = &mut budget {
+                // The schedule in `iterate` reads the fitted total from the config.
+                total = budget.total(iteration, total);
+                self.config.run.iterations = total;
+            }
             let pending = &mut self.state.pending;
             pending[0] += loss;
             pending[1] += ce;
