@@ -26,7 +26,7 @@ pub use prompts::{PointPrompt, SlicePrompts, MAX_POINTS_PER_SLICE};
 pub use propagate::{covered_slices, PropagationDirection, PropagationOptions};
 
 pub(crate) use input::array3_to_tensor;
-use prompts::{constrain_to_prompts, focus_clicks, locate};
+use prompts::{constrain_to_prompts, fit_to_box, focus_clicks, locate};
 use views::{shift_content, View};
 
 // Model loading lives in `model::load`; re-exported here for the layers that open a
@@ -37,7 +37,7 @@ pub use crate::model::load::{
 };
 pub use options::SessionSwitches;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use tch::{Kind, Tensor};
@@ -114,6 +114,9 @@ struct VolumeState {
     logits: Vec<Option<Tensor>>,
     labels: LabelVolume,
     prompts: BTreeMap<(u8, usize), SlicePrompts>,
+    /// The (structure, slice) boxes that propagation set: grown by a margin on purpose,
+    /// so they are not fitted to (see [`prompts::fit_to_box`]).
+    propagated_boxes: BTreeSet<(u8, usize)>,
     /// Class logits per slice of the automatic result (`[classes, m, m]`, CPU), the base
     /// the interactive masks are laid over; a slice never segmented automatically gets
     /// its single-view unprompted decode when first prompted.
@@ -210,6 +213,7 @@ impl Session {
             automatic_labels: labels.clone(),
             labels,
             prompts: BTreeMap::new(),
+            propagated_boxes: BTreeSet::new(),
             interactive_masks: BTreeMap::new(),
         });
         Ok(())
@@ -419,6 +423,11 @@ impl Session {
                     &mask * (1.0 - BOX_AUTOMATIC_WEIGHT) + &automatic_odds * BOX_AUTOMATIC_WEIGHT
                 } else {
                     mask
+                };
+                let mask = if state.propagated_boxes.contains(&(structure, slice)) {
+                    mask
+                } else {
+                    fit_to_box(&mask, &prompts, scale)?
                 };
                 let mask = focus_clicks(&mask, &automatic_odds, &prompts, scale)?;
                 Some(constrain_to_prompts(&mask, &prompts, scale)?)
@@ -850,6 +859,47 @@ mod tests {
         let mixed = keep_base_structures(&adapted, &base, &all).unwrap();
         let expected = base.softmax(0, Kind::Float);
         assert!(mixed.exp().allclose(&expected, 1e-5, 1e-6, false));
+    }
+
+    #[test]
+    fn a_box_prompt_fits_the_mask_to_the_box_within_the_offset_range() {
+        // A soft disc of radius 3 around (8, 8): logits 1.5 - d / 2 (scale 1).
+        let side = 17i64;
+        let disc: Vec<f32> = (0..side * side)
+            .map(|i| {
+                let (x, y) = ((i % side) as f32 - 8.0, (i / side) as f32 - 8.0);
+                1.5 - (x * x + y * y).sqrt() / 2.0
+            })
+            .collect();
+        let mask = Tensor::from_slice(&disc).view([side, side]);
+        let extent = |t: &Tensor| {
+            let v = Vec::<f32>::try_from(t.flatten(0, -1)).unwrap();
+            let xs: Vec<i64> = (0..v.len() as i64)
+                .filter(|&i| v[i as usize] > 0.0)
+                .collect();
+            let x0 = xs.iter().map(|i| i % side).min().unwrap();
+            let x1 = xs.iter().map(|i| i % side).max().unwrap();
+            (x0, x1)
+        };
+        assert_eq!(extent(&mask), (6, 10));
+        let boxed = |b: [f64; 4]| SlicePrompts {
+            points: Vec::new(),
+            bounding_box: Some(b),
+        };
+        // A box of radius 5 (pixel centres 3.5 .. 13.5): the disc grows to fill it.
+        let grown = fit_to_box(&mask, &boxed([3.0, 3.0, 13.0, 13.0]), 1.0).unwrap();
+        assert_eq!(extent(&grown), (3, 13));
+        // A box of radius 1: it shrinks.
+        let tighter = fit_to_box(&mask, &boxed([7.0, 7.0, 9.0, 9.0]), 1.0).unwrap();
+        assert_eq!(extent(&tighter), (7, 9));
+        // A box that fits already, and points only: unchanged.
+        let same = fit_to_box(&mask, &boxed([6.0, 6.0, 10.0, 10.0]), 1.0).unwrap();
+        assert!(same.equal(&mask));
+        let points = fit_to_box(&mask, &SlicePrompts::default(), 1.0).unwrap();
+        assert!(points.equal(&mask));
+        // A loose box gains at most the largest offset (2 logits): radius below 3 + 4.
+        let loose = fit_to_box(&mask, &boxed([-4.0, -4.0, 20.0, 20.0]), 1.0).unwrap();
+        assert_eq!(extent(&loose), (2, 14));
     }
 
     #[test]

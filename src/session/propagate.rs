@@ -129,13 +129,15 @@ impl Session {
                     break;
                 };
                 let next = (previous as i64 + step) as usize;
-                self.state_mut()?.prompts.insert(
+                let state = self.state_mut()?;
+                state.prompts.insert(
                     (structure, next),
                     SlicePrompts {
                         points: Vec::new(),
                         bounding_box: Some(bounding_box),
                     },
                 );
+                state.propagated_boxes.insert((structure, next));
                 self.segment_structure(structure, planes[next])?;
                 done.push(planes[next]);
                 previous = next;
