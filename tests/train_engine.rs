@@ -391,6 +391,7 @@ fn prompt_aware_training_makes_prompts_improve_the_result() {
             validation: vec!["h1".into(), "h2".into()],
             validation_count: 0,
             empty_slice_weight: 0.1,
+            small_structure_weight: 1.0,
             normalize: Default::default(),
         },
     )
@@ -485,9 +486,15 @@ fn bad_input_is_reported_before_training() {
     let mut unknown = config_with(&dir, std::slice::from_ref(&good));
     unknown.validation = vec!["nobody".into()];
     expect_invalid(unknown, "nobody");
-    let mut zero_batch = config_with(&dir, &[good]);
+    let mut zero_batch = config_with(&dir, std::slice::from_ref(&good));
     zero_batch.run.batch_size = 0;
     expect_invalid(zero_batch, "batch_size");
+    let mut no_small = config_with(&dir, std::slice::from_ref(&good));
+    no_small.run.small_structure_weight = f64::NAN;
+    expect_invalid(no_small, "small_structure_weight");
+    let mut no_time = config_with(&dir, &[good]);
+    no_time.run.minutes = Some(0.0);
+    expect_invalid(no_time, "run.minutes");
     assert!(TrainConfig::from_toml("[run]\nbogus = 1\n").is_err());
 }
 
@@ -741,4 +748,51 @@ fn interactive_head_training_changes_only_the_head_and_keeps_to_its_time_budget(
         heads += 1;
     }
     assert!(heads > 0, "the retrained model lost its head");
+}
+
+/// Structure-aware sampling (`run.small_structure_weight`): slices holding a small
+/// structure (here the phantom's left putamen relabelled as left hippocampus) are drawn
+/// about that many times as often as other slices with structures.
+#[test]
+fn small_structure_slices_are_sampled_by_their_weight() {
+    let (image, mut labels) = phantom(1, 1.0, 5.0);
+    for code in labels.data_mut() {
+        if *code == 12.0 {
+            *code = 17.0;
+        }
+    }
+    let share = |weight: f64| {
+        let dataset = Dataset::prepare(
+            vec![subject_from("a", 1, (image.clone(), labels.clone()))],
+            &DatasetOptions {
+                empty_slice_weight: 0.0,
+                small_structure_weight: weight,
+                ..DatasetOptions::from_config(&TrainConfig::default(), 128)
+            },
+        )
+        .unwrap();
+        let slices = &dataset.training[0];
+        let small = slices.has_small_structure.iter().filter(|&&s| s).count();
+        let other = (0..slices.len())
+            .filter(|&i| slices.has_structure[i] && !slices.has_small_structure[i])
+            .count();
+        assert!(
+            small > 0 && other > 0,
+            "{small} small, {other} other slices"
+        );
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let draws = dataset.sample(&mut rng, 20_000);
+        let drawn = draws
+            .iter()
+            .filter(|&&(_, i)| slices.has_small_structure[i])
+            .count() as f64
+            / draws.len() as f64;
+        let expected = small as f64 * weight / (small as f64 * weight + other as f64);
+        assert!(
+            (drawn - expected).abs() < 0.02,
+            "weight {weight}: drew {drawn:.3} small-structure slices, expected {expected:.3}"
+        );
+        drawn
+    };
+    assert!(share(4.0) > share(1.0) + 0.1);
 }

@@ -345,6 +345,9 @@ pub struct RunSection {
     pub mixed_precision: bool,
     /// Weight of a slice without any structure relative to one with structures.
     pub empty_slice_weight: f64,
+    /// Weight of a slice holding a small structure (pallidum, hippocampus, amygdala)
+    /// relative to other slices with structures (structure-aware sampling).
+    pub small_structure_weight: f64,
     /// Validate with 3D inference (session pipeline) rather than per slice.
     pub validate_3d: bool,
     /// Time budget in minutes (None: none). The run times its first iterations and then
@@ -367,6 +370,7 @@ impl Default for RunSection {
             device: "auto".into(),
             mixed_precision: true,
             empty_slice_weight: 0.1,
+            small_structure_weight: 1.0,
             validate_3d: true,
             minutes: None,
         }
@@ -577,6 +581,12 @@ impl TrainConfig {
         }
         if self.run.empty_slice_weight.is_nan() || self.run.empty_slice_weight < 0.0 {
             return bad("run.empty_slice_weight must not be negative".into());
+        }
+        if !(self.run.small_structure_weight.is_finite() && self.run.small_structure_weight > 0.0) {
+            return bad(format!(
+                "run.small_structure_weight {}: give a positive weight (1: no preference)",
+                self.run.small_structure_weight
+            ));
         }
         match self.optim.decay {
             LrDecay::Polynomial { power } if power.is_nan() || power <= 0.0 => {

@@ -151,6 +151,9 @@ pub struct SubjectSlices {
     pub code_classes: Tensor,
     /// Whether each slice contains at least one structure.
     pub has_structure: Vec<bool>,
+    /// Whether each slice contains one of the small structures
+    /// ([`SMALL_STRUCTURE_CLASSES`]).
+    pub has_small_structure: Vec<bool>,
     /// Whether each slice is held out ([`Subject::held_out`]).
     pub held_out: Vec<bool>,
     /// Distance between neighbouring slices, in mm.
@@ -207,6 +210,9 @@ pub struct DatasetOptions {
     pub validation_count: usize,
     /// Sampling weight of slices without structures (slices with structures: 1).
     pub empty_slice_weight: f64,
+    /// Sampling weight of slices holding a small structure ([`SMALL_STRUCTURE_CLASSES`];
+    /// other slices with structures: 1).
+    pub small_structure_weight: f64,
     /// Normalisation (the inference default unless changed).
     pub normalize: NormalizeConfig,
 }
@@ -219,10 +225,15 @@ impl DatasetOptions {
             validation: config.validation.clone(),
             validation_count: config.validation_count,
             empty_slice_weight: config.run.empty_slice_weight,
+            small_structure_weight: config.run.small_structure_weight,
             normalize: NormalizeConfig::default(),
         }
     }
 }
+
+/// The small structures (pallidum, hippocampus, amygdala, left and right: the least
+/// accurate), whose slices `run.small_structure_weight` can sample more often.
+pub const SMALL_STRUCTURE_CLASSES: [u8; 6] = [7, 8, 9, 10, 11, 12];
 
 /// Reads every subject listed in `config` (all read errors are reported before
 /// training starts).
@@ -330,6 +341,10 @@ fn slice_subject(
         .outer_iter()
         .map(|slice| slice.iter().any(|&c| c != 0))
         .collect();
+    let has_small_structure: Vec<bool> = class_slices
+        .outer_iter()
+        .map(|slice| slice.iter().any(|c| SMALL_STRUCTURE_CLASSES.contains(c)))
+        .collect();
     if !has_structure.iter().any(|&h| h) {
         return Err(Error::invalid_argument(format!(
             "subject {} ({}): no structure lies inside the automatically found region of \
@@ -367,6 +382,7 @@ fn slice_subject(
         codes: array3_to_tensor(&geometry.extract_labels(&codes)?),
         code_classes: Tensor::from_slice(&code_classes),
         has_structure,
+        has_small_structure,
         held_out,
         slice_spacing_mm: geometry.slice_spacing_mm(),
     };
@@ -442,7 +458,13 @@ impl Dataset {
                     continue;
                 }
                 index.push((s, i));
-                weights.push(if has { 1.0 } else { options.empty_slice_weight });
+                weights.push(if subject.has_small_structure[i] {
+                    options.small_structure_weight
+                } else if has {
+                    1.0
+                } else {
+                    options.empty_slice_weight
+                });
             }
         }
         let sampler = WeightedIndex::new(&weights)
