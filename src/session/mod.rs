@@ -402,36 +402,7 @@ impl Session {
             .filter(|p| !p.points.is_empty() || p.bounding_box.is_some())
             .cloned();
         let mask = match prompts {
-            Some(prompts) => {
-                let model_prompts = self.model_prompts(&prompts);
-                let embedding = state.embeddings[slice].as_ref().expect("encoded above");
-                let logits = tch::no_grad(|| {
-                    self.model.sam().decode_interactive(
-                        embedding,
-                        &model_prompts,
-                        &[structure as i64],
-                    )
-                })?;
-                let scale = self.model.config().input_size as f64
-                    / self.model.config().low_res_size() as f64;
-                let mask = logits.get(0).get(0).to_device(tch::Device::Cpu);
-                let automatic = state.automatic_logits[slice]
-                    .as_ref()
-                    .expect("decoded above");
-                let automatic_odds = automatic_log_odds(automatic, structure)?;
-                let mask = if prompts.bounding_box.is_some() {
-                    &mask * (1.0 - BOX_AUTOMATIC_WEIGHT) + &automatic_odds * BOX_AUTOMATIC_WEIGHT
-                } else {
-                    mask
-                };
-                let mask = if state.propagated_boxes.contains(&(structure, slice)) {
-                    mask
-                } else {
-                    fit_to_box(&mask, &prompts, scale)?
-                };
-                let mask = focus_clicks(&mask, &automatic_odds, &prompts, scale)?;
-                Some(constrain_to_prompts(&mask, &prompts, scale)?)
-            }
+            Some(prompts) => Some(self.decode_interactive_mask(structure, slice, &prompts)?),
             None => None,
         };
         let state = self.state_mut()?;
@@ -440,6 +411,45 @@ impl Session {
             None => state.interactive_masks.remove(&(structure, slice)),
         };
         self.compose_slice(slice)
+    }
+
+    /// The interactive mask of `structure` on `slice` for `prompts` (binary logits
+    /// `[m, m]`, CPU).
+    fn decode_interactive_mask(
+        &self,
+        structure: u8,
+        slice: usize,
+        prompts: &SlicePrompts,
+    ) -> Result<Tensor> {
+        let state = self.state()?;
+        let scale =
+            self.model.config().input_size as f64 / self.model.config().low_res_size() as f64;
+        let automatic = state.automatic_logits[slice]
+            .as_ref()
+            .expect("decoded before");
+        let automatic_odds = automatic_log_odds(automatic, structure)?;
+        // Propagated boxes are grown by a margin on purpose: not fitted.
+        let propagated = state.propagated_boxes.contains(&(structure, slice));
+        let model_prompts = self.model_prompts(prompts);
+        let embedding = state.embeddings[slice].as_ref().expect("encoded before");
+        let logits = tch::no_grad(|| {
+            self.model
+                .sam()
+                .decode_interactive(embedding, &model_prompts, &[structure as i64])
+        })?;
+        let mask = logits.get(0).get(0).to_device(tch::Device::Cpu);
+        let mask = if prompts.bounding_box.is_some() {
+            &mask * (1.0 - BOX_AUTOMATIC_WEIGHT) + &automatic_odds * BOX_AUTOMATIC_WEIGHT
+        } else {
+            mask
+        };
+        let mask = if propagated {
+            mask
+        } else {
+            fit_to_box(&mask, prompts, scale)?
+        };
+        let mask = focus_clicks(&mask, &automatic_odds, prompts, scale)?;
+        constrain_to_prompts(&mask, prompts, scale)
     }
 
     /// Decodes slice `slice` without prompts (one view) when it has no automatic result

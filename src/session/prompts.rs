@@ -130,53 +130,58 @@ pub(super) fn focus_clicks(
 /// 0 / 1 / 2 / 3; the gain flattens while the risk with loose boxes grows.
 const BOX_FIT_MAX_OFFSET: f32 = 2.0;
 
+/// The pixels of a mask (binary logits `[m, m]`, pixel `(x, y)` covering model-input
+/// pixels `scale·x .. scale·(x+1)`) as (logit, centre x, centre y) whose centre lies in
+/// `bbox` grown by [`BOX_CONSTRAINT_MARGIN_PX`].
+fn pixel_centres(mask: &Tensor, scale: f64, bbox: [f64; 4]) -> Result<Vec<(f32, f64, f64)>> {
+    let side = mask.size()[1];
+    let values = Vec::<f32>::try_from(mask.flatten(0, -1))?;
+    let m = BOX_CONSTRAINT_MARGIN_PX;
+    Ok(values
+        .iter()
+        .enumerate()
+        .filter_map(|(index, &v)| {
+            let x = ((index as i64 % side) as f64 + 0.5) * scale;
+            let y = ((index as i64 / side) as f64 + 0.5) * scale;
+            let [x0, y0, x1, y1] = bbox;
+            let within =
+                x >= x0 + 0.5 - m && x <= x1 + 0.5 + m && y >= y0 + 0.5 - m && y <= y1 + 0.5 + m;
+            within.then_some((v, x, y))
+        })
+        .collect())
+}
+
+/// The extent (left, top, right, bottom pixel centres) of the pixels whose logit plus
+/// `offset` is positive; None when there are none.
+fn mask_extent(pixels: &[(f32, f64, f64)], offset: f32) -> Option<[f64; 4]> {
+    pixels
+        .iter()
+        .filter(|&&(v, _, _)| v + offset > 0.0)
+        .fold(None, |extent, &(_, x, y)| {
+            let [x0, y0, x1, y1] = extent.unwrap_or([x, y, x, y]);
+            Some([x0.min(x), y0.min(y), x1.max(x), y1.max(y)])
+        })
+}
+
+/// How far (model-input pixels, summed over the four sides) `extent` lies from the box's
+/// sides.
+fn box_distance(extent: [f64; 4], [x0, y0, x1, y1]: [f64; 4]) -> f64 {
+    let target = [x0 + 0.5, y0 + 0.5, x1 + 0.5, y1 + 0.5];
+    extent.iter().zip(target).map(|(e, t)| (e - t).abs()).sum()
+}
+
 /// The box prompt's mask (binary logits `[m, m]`, as in [`constrain_to_prompts`]) shifted
 /// by the logit offset whose mask (> 0, inside the box) reaches closest to the box's
 /// four sides: a box drawn around a structure says how far it extends, which the
 /// model's own threshold does not know. Among equally close offsets the smallest in
 /// size wins, so a mask that already fits the box is left as it is.
 pub(super) fn fit_to_box(mask: &Tensor, prompts: &SlicePrompts, scale: f64) -> Result<Tensor> {
-    let Some([x0, y0, x1, y1]) = prompts.bounding_box else {
+    let Some(bbox) = prompts.bounding_box else {
         return Ok(mask.shallow_clone());
     };
-    let side = mask.size()[1];
-    let values = Vec::<f32>::try_from(mask.flatten(0, -1))?;
-    let m = BOX_CONSTRAINT_MARGIN_PX;
-    // Pixels whose centre lies in the box (plus the constraint's margin), with centres.
-    let inside: Vec<(f32, f64, f64)> = values
-        .iter()
-        .enumerate()
-        .filter_map(|(index, &v)| {
-            let x = ((index as i64 % side) as f64 + 0.5) * scale;
-            let y = ((index as i64 / side) as f64 + 0.5) * scale;
-            let within =
-                x >= x0 + 0.5 - m && x <= x1 + 0.5 + m && y >= y0 + 0.5 - m && y <= y1 + 0.5 + m;
-            within.then_some((v, x, y))
-        })
-        .collect();
-    let mismatch = |offset: f32| -> f64 {
-        let mut extent = [
-            f64::INFINITY,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            f64::NEG_INFINITY,
-        ];
-        for &(v, x, y) in &inside {
-            if v + offset > 0.0 {
-                extent = [
-                    extent[0].min(x),
-                    extent[1].min(y),
-                    extent[2].max(x),
-                    extent[3].max(y),
-                ];
-            }
-        }
-        if !extent[0].is_finite() {
-            return f64::INFINITY;
-        }
-        let target = [x0 + 0.5, y0 + 0.5, x1 + 0.5, y1 + 0.5];
-        extent.iter().zip(target).map(|(e, t)| (e - t).abs()).sum()
-    };
+    let inside = pixel_centres(mask, scale, bbox)?;
+    let mismatch =
+        |offset: f32| mask_extent(&inside, offset).map_or(f64::INFINITY, |e| box_distance(e, bbox));
     let steps = (BOX_FIT_MAX_OFFSET * 4.0).round() as i32;
     let mut best = (mismatch(0.0), 0.0f32);
     for step in 1..=steps {
