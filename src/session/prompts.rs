@@ -107,8 +107,7 @@ pub(super) fn focus_clicks(
     let r2 = CLICK_FOCUS_RADIUS_PX * CLICK_FOCUS_RADIUS_PX;
     let values: Vec<f32> = (0..head.len())
         .map(|index| {
-            let x = ((index as i64 % side) as f64 + 0.5) * scale;
-            let y = ((index as i64 / side) as f64 + 0.5) * scale;
+            let (x, y) = pixel_centre(index, side, scale);
             let near = prompts.points.iter().any(|p| {
                 let (dx, dy) = (x - (p.x + 0.5), y - (p.y + 0.5));
                 dx * dx + dy * dy <= r2
@@ -121,6 +120,20 @@ pub(super) fn focus_clicks(
         })
         .collect();
     Ok(Tensor::from_slice(&values).view([side, side]))
+}
+
+/// The centre, in model-input pixels, of pixel `index` of a `[side, side]` mask whose
+/// pixels cover `scale` model-input pixels each.
+fn pixel_centre(index: usize, side: i64, scale: f64) -> (f64, f64) {
+    let (x, y) = ((index as i64 % side) as f64, (index as i64 / side) as f64);
+    ((x + 0.5) * scale, (y + 0.5) * scale)
+}
+
+/// Whether model-input point (x, y) lies in box `bbox` grown by
+/// [`BOX_CONSTRAINT_MARGIN_PX`]: where a box prompt's mask may reach.
+fn within_box_margin(x: f64, y: f64, [x0, y0, x1, y1]: [f64; 4]) -> bool {
+    let m = BOX_CONSTRAINT_MARGIN_PX;
+    x >= x0 + 0.5 - m && x <= x1 + 0.5 + m && y >= y0 + 0.5 - m && y <= y1 + 0.5 + m
 }
 
 /// Largest logit offset [`fit_to_box`] adds or removes (in steps of a quarter): enough
@@ -136,17 +149,12 @@ const BOX_FIT_MAX_OFFSET: f32 = 2.0;
 fn pixel_centres(mask: &Tensor, scale: f64, bbox: [f64; 4]) -> Result<Vec<(f32, f64, f64)>> {
     let side = mask.size()[1];
     let values = Vec::<f32>::try_from(mask.flatten(0, -1))?;
-    let m = BOX_CONSTRAINT_MARGIN_PX;
     Ok(values
         .iter()
         .enumerate()
         .filter_map(|(index, &v)| {
-            let x = ((index as i64 % side) as f64 + 0.5) * scale;
-            let y = ((index as i64 / side) as f64 + 0.5) * scale;
-            let [x0, y0, x1, y1] = bbox;
-            let within =
-                x >= x0 + 0.5 - m && x <= x1 + 0.5 + m && y >= y0 + 0.5 - m && y <= y1 + 0.5 + m;
-            within.then_some((v, x, y))
+            let (x, y) = pixel_centre(index, side, scale);
+            within_box_margin(x, y, bbox).then_some((v, x, y))
         })
         .collect())
 }
@@ -215,15 +223,11 @@ pub(super) fn constrain_to_prompts(
     const DECIDED: f32 = 8.0;
     let side = mask.size()[1];
     let mut values = Vec::<f32>::try_from(mask.flatten(0, -1))?;
-    let centre = |index: usize| {
-        let (x, y) = ((index as i64 % side) as f64, (index as i64 / side) as f64);
-        ((x + 0.5) * scale, (y + 0.5) * scale)
-    };
-    if let Some([x0, y0, x1, y1]) = prompts.bounding_box {
-        let m = BOX_CONSTRAINT_MARGIN_PX;
+    let centre = |index: usize| pixel_centre(index, side, scale);
+    if let Some(bbox) = prompts.bounding_box {
         for (index, value) in values.iter_mut().enumerate() {
             let (x, y) = centre(index);
-            if x < x0 + 0.5 - m || x > x1 + 0.5 + m || y < y0 + 0.5 - m || y > y1 + 0.5 + m {
+            if !within_box_margin(x, y, bbox) {
                 *value = value.min(-DECIDED);
             }
         }
