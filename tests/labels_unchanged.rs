@@ -27,12 +27,12 @@ const EXPECTED: [(&str, &[&str], &str); 3] = [
     (
         "mne_testing_sample/T1_3mm.nii.gz",
         &[],
-        "2c46946db67beb44081cabefbd59be6cbdac023dd6992f0af14559da1b2e9760",
+        "6d77c91ba9a8be0d36ca542a9655684364522c19c7adc3cf6b31315e3cf14104",
     ),
     (
         "freesurfer_training_data/sub-01/T1.nii.gz",
         &[],
-        "0cb6876713270d142144abf25abb085c50ee6e93956db99e2bfa308ae1c5a993",
+        "54c92520b8a43fc25ab4a829e3a7648019109b8a8cbbc0292b0ee1f7d510d53b",
     ),
     (
         "mricron_colin27_aal/ch2.nii.gz",

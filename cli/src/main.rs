@@ -86,8 +86,8 @@ struct SegmentOptions {
     /// (about twice as fast, a little less accurate).
     #[arg(long)]
     no_mirror: bool,
-    /// Segment only the slices on their own sampling grid, not also on the grids shifted
-    /// by one output pixel (about four times as fast, a little less accurate).
+    /// Segment only the slices as they are, not also with their content shifted by half
+    /// an encoder patch (about four times as fast, a little less accurate).
     #[arg(long)]
     no_shift: bool,
 }

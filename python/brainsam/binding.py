@@ -646,8 +646,8 @@ class Session(_OwnedHandle):
         automatic segmentation also segments the mirrored slices (twice the time, more
         accurate); `cleanup`: 3D clean-up of the automatic result; `embedding_cache`:
         "auto", "device" or "host"; `shift_averaging`: automatic segmentation also
-        segments the slices on sampling grids shifted by one output pixel (four times the
-        time, more accurate)."""
+        segments the slices with their content shifted by half an encoder patch (four
+        times the time, more accurate)."""
         self.library = model.library
         if embedding_cache not in EMBEDDING_CACHES:
             raise BrainSAMError(

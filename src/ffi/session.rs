@@ -124,7 +124,7 @@ pub struct brainsam_session_options {
     /// has room, else in host memory), 1 always on the device, 2 always in host memory.
     pub embedding_cache: u32,
     /// Non-zero: automatic segmentation skips shift averaging (the slices segmented again
-    /// on sampling grids shifted by one output pixel; about four times as fast, a little
+    /// with their content shifted by half an encoder patch; about four times as fast, a little
     /// less accurate). Added after the first 0.2 struct: callers whose `struct_size`
     /// ends before it get 0.
     pub no_shift_averaging: u32,

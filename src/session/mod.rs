@@ -27,7 +27,7 @@ pub use propagate::{covered_slices, PropagationDirection, PropagationOptions};
 
 pub(crate) use input::array3_to_tensor;
 use prompts::{constrain_to_prompts, fit_to_box, focus_clicks, locate};
-use views::{shift_content, View};
+use views::{half_patch_shift, shift_content, View};
 
 // Model loading lives in `model::load`; re-exported here for the layers that open a
 // model and a session together.
@@ -63,9 +63,9 @@ pub struct SessionOptions {
     /// the two (left and right classes swapped back): about twice the encoder time for
     /// a more accurate and more symmetric result. Prompts are not affected.
     pub mirror_averaging: bool,
-    /// Automatic segmentation also segments each slice with its sampling grid shifted by
-    /// one low-resolution output pixel right, down, and both (2 mm for the default model)
-    /// and averages the four results, shifted back (with mirror averaging, each shifted
+    /// Automatic segmentation also segments each slice with its content shifted by half
+    /// an encoder patch right, down, and both (4 mm for the default model) and averages
+    /// the four results, shifted back (with mirror averaging, each shifted
     /// grid is mirrored too): about four times the encoder time for a more accurate
     /// result, since the patch grid of the encoder then falls differently on the anatomy.
     pub shift_averaging: bool,
@@ -294,7 +294,7 @@ impl Session {
     ) -> Result<Vec<Tensor>> {
         let n = self.state()?.geometry.n_slices();
         let all: Vec<usize> = (0..n).collect();
-        let views = View::averaged(&self.options);
+        let views = View::averaged(&self.options, half_patch_shift(self.model.config()));
         // Encoding dominates the time: progress counts encoded slices.
         let total = views.len() * n * parts;
         let done_before = views.len() * n * part;
@@ -934,22 +934,38 @@ mod tests {
     #[test]
     fn the_averaged_views_follow_the_options() {
         let views = |mirror_averaging, shift_averaging| {
-            View::averaged(&SessionOptions {
-                mirror_averaging,
-                shift_averaging,
-                ..SessionOptions::default()
-            })
+            View::averaged(
+                &SessionOptions {
+                    mirror_averaging,
+                    shift_averaging,
+                    ..SessionOptions::default()
+                },
+                4,
+            )
         };
         assert_eq!(views(false, false), [View::default()]);
         assert_eq!(views(true, false).len(), 2);
         let all = views(true, true);
         assert_eq!(all.len(), 8);
         assert_eq!(all[0], View::default(), "the plain view comes first");
-        for shift in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+        for shift in [(0, 0), (4, 0), (0, 4), (4, 4)] {
             for mirrored in [false, true] {
                 assert!(all.contains(&View { mirrored, shift }));
             }
         }
+    }
+
+    #[test]
+    fn shifted_views_move_by_half_an_encoder_patch() {
+        use crate::model::SamConfig;
+        // small: 16 x 16 tokens; 128 x 128 logits with the fine output, 64 x 64 without.
+        assert_eq!(
+            half_patch_shift(&SamConfig::small().with_fine_output(true)),
+            4
+        );
+        assert_eq!(half_patch_shift(&SamConfig::small()), 2);
+        // vit_b: 64 x 64 tokens, 256 x 256 logits.
+        assert_eq!(half_patch_shift(&SamConfig::vit_b()), 2);
     }
 
     #[test]

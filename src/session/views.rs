@@ -1,15 +1,16 @@
 //! Test-time views: the slices as they are, left-right mirrored, and with their content
-//! moved by whole low-resolution output pixels, averaged by automatic segmentation.
+//! moved by half an encoder patch, averaged by automatic segmentation.
 
 use tch::Tensor;
 
 use super::input::{context_step, gather_with_context, model_input};
 use super::{Session, SessionOptions, VolumeState};
 use crate::error::Result;
+use crate::model::SamConfig;
 
 /// How the slices are presented to the encoder: as they are, or left-right mirrored and
-/// with their content moved by whole low-resolution output pixels (test-time
-/// augmentation of [`Session::segment_all`]).
+/// with their content moved by half an encoder patch (test-time augmentation of
+/// [`Session::segment_all`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(super) struct View {
     pub(super) mirrored: bool,
@@ -17,9 +18,19 @@ pub(super) struct View {
     pub(super) shift: (i64, i64),
 }
 
+/// Half an encoder patch in low-resolution output pixels (at least one): how far the
+/// shifted views move the content. Half a patch puts the patch borders where the plain
+/// view has patch centres, the most different token grid; on the validation subjects
+/// (stage-7 model, 8 mm patches) moving by 1, 2, 3, 4, 6 and 8 mm scored 0.825, 0.828,
+/// 0.830, 0.830, 0.825 and 0.818 mean Dice.
+pub(super) fn half_patch_shift(config: &SamConfig) -> i64 {
+    (config.low_res_size() / config.grid_size() / 2).max(1)
+}
+
 impl View {
-    /// The views automatic segmentation averages under `options`.
-    pub(super) fn averaged(options: &SessionOptions) -> Vec<View> {
+    /// The views automatic segmentation averages under `options`, shifted views moved by
+    /// `shift` low-resolution pixels.
+    pub(super) fn averaged(options: &SessionOptions, shift: i64) -> Vec<View> {
         let shifts: &[(i64, i64)] = if options.shift_averaging {
             &[(0, 0), (1, 0), (0, 1), (1, 1)]
         } else {
@@ -32,10 +43,11 @@ impl View {
         };
         shifts
             .iter()
-            .flat_map(|&shift| {
-                mirrors
-                    .iter()
-                    .map(move |&mirrored| View { mirrored, shift })
+            .flat_map(|&(right, down)| {
+                mirrors.iter().map(move |&mirrored| View {
+                    mirrored,
+                    shift: (right * shift, down * shift),
+                })
             })
             .collect()
     }

@@ -46,7 +46,7 @@ class ModelSettings:
     precision: str = "auto"
     #: automatic segmentation also segments the mirrored slices (more accurate, 2x time)
     mirror_views: bool = True
-    #: automatic segmentation also segments slices shifted by one pixel (4x time)
+    #: automatic segmentation also segments slices shifted by half a patch (4x time)
     shift_views: bool = True
 
     def model_key(self) -> tuple:
