@@ -13,6 +13,10 @@
 //!   `Session::segment_structure_3d`: 3D Dice;
 //! - (d) the automatic result (3D, and per plane on the planes of (a) and (b)).
 //!
+//! A second table splits the planes by the structure's area on them (below 25 mm², 25 to
+//! 100 mm², 100 mm² and more): the small end planes of a structure weigh as much as its
+//! largest in the per-plane means above.
+//!
 //! Latency: one `segment_structure` call (prompt → updated label volume) on the CPU.
 //!
 //! `BRAINSAM_DATA=... cargo bench --bench interactive`. `BRAINSAM_BENCH_MODEL` names
@@ -49,6 +53,19 @@ const SUBJECTS: [(&str, &str, &str); 3] = [
 ];
 
 const MAX_CLICKS: usize = 10;
+
+/// Upper ends (mm²) of the plane-size bands of the by-size table: how much of the box
+/// and click Dice is lost on the small end planes of a structure.
+const AREA_BANDS_MM2: [f64; 3] = [25.0, 100.0, f64::INFINITY];
+
+/// One benchmarked plane: the structure's area on it (mm²) and its Dice automatic, with
+/// the box and after 3 clicks.
+struct PlaneResult {
+    area_mm2: f64,
+    auto: f64,
+    boxed: f64,
+    three_clicks: f64,
+}
 
 /// Sums per structure (index 0..12) and overall.
 #[derive(Default, Clone)]
@@ -109,6 +126,7 @@ fn main() {
     let mut tallies = vec![Tally::default(); 12];
     let mut latencies = Vec::new();
     let mut subject_rows = Vec::new();
+    let mut plane_results: Vec<PlaneResult> = Vec::new();
     let mut rng = ChaCha8Rng::seed_from_u64(15);
     for (name, image, aseg) in SUBJECTS {
         if chosen
@@ -127,6 +145,8 @@ fn main() {
         let automatic: LabelVolume = session.labels().unwrap().clone();
         let dims = automatic.grid().dims();
         let axis = session.slicing_axis().unwrap();
+        let spacing = automatic.grid().spacing();
+        let pixel_area_mm2: f64 = (0..3).filter(|&a| a != axis).map(|a| spacing[a]).product();
         let planes: Vec<usize> = session.geometry().unwrap().slice_voxel_indices().to_vec();
         let mut subject = Tally::default();
         for structure in 1..=12u8 {
@@ -224,6 +244,15 @@ fn main() {
                         tally.clicks[slot].push(current);
                         subject.clicks[slot].push(current);
                     }
+                    if click == 3 {
+                        plane_results.push(PlaneResult {
+                            area_mm2: truth.iter().filter(|&&v| v == structure).count() as f64
+                                * pixel_area_mm2,
+                            auto,
+                            boxed,
+                            three_clicks: current,
+                        });
+                    }
                 }
                 let noc = noc.unwrap_or(MAX_CLICKS) as f64;
                 tally.noc.push(noc);
@@ -305,6 +334,31 @@ fn main() {
             .fold(f64::INFINITY, f64::min),
         all.boxed.len()
     );
+    println!("\n| structure's area on the plane | planes | auto | box | 3 clicks |");
+    println!("|---|---|---|---|---|");
+    let mut lower = 0.0;
+    for upper in AREA_BANDS_MM2 {
+        let band: Vec<&PlaneResult> = plane_results
+            .iter()
+            .filter(|r| r.area_mm2 >= lower && r.area_mm2 < upper)
+            .collect();
+        let band_mean = |value: fn(&PlaneResult) -> f64| {
+            mean(&band.iter().map(|r| value(r)).collect::<Vec<_>>())
+        };
+        let label = if upper.is_finite() {
+            format!("{lower:.0}–{upper:.0} mm²")
+        } else {
+            format!("≥ {lower:.0} mm²")
+        };
+        println!(
+            "| {label} | {} | {:.3} | {:.3} | {:.3} |",
+            band.len(),
+            band_mean(|r| r.auto),
+            band_mean(|r| r.boxed),
+            band_mean(|r| r.three_clicks)
+        );
+        lower = upper;
+    }
     if !latencies.is_empty() {
         let count = latencies.len();
         println!(
