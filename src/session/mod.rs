@@ -446,7 +446,7 @@ impl Session {
         let mask = if propagated {
             mask
         } else {
-            fit_to_box(&mask, prompts, scale)?
+            fit_to_box(&mask, prompts, scale, state.geometry.pixel_mm())?
         };
         let mask = focus_clicks(&mask, &automatic_odds, prompts, scale)?;
         constrain_to_prompts(&mask, prompts, scale)
@@ -897,19 +897,67 @@ mod tests {
             bounding_box: Some(b),
         };
         // A box of radius 5 (pixel centres 3.5 .. 13.5): the disc grows to fill it.
-        let grown = fit_to_box(&mask, &boxed([3.0, 3.0, 13.0, 13.0]), 1.0).unwrap();
+        let grown = fit_to_box(&mask, &boxed([3.0, 3.0, 13.0, 13.0]), 1.0, 1.0).unwrap();
         assert_eq!(extent(&grown), (3, 13));
         // A box of radius 1: it shrinks.
-        let tighter = fit_to_box(&mask, &boxed([7.0, 7.0, 9.0, 9.0]), 1.0).unwrap();
+        let tighter = fit_to_box(&mask, &boxed([7.0, 7.0, 9.0, 9.0]), 1.0, 1.0).unwrap();
         assert_eq!(extent(&tighter), (7, 9));
         // A box that fits already, and points only: unchanged.
-        let same = fit_to_box(&mask, &boxed([6.0, 6.0, 10.0, 10.0]), 1.0).unwrap();
+        let same = fit_to_box(&mask, &boxed([6.0, 6.0, 10.0, 10.0]), 1.0, 1.0).unwrap();
         assert!(same.equal(&mask));
-        let points = fit_to_box(&mask, &SlicePrompts::default(), 1.0).unwrap();
+        let points = fit_to_box(&mask, &SlicePrompts::default(), 1.0, 1.0).unwrap();
         assert!(points.equal(&mask));
         // A loose box gains at most the largest offset (2 logits): radius below 3 + 4.
-        let loose = fit_to_box(&mask, &boxed([-4.0, -4.0, 20.0, 20.0]), 1.0).unwrap();
+        let loose = fit_to_box(&mask, &boxed([-4.0, -4.0, 20.0, 20.0]), 1.0, 1.0).unwrap();
         assert_eq!(extent(&loose), (2, 14));
+    }
+
+    #[test]
+    fn a_small_box_where_the_model_sees_nothing_is_half_filled() {
+        let side = 32i64;
+        // The model finds nothing (log-odds -6 to -5), likeliest towards pixel (20, 20).
+        let logits: Vec<f32> = (0..side * side)
+            .map(|i| {
+                let (x, y) = ((i % side) as f32 - 20.0, (i / side) as f32 - 20.0);
+                -5.0 - (x * x + y * y).sqrt() / 50.0
+            })
+            .collect();
+        let mask = Tensor::from_slice(&logits).view([side, side]);
+        let positive_in = |t: &Tensor, [x0, y0, x1, y1]: [usize; 4]| {
+            let v = Vec::<f32>::try_from(t.flatten(0, -1)).unwrap();
+            let (mut inside, mut outside) = (0, 0);
+            for (i, &value) in v.iter().enumerate() {
+                let (x, y) = (i % side as usize, i / side as usize);
+                let within = (x0..=x1).contains(&x) && (y0..=y1).contains(&y);
+                match (value > 0.0, within) {
+                    (true, true) => inside += 1,
+                    (true, false) => outside += 1,
+                    _ => {}
+                }
+            }
+            (inside, outside)
+        };
+        let boxed = |b: [f64; 4]| SlicePrompts {
+            points: Vec::new(),
+            bounding_box: Some(b),
+        };
+        // 6 x 6 pixels of 2 mm (144 mm²): at least 18 of its 36 pixels, the ones nearest
+        // (20, 20) (ties aside; what lies outside the box is cut by constrain_to_prompts).
+        let small = fit_to_box(&mask, &boxed([16.0, 16.0, 21.0, 21.0]), 1.0, 2.0).unwrap();
+        let (inside, _) = positive_in(&small, [16, 16, 21, 21]);
+        assert!((18..=20).contains(&inside), "{inside} of 36 filled");
+        let filled = Vec::<f32>::try_from(small.flatten(0, -1)).unwrap();
+        assert!(
+            filled[(20 * side + 20) as usize] > 0.0,
+            "the likeliest pixel"
+        );
+        assert!(
+            filled[(16 * side + 16) as usize] < 0.0,
+            "the least likely corner"
+        );
+        // The same box in 3 mm pixels (324 mm²) is no longer small: the model decides.
+        let large = fit_to_box(&mask, &boxed([16.0, 16.0, 21.0, 21.0]), 1.0, 3.0).unwrap();
+        assert_eq!(positive_in(&large, [16, 16, 21, 21]), (0, 0));
     }
 
     #[test]
