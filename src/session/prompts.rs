@@ -129,12 +129,17 @@ fn pixel_centre(index: usize, side: i64, scale: f64) -> (f64, f64) {
     ((x + 0.5) * scale, (y + 0.5) * scale)
 }
 
-/// Whether model-input point (x, y) lies in box `bbox` grown by
-/// [`BOX_CONSTRAINT_MARGIN_PX`]: where a box prompt's mask may reach.
-fn within_box_margin(x: f64, y: f64, [x0, y0, x1, y1]: [f64; 4]) -> bool {
-    let m = BOX_CONSTRAINT_MARGIN_PX;
+/// Whether model-input point (x, y) lies within `margin` model-input pixels of the
+/// centres of box `bbox`'s outermost pixels: with [`BOX_CONSTRAINT_MARGIN_PX`], where a
+/// box prompt's mask may reach; with [`BOX_PIXELS_MARGIN_PX`], on the box's own pixels.
+fn within_box(x: f64, y: f64, [x0, y0, x1, y1]: [f64; 4], margin: f64) -> bool {
+    let m = margin;
     x >= x0 + 0.5 - m && x <= x1 + 0.5 + m && y >= y0 + 0.5 - m && y <= y1 + 0.5 + m
 }
+
+/// Margin for [`within_box`] that covers exactly the box's pixels (half a pixel beyond
+/// the outermost centres).
+const BOX_PIXELS_MARGIN_PX: f64 = 0.5;
 
 /// Largest logit offset [`fit_to_box`] adds or removes (in steps of a quarter): enough
 /// to move a mask edge to the box where the model was unsure, too little to fill a
@@ -154,7 +159,7 @@ fn pixel_centres(mask: &Tensor, scale: f64, bbox: [f64; 4]) -> Result<Vec<(f32, 
         .enumerate()
         .filter_map(|(index, &v)| {
             let (x, y) = pixel_centre(index, side, scale);
-            within_box_margin(x, y, bbox).then_some((v, x, y))
+            within_box(x, y, bbox, BOX_CONSTRAINT_MARGIN_PX).then_some((v, x, y))
         })
         .collect())
 }
@@ -228,17 +233,18 @@ pub(super) fn fit_to_box(
 /// covers less than [`SMALL_BOX_MIN_FILL`] of the pixels whose centres lie in it.
 fn small_box_fill_offset(
     pixels: &[(f32, f64, f64)],
-    [x0, y0, x1, y1]: [f64; 4],
+    bbox: [f64; 4],
     pixel_mm: f64,
     offset: f32,
 ) -> f32 {
+    let [x0, y0, x1, y1] = bbox;
     let area_mm2 = (x1 - x0 + 1.0) * (y1 - y0 + 1.0) * pixel_mm * pixel_mm;
     if area_mm2 > SMALL_BOX_MAX_AREA_MM2 {
         return offset;
     }
     let mut in_box: Vec<f32> = pixels
         .iter()
-        .filter(|&&(_, x, y)| x >= x0 && x <= x1 + 1.0 && y >= y0 && y <= y1 + 1.0)
+        .filter(|&&(_, x, y)| within_box(x, y, bbox, BOX_PIXELS_MARGIN_PX))
         .map(|&(v, _, _)| v)
         .collect();
     let needed = (SMALL_BOX_MIN_FILL * in_box.len() as f64).ceil() as usize;
@@ -274,7 +280,7 @@ pub(super) fn constrain_to_prompts(
     if let Some(bbox) = prompts.bounding_box {
         for (index, value) in values.iter_mut().enumerate() {
             let (x, y) = centre(index);
-            if !within_box_margin(x, y, bbox) {
+            if !within_box(x, y, bbox, BOX_CONSTRAINT_MARGIN_PX) {
                 *value = value.min(-DECIDED);
             }
         }
