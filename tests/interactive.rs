@@ -64,19 +64,52 @@ fn case(test: &str) -> Option<Case> {
     })
 }
 
+/// Voxels of `structure` on `plane` in the reference.
+fn reference_voxels(case: &Case, plane: &Plane, structure: u8) -> usize {
+    plane
+        .values(&case.reference)
+        .iter()
+        .filter(|&&c| c == structure)
+        .count()
+}
+
 /// The plane holding the most voxels of `structure` in the reference.
 fn fullest_plane(case: &Case, structure: u8) -> Plane {
     let dims = case.reference.grid().dims();
     (0..dims[case.axis])
         .map(|p| Plane::new(dims, case.axis, p))
-        .max_by_key(|plane| {
-            plane
-                .values(&case.reference)
-                .iter()
-                .filter(|&&c| c == structure)
-                .count()
-        })
+        .max_by_key(|plane| reference_voxels(case, plane, structure))
         .unwrap()
+}
+
+/// Dice of the amygdala on `plane` (reference `truth`) after a box around `b` (its
+/// bounding box there) grown by `grow` voxels on every side and moved `shift` voxels
+/// along the plane's first axis, clamped to the plane.
+fn dice_with_box(
+    case: &mut Case,
+    plane: &Plane,
+    truth: &[u8],
+    b: [usize; 4],
+    grow: f64,
+    shift: f64,
+) -> f64 {
+    let (w, h) = (plane.width() as f64 - 1.0, plane.height() as f64 - 1.0);
+    let corner = |u: f64, v: f64| plane.ijk(u.clamp(0.0, w), v.clamp(0.0, h));
+    case.session
+        .add_box(
+            AMYGDALA,
+            corner(b[0] as f64 - grow + shift, b[1] as f64 - grow),
+            corner(b[2] as f64 + grow + shift, b[3] as f64 + grow),
+        )
+        .unwrap();
+    case.session
+        .segment_structure(AMYGDALA, plane.index)
+        .unwrap();
+    dice(
+        &plane.values(case.session.labels().unwrap()),
+        truth,
+        AMYGDALA,
+    )
 }
 
 #[test]
@@ -89,26 +122,9 @@ fn a_box_steers_the_structure_and_clearing_restores_the_automatic_slice() {
     let plane = fullest_plane(&case, AMYGDALA);
     let truth = plane.values(&case.reference);
     let b = bounding_box(&truth, plane.width(), AMYGDALA).unwrap();
-    let (w, h) = (plane.width() as f64 - 1.0, plane.height() as f64 - 1.0);
     let automatic = dice(&plane.values(&case.automatic), &truth, AMYGDALA);
-    let mut try_box = |grow: f64, shift: f64| {
-        let corner = |u: f64, v: f64| plane.ijk(u.clamp(0.0, w), v.clamp(0.0, h));
-        case.session
-            .add_box(
-                AMYGDALA,
-                corner(b[0] as f64 - grow + shift, b[1] as f64 - grow),
-                corner(b[2] as f64 + grow + shift, b[3] as f64 + grow),
-            )
-            .unwrap();
-        case.session
-            .segment_structure(AMYGDALA, plane.index)
-            .unwrap();
-        dice(
-            &plane.values(case.session.labels().unwrap()),
-            &truth,
-            AMYGDALA,
-        )
-    };
+    let mut try_box =
+        |grow: f64, shift: f64| dice_with_box(&mut case, &plane, &truth, b, grow, shift);
     // The three rows: tight box (+1 voxel), shifted 15 voxels, 40 voxels larger.
     let right = try_box(1.0, 0.0);
     let shifted = try_box(1.0, 15.0);
@@ -138,13 +154,7 @@ fn a_box_steers_the_structure_and_clearing_restores_the_automatic_slice() {
     let dims = case.reference.grid().dims();
     let (worst, worst_automatic) = (0..dims[case.axis])
         .map(|p| Plane::new(dims, case.axis, p))
-        .filter(|p| {
-            p.values(&case.reference)
-                .iter()
-                .filter(|&&c| c == AMYGDALA)
-                .count()
-                >= 40
-        })
+        .filter(|p| reference_voxels(&case, p, AMYGDALA) >= 40)
         .map(|p| {
             let truth = p.values(&case.reference);
             let d = dice(&p.values(&case.automatic), &truth, AMYGDALA);
@@ -154,23 +164,7 @@ fn a_box_steers_the_structure_and_clearing_restores_the_automatic_slice() {
         .unwrap();
     let worst_truth = worst.values(&case.reference);
     let wb = bounding_box(&worst_truth, worst.width(), AMYGDALA).unwrap();
-    let (ww, wh) = (worst.width() as f64 - 1.0, worst.height() as f64 - 1.0);
-    let corner = |u: f64, v: f64| worst.ijk(u.clamp(0.0, ww), v.clamp(0.0, wh));
-    case.session
-        .add_box(
-            AMYGDALA,
-            corner(wb[0] as f64 - 1.0, wb[1] as f64 - 1.0),
-            corner(wb[2] as f64 + 1.0, wb[3] as f64 + 1.0),
-        )
-        .unwrap();
-    case.session
-        .segment_structure(AMYGDALA, worst.index)
-        .unwrap();
-    let corrected = dice(
-        &worst.values(case.session.labels().unwrap()),
-        &worst_truth,
-        AMYGDALA,
-    );
+    let corrected = dice_with_box(&mut case, &worst, &worst_truth, wb, 1.0, 0.0);
     eprintln!(
         "plane {} (worst automatic): automatic {worst_automatic:.3}, right box {corrected:.3}",
         worst.index

@@ -4,9 +4,11 @@
 //! First recorded with the `brainsam` binary of main 44a0bf9 (before issue 14's
 //! redesign) and the 0.2 default model, checked to be the same with one and with two
 //! libtorch threads; the redesigned code reproduced them. The values below belong to the
-//! stage-7 default model (mask decoder trained with structure-aware sampling): recorded
-//! with the binary of the commit that changed the model, the same with one and with two
-//! libtorch threads (checked on the MNE volume). They belong to one model file: when
+//! stage-7 default model (mask decoder trained with structure-aware sampling): Colin27's
+//! (no shifted views) recorded with the binary of the commit that changed the model, the
+//! MNE and sub-01 ones again with the binary of the commit that moved the shifted views
+//! to half an encoder patch (45add83); the same with one and with two libtorch threads
+//! (checked on the MNE volume each time). They belong to one model file: when
 //! models/brainsam-default.safetensors changes, the test fails saying so, and the
 //! expected labels must be recorded again with the new model (run the commands below with
 //! the binary of the commit that changed the model, before any other change).
