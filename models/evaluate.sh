@@ -4,14 +4,15 @@
 # and prints the per-structure mean Dice and HD95 over the subjects.
 # Usage (repository root): models/evaluate.sh [MODEL] [BRAINSAM BINARY] [SEGMENT FLAGS...]
 # (e.g. `models/evaluate.sh models/brainsam-default.safetensors target/release/brainsam
-# --no-shift` to measure without shift averaging).
+# --no-shift` to measure without shift averaging). BRAINSAM_EVALUATE_OUT names the output
+# folder (default out/evaluate), so that several evaluations can run side by side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:-models/brainsam-default.safetensors}
 brainsam=${2:-target/release/brainsam}
 segment_flags=("${@:3}")
 data=${BRAINSAM_DATA:-../shared/data}
-out=out/evaluate
+out=${BRAINSAM_EVALUATE_OUT:-out/evaluate}
 mkdir -p "$out"
 pairs=(
     "sub-09 $data/freesurfer_training_data/sub-09/T1.nii.gz $data/freesurfer_training_data/sub-09/aseg.nii.gz"

@@ -26,6 +26,7 @@ pub use prompts::{PointPrompt, SlicePrompts, MAX_POINTS_PER_SLICE};
 pub use propagate::{covered_slices, PropagationDirection, PropagationOptions};
 
 pub(crate) use input::array3_to_tensor;
+pub(crate) use prompts::four_neighbours;
 use prompts::{constrain_to_prompts, fit_to_box, focus_clicks, locate};
 use views::{half_patch_shift, shift_content, View};
 
@@ -958,6 +959,52 @@ mod tests {
         // The same box in 3 mm pixels (324 mm²) is no longer small: the model decides.
         let large = fit_to_box(&mask, &boxed([16.0, 16.0, 21.0, 21.0]), 1.0, 3.0).unwrap();
         assert_eq!(positive_in(&large, [16, 16, 21, 21]), (0, 0));
+    }
+
+    #[test]
+    fn a_click_corrects_only_the_disagreement_it_is_placed_in() {
+        // 32 x 32 output pixels, scale 1. The automatic result holds the structure at
+        // x < 10; the head adds a blob at x 14..=17 (where the click is) and, apart
+        // from it but within the focus radius, a second one at x 24..=25.
+        let side = 32i64;
+        let at = |i: i64| (i % side, i / side);
+        let automatic: Vec<f32> = (0..side * side)
+            .map(|i| if at(i).0 < 10 { 3.0 } else { -3.0 })
+            .collect();
+        let head: Vec<f32> = (0..side * side)
+            .map(|i| match at(i) {
+                (x, _) if x < 10 => 2.0,
+                (x, y) if (14..=17).contains(&x) && (12..=19).contains(&y) => 1.0,
+                (x, y) if (24..=25).contains(&x) && (12..=19).contains(&y) => 1.0,
+                _ => -2.0,
+            })
+            .collect();
+        let to_map = |v: &[f32]| Tensor::from_slice(v).view([side, side]);
+        let click = SlicePrompts {
+            points: vec![PointPrompt {
+                x: 15.0,
+                y: 15.0,
+                positive: true,
+            }],
+            bounding_box: None,
+        };
+        let focused = focus_clicks(&to_map(&head), &to_map(&automatic), &click, 1.0).unwrap();
+        let values = Vec::<f32>::try_from(focused.flatten(0, -1)).unwrap();
+        for (i, &value) in values.iter().enumerate() {
+            let (x, y) = at(i as i64);
+            let clicked_blob = (14..=17).contains(&x) && (12..=19).contains(&y);
+            // The clicked blob from the head; everything else (the other blob, the
+            // border the two draw alike) from the automatic result.
+            let expected = if clicked_blob { head[i] } else { automatic[i] };
+            assert_eq!(value, expected, "pixel ({x}, {y})");
+        }
+        // A box keeps the head's mask everywhere.
+        let boxed = SlicePrompts {
+            bounding_box: Some([0.0, 0.0, 31.0, 31.0]),
+            ..click
+        };
+        let kept = focus_clicks(&to_map(&head), &to_map(&automatic), &boxed, 1.0).unwrap();
+        assert!(kept.equal(&to_map(&head)));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::config::PromptSection;
 use super::dataset::present_structures;
 use crate::error::Result;
 use crate::model::Sam;
-use crate::session::{PointPrompt, SlicePrompts};
+use crate::session::{four_neighbours, PointPrompt, SlicePrompts};
 
 /// Bounding box (x0, y0, x1, y1) of class `class` on a `side × side` class map, in
 /// pixel-centre coordinates; None if absent.
@@ -228,23 +228,7 @@ pub fn largest_error_click(
         return None;
     }
     let error: Vec<bool> = (0..n).map(|i| predicted[i] != reference[i]).collect();
-    let neighbours = |i: usize| {
-        let (x, y) = (i % width, i / width);
-        let mut out = [None; 4];
-        if x > 0 {
-            out[0] = Some(i - 1);
-        }
-        if x + 1 < width {
-            out[1] = Some(i + 1);
-        }
-        if y > 0 {
-            out[2] = Some(i - width);
-        }
-        if y + 1 < height {
-            out[3] = Some(i + width);
-        }
-        out
-    };
+    let neighbours = |i: usize| four_neighbours(i, width, height);
     // Largest component of same-kind errors.
     let mut component = vec![usize::MAX; n];
     let mut best: Option<(usize, usize)> = None; // (size, id)
@@ -260,7 +244,7 @@ pub fn largest_error_click(
         let mut size = 0;
         while let Some(i) = stack.pop() {
             size += 1;
-            for j in neighbours(i).into_iter().flatten() {
+            for j in neighbours(i) {
                 if error[j] && reference[j] == kind && component[j] == usize::MAX {
                     component[j] = id;
                     stack.push(j);
@@ -277,10 +261,7 @@ pub fn largest_error_click(
     let mut distance = vec![usize::MAX; n];
     let mut queue = std::collections::VecDeque::new();
     for i in (0..n).filter(|&i| component[i] == chosen) {
-        let inner = neighbours(i)
-            .iter()
-            .filter(|j| j.is_some_and(|j| component[j] == chosen))
-            .count();
+        let inner = neighbours(i).filter(|&j| component[j] == chosen).count();
         if inner < 4 {
             distance[i] = 0;
             queue.push_back(i);
@@ -290,7 +271,7 @@ pub fn largest_error_click(
     let mut deepest = 0;
     while let Some(i) = queue.pop_front() {
         deepest = deepest.max(distance[i]);
-        for j in neighbours(i).into_iter().flatten() {
+        for j in neighbours(i) {
             if component[j] == chosen && distance[j] == usize::MAX {
                 distance[j] = distance[i] + 1;
                 queue.push_back(j);
