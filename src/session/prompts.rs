@@ -115,10 +115,7 @@ pub(super) fn focus_clicks(
     let base = Vec::<f32>::try_from(automatic.flatten(0, -1))?;
     let near_a_click = |index: usize, radius: f64| {
         let (x, y) = pixel_centre(index, side, scale);
-        prompts.points.iter().any(|p| {
-            let (dx, dy) = (x - (p.x + 0.5), y - (p.y + 0.5));
-            dx * dx + dy * dy <= radius * radius
-        })
+        prompts.points.iter().any(|p| near_click(x, y, p, radius))
     };
     let disagree: Vec<bool> = (0..head.len())
         .map(|i| (head[i] > 0.0) != (base[i] > 0.0) && near_a_click(i, CLICK_FOCUS_RADIUS_PX))
@@ -173,6 +170,13 @@ pub(crate) fn four_neighbours(
 fn pixel_centre(index: usize, side: i64, scale: f64) -> (f64, f64) {
     let (x, y) = ((index as i64 % side) as f64, (index as i64 / side) as f64);
     ((x + 0.5) * scale, (y + 0.5) * scale)
+}
+
+/// Whether model-input point (x, y) lies within `radius` model-input pixels of the
+/// centre of the pixel clicked at `point`.
+fn near_click(x: f64, y: f64, point: &PointPrompt, radius: f64) -> bool {
+    let (dx, dy) = (x - (point.x + 0.5), y - (point.y + 0.5));
+    dx * dx + dy * dy <= radius * radius
 }
 
 /// Whether model-input point (x, y) lies within `margin` model-input pixels of the
@@ -332,11 +336,9 @@ pub(super) fn constrain_to_prompts(
         }
     }
     for point in &prompts.points {
-        let r2 = CLICK_CONSTRAINT_RADIUS_PX * CLICK_CONSTRAINT_RADIUS_PX;
         for (index, value) in values.iter_mut().enumerate() {
             let (x, y) = centre(index);
-            let (dx, dy) = (x - (point.x + 0.5), y - (point.y + 0.5));
-            if dx * dx + dy * dy <= r2 {
+            if near_click(x, y, point, CLICK_CONSTRAINT_RADIUS_PX) {
                 *value = if point.positive {
                     value.max(DECIDED)
                 } else {
