@@ -90,6 +90,8 @@ mod bridge {
         embedding_cache: u32,
         /// Skip shift averaging in automatic segmentation.
         no_shift_averaging: bool,
+        /// Skip the models of other slice orientations in automatic segmentation.
+        no_view_averaging: bool,
     }
 
     /// A device as `parse_device` reads it from a name.
@@ -535,6 +537,7 @@ impl Model {
             no_cleanup: options.no_cleanup,
             embedding_cache: options.embedding_cache,
             no_shift_averaging: options.no_shift_averaging,
+            no_view_averaging: options.no_view_averaging,
         }
         .to_options()?;
         let session = crate::session::Session::new(Arc::clone(&self.model), options)?;

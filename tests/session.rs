@@ -253,3 +253,121 @@ fn model_loading_errors_name_the_problem() {
     // An adapter that is not an adapter.
     assert!(load(path.clone(), Some(path.clone())).contains("tiny.safetensors"));
 }
+
+#[test]
+fn a_model_file_with_an_axial_view_averages_it_in_unless_told_not_to() {
+    use brainsam::model::load::{combine_view_models, split_view_models};
+    use brainsam::session::init_model;
+    use brainsam::volume::frame::SliceOrientation;
+    let (coronal_path, coronal) = test_model();
+    let dir = common::scratch_dir("session-views");
+    let axial_path = dir.join("axial.safetensors");
+    let axial_config = coronal
+        .config()
+        .clone()
+        .with_slice_orientation(SliceOrientation::Axial);
+    init_model(&axial_path, &axial_config, 7).unwrap();
+    let combined_path = dir.join("combined.safetensors");
+    combine_view_models(
+        &coronal_path,
+        std::slice::from_ref(&axial_path),
+        &combined_path,
+    )
+    .unwrap();
+    let combined = Model::load(&ModelOptions {
+        checkpoint: Some(combined_path.clone()),
+        ..ModelOptions::default()
+    })
+    .unwrap();
+    assert_eq!(combined.other_views().len(), 1);
+    assert_eq!(
+        combined.other_views()[0].config().slice_orientation,
+        SliceOrientation::Axial
+    );
+    assert_eq!(
+        combined.config(),
+        coronal.config(),
+        "the main model is the coronal one"
+    );
+
+    let volume = synthetic_head();
+    let single_view = SessionOptions {
+        mirror_averaging: false,
+        shift_averaging: false,
+        ..SessionOptions::default()
+    };
+    let segment = |model: &Arc<Model>, view_averaging: bool| {
+        let mut session = Session::new(
+            Arc::clone(model),
+            SessionOptions {
+                view_averaging,
+                ..single_view.clone()
+            },
+        )
+        .unwrap();
+        session.set_volume(volume.clone()).unwrap();
+        let mut last = (0, 0);
+        let labels = session
+            .segment_all(&mut |done, total| {
+                last = (done, total);
+                true
+            })
+            .unwrap()
+            .data()
+            .to_vec();
+        (labels, last, session.geometry().unwrap().n_slices())
+    };
+    let (plain, _, n_coronal) = segment(&coronal, true);
+    let (without_views, _, _) = segment(&combined, false);
+    let (with_views, progress, _) = segment(&combined, true);
+    let axial_model = Model::load(&ModelOptions {
+        checkpoint: Some(axial_path),
+        ..ModelOptions::default()
+    })
+    .unwrap();
+    let (_, _, n_axial) = segment(&axial_model, true);
+    assert_ne!(n_axial, n_coronal, "axial and coronal stacks differ here");
+    assert_eq!(
+        without_views, plain,
+        "without view averaging the coronal model alone"
+    );
+    assert_ne!(
+        with_views, plain,
+        "the axial model's probabilities changed nothing"
+    );
+    // Progress counts the slices of both stacks.
+    assert_eq!(progress, (n_coronal + n_axial, n_coronal + n_axial));
+
+    // A file cannot name an orientation twice, nor hold view tensors it does not name.
+    let error = combine_view_models(
+        &coronal_path,
+        std::slice::from_ref(&coronal_path),
+        &dir.join("twice.safetensors"),
+    )
+    .unwrap_err();
+    assert!(
+        error.to_string().contains("orientation (coronal)"),
+        "{error}"
+    );
+    let (tensors, mut metadata) = brainsam::weights::read_safetensors(&combined_path).unwrap();
+    metadata.retain(|key, _| !key.starts_with("brainsam_view_config."));
+    assert!(split_view_models(
+        tensors
+            .iter()
+            .map(|(n, t)| (n.clone(), t.shallow_clone()))
+            .collect(),
+        &metadata
+    )
+    .is_err());
+    let unnamed = dir.join("unnamed.safetensors");
+    brainsam::weights::save_safetensors(&unnamed, &tensors, &metadata).unwrap();
+    let error = Model::load(&ModelOptions {
+        checkpoint: Some(unnamed),
+        ..ModelOptions::default()
+    })
+    .unwrap_err();
+    assert!(
+        error.to_string().contains("belongs to no view model"),
+        "{error}"
+    );
+}

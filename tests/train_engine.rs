@@ -388,6 +388,7 @@ fn prompt_aware_training_makes_prompts_improve_the_result() {
         vec![invisible("t", 30), invisible("h1", 31), invisible("h2", 32)],
         &DatasetOptions {
             input_size: trainer.sam().config().input_size,
+            orientation: Default::default(),
             validation: vec!["h1".into(), "h2".into()],
             validation_count: 0,
             empty_slice_weight: 0.1,

@@ -445,3 +445,128 @@ fn centroid_shift(grid: &Grid, a: &[u8], b: &[u8], label: u8) -> f64 {
     let (p, q) = (centroid(a), centroid(b));
     (0..3).map(|c| (p[c] - q[c]).powi(2)).sum::<f64>().sqrt()
 }
+
+#[test]
+fn axial_slices_run_inferior_to_superior_with_left_on_the_right_and_anterior_below() {
+    use brainsam::volume::frame::SliceOrientation;
+    for case in cases() {
+        let (_, labels) = phantom(&case.grid);
+        let view_grid = SliceOrientation::Axial.view_grid(&case.grid).unwrap();
+        let geometry = SliceGeometry::whole_volume(&view_grid, 128).unwrap();
+        let stack = geometry.extract_labels(&labels).unwrap();
+        // The left marker is left, anterior and superior of the right one.
+        let (lx, ly, ls) = stack_centroid(&stack, 1);
+        let (rx, ry, rs) = stack_centroid(&stack, 2);
+        assert!(
+            lx > rx,
+            "{}: left marker x {lx}, right marker x {rx}",
+            case.name
+        );
+        assert!(
+            ly > ry,
+            "{}: anterior marker y {ly}, posterior y {ry} (rows run posterior to anterior)",
+            case.name
+        );
+        assert!(
+            ls > rs,
+            "{}: superior marker slice {ls}, inferior {rs} (slices run upwards)",
+            case.name
+        );
+        // The slices are axial planes of the scan: the voxel axis closest to S.
+        let along_s = (0..3)
+            .max_by(|&a, &b| {
+                let d = case.grid.axis_directions_ras();
+                d[a][2].abs().total_cmp(&d[b][2].abs())
+            })
+            .unwrap();
+        assert_eq!(geometry.frame().coronal_axis, along_s, "{}", case.name);
+    }
+}
+
+#[test]
+fn scores_resampled_from_axial_slices_match_the_coronal_slices() {
+    use brainsam::volume::frame::SliceOrientation;
+    for case in cases() {
+        // A linear ramp is reproduced exactly by the (tri)linear interpolations on both
+        // sides, away from the volume's edges.
+        let [nx, ny, nz] = case.grid.dims();
+        let mut ramp = vec![0.0f32; case.grid.len()];
+        for k in 0..nz {
+            for j in 0..ny {
+                for i in 0..nx {
+                    let p = case.grid.voxel_to_ras_point([i as f64, j as f64, k as f64]);
+                    ramp[case.grid.linear_index(i, j, k)] = (p[0] + 2.0 * p[1] - 3.0 * p[2]) as f32;
+                }
+            }
+        }
+        let volume = Volume::new(case.grid.clone(), ramp).unwrap();
+        let coronal = SliceGeometry::whole_volume(&case.grid, 64).unwrap();
+        // Axial slices over the second quarter of the head only.
+        let axial_grid = SliceOrientation::Axial.view_grid(&case.grid).unwrap();
+        let whole_axial = SliceGeometry::whole_volume(&axial_grid, 64).unwrap();
+        let axis = whole_axial.frame().coronal_axis;
+        let planes = case.grid.dims()[axis];
+        let roi = Roi {
+            centre_ras: [0.0; 3],
+            fov_mm: 140.0,
+            first_slice: planes / 4,
+            last_slice: planes / 2,
+        };
+        let axial = SliceGeometry::from_roi(&axial_grid, &roi, 64).unwrap();
+        let axial_scores = axial.extract(&volume).unwrap().insert_axis(Axis(1));
+        let resampled = coronal
+            .resample_scores_from(&axial, axial_scores.view(), 64)
+            .unwrap();
+        let expected = coronal.extract(&volume).unwrap();
+        let spacing = case.grid.spacing();
+        let (mut compared, mut outside, mut worst) = (0, 0, 0.0f32);
+        for ((slice, _, y, x), &value) in resampled.indexed_iter() {
+            let voxel = coronal
+                .slice_to_voxel(SlicePoint {
+                    slice,
+                    x: x as f64 + 0.5,
+                    y: y as f64 + 0.5,
+                })
+                .unwrap();
+            // The stack reaches half a plane beyond its first and last planes.
+            let beyond = ((planes / 4) as f64 - 0.5 - voxel[axis])
+                .max(voxel[axis] - (planes / 2) as f64 - 0.5);
+            if beyond > 0.01 {
+                assert!(
+                    value.is_nan(),
+                    "{}: a value outside the axial stack",
+                    case.name
+                );
+                outside += 1;
+                continue;
+            }
+            if beyond > -0.01 {
+                continue;
+            }
+            // Compared well inside the volume: 10 mm from every face.
+            let inside = (0..3).all(|a| {
+                let margin = 10.0 / spacing[a];
+                voxel[a] > margin && voxel[a] < case.grid.dims()[a] as f64 - 1.0 - margin
+            });
+            if inside {
+                assert!(
+                    !value.is_nan(),
+                    "{}: no axial value inside its stack",
+                    case.name
+                );
+                // Within half a plane of the stack's ends the end plane's value is kept.
+                if beyond < -0.5 {
+                    worst = worst.max((value - expected[[slice, y, x]]).abs());
+                    compared += 1;
+                }
+            }
+        }
+        assert!(
+            compared > 5_000 && outside > 5_000,
+            "{}: compared {compared}, outside {outside}",
+            case.name
+        );
+        // The ramp rises up to 6 per mm; 0.05 is far below one voxel's step.
+        assert!(worst < 0.05, "{}: largest difference {worst}", case.name);
+    }
+}

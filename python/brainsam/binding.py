@@ -129,6 +129,7 @@ class _SessionOptions(ctypes.Structure):
         ("no_cleanup", ctypes.c_uint32),
         ("embedding_cache", ctypes.c_uint32),
         ("no_shift_averaging", ctypes.c_uint32),
+        ("no_view_averaging", ctypes.c_uint32),
     ]
 
 
@@ -641,13 +642,16 @@ class Session(_OwnedHandle):
         cleanup: bool = True,
         embedding_cache: str = "auto",
         shift_averaging: bool = True,
+        view_averaging: bool = True,
     ):
         """`batch_size`: slices per encoder pass (0: automatic); `mirror_averaging`:
         automatic segmentation also segments the mirrored slices (twice the time, more
         accurate); `cleanup`: 3D clean-up of the automatic result; `embedding_cache`:
         "auto", "device" or "host"; `shift_averaging`: automatic segmentation also
         segments the slices with their content shifted by half an encoder patch (four
-        times the time, more accurate)."""
+        times the time, more accurate); `view_averaging`: automatic segmentation also
+        runs the models of other slice orientations the model file carries (the default
+        model's axial model: twice the time, more accurate)."""
         self.library = model.library
         if embedding_cache not in EMBEDDING_CACHES:
             raise BrainSAMError(
@@ -664,6 +668,7 @@ class Session(_OwnedHandle):
             0 if cleanup else 1,
             EMBEDDING_CACHES[embedding_cache],
             0 if shift_averaging else 1,
+            0 if view_averaging else 1,
         )
         handle = ctypes.c_void_p()
         self._handle = None

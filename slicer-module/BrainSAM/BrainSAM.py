@@ -99,6 +99,7 @@ class BrainSAMWidget(ScriptedLoadableModuleWidget):
         self.ui.precisionComboBox.connect("currentIndexChanged(int)", self.onSettingsChanged)
         self.ui.mirrorViewsCheckBox.connect("toggled(bool)", self.onSettingsChanged)
         self.ui.shiftViewsCheckBox.connect("toggled(bool)", self.onSettingsChanged)
+        self.ui.orientationViewsCheckBox.connect("toggled(bool)", self.onSettingsChanged)
         self.ui.packageSourceLineEdit.connect("editingFinished()", self.onInstallSettingsChanged)
         self.ui.libraryPathLineEdit.connect("currentPathChanged(QString)", self.onInstallSettingsChanged)
         self.ui.installButton.connect("clicked(bool)", self.onInstall)
@@ -259,6 +260,7 @@ class BrainSAMWidget(ScriptedLoadableModuleWidget):
             self.ui.precisionComboBox.setCurrentIndex(PRECISION_CHOICES.index(settings.precision))
             self.ui.mirrorViewsCheckBox.checked = settings.mirror_views
             self.ui.shiftViewsCheckBox.checked = settings.shift_views
+            self.ui.orientationViewsCheckBox.checked = settings.orientation_views
             installSettings = self.logic.installSettings()
             self.ui.packageSourceLineEdit.text = installSettings.package_source
             self.ui.libraryPathLineEdit.currentPath = installSettings.library
@@ -289,6 +291,7 @@ class BrainSAMWidget(ScriptedLoadableModuleWidget):
                 precision=self.ui.precisionComboBox.currentText,
                 mirror_views=bool(self.ui.mirrorViewsCheckBox.checked),
                 shift_views=bool(self.ui.shiftViewsCheckBox.checked),
+                orientation_views=bool(self.ui.orientationViewsCheckBox.checked),
             )
         )
 

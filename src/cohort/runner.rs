@@ -47,6 +47,8 @@ pub struct Settings {
     pub mirror: bool,
     /// Average with the shifted sampling grids.
     pub shift: bool,
+    /// Average with the model's models of other slice orientations.
+    pub views: bool,
     /// 3D clean-up.
     pub cleanup: bool,
     /// Workers (scans segmented at once); 0: one per GPU with `cuda`, else 1.
@@ -65,6 +67,7 @@ impl Default for Settings {
             batch_size: 0,
             mirror: true,
             shift: true,
+            views: true,
             cleanup: true,
             jobs: 0,
             threads: None,
@@ -78,6 +81,7 @@ impl Settings {
             batch_size: self.batch_size,
             mirror_averaging: self.mirror,
             shift_averaging: self.shift,
+            view_averaging: self.views,
             cleanup: if self.cleanup {
                 CleanupOptions::default()
             } else {
@@ -123,8 +127,8 @@ impl Settings {
             ));
         }
         description.push_str(&format!(
-            " precision={} mirror={} shift={} cleanup={}",
-            self.precision, self.mirror, self.shift, self.cleanup
+            " precision={} mirror={} shift={} views={} cleanup={}",
+            self.precision, self.mirror, self.shift, self.views, self.cleanup
         ));
         let fingerprint =
             super::journal::sha256_text(&format!("{}|{description}", env!("CARGO_PKG_VERSION")));

@@ -128,6 +128,11 @@ pub struct brainsam_session_options {
     /// less accurate). Added after the first 0.2 struct: callers whose `struct_size`
     /// ends before it get 0.
     pub no_shift_averaging: u32,
+    /// Non-zero: automatic segmentation uses only the model's own slice orientation, not
+    /// also the models of other orientations its file carries (the default model's axial
+    /// model; about twice as fast, less accurate). Added after 0.2: callers whose
+    /// `struct_size` ends before it get 0.
+    pub no_view_averaging: u32,
 }
 
 /// `sizeof(brainsam_session_options)` as first published in 0.2 (up to
@@ -461,12 +466,25 @@ unsafe fn read_session_options(
             no_cleanup: std::ptr::addr_of!((*options).no_cleanup).read_unaligned(),
             embedding_cache: std::ptr::addr_of!((*options).embedding_cache).read_unaligned(),
             no_shift_averaging: 0,
+            no_view_averaging: 0,
         }
     };
-    if struct_size as usize >= std::mem::size_of::<brainsam_session_options>() {
-        // SAFETY: the caller's struct is the whole current version.
+    let holds = |offset: usize| struct_size as usize >= offset + std::mem::size_of::<u32>();
+    if holds(std::mem::offset_of!(
+        brainsam_session_options,
+        no_shift_averaging
+    )) {
+        // SAFETY: the caller's struct reaches this field.
         copy.no_shift_averaging =
             unsafe { std::ptr::addr_of!((*options).no_shift_averaging).read_unaligned() };
+    }
+    if holds(std::mem::offset_of!(
+        brainsam_session_options,
+        no_view_averaging
+    )) {
+        // SAFETY: the caller's struct reaches this field.
+        copy.no_view_averaging =
+            unsafe { std::ptr::addr_of!((*options).no_view_averaging).read_unaligned() };
     }
     Ok(copy)
 }
@@ -481,6 +499,7 @@ pub(crate) fn session_options(
         no_cleanup: options.no_cleanup != 0,
         embedding_cache: options.embedding_cache,
         no_shift_averaging: options.no_shift_averaging != 0,
+        no_view_averaging: options.no_view_averaging != 0,
     }
     .to_options()
 }
@@ -1188,6 +1207,7 @@ mod tests {
             embedding_cache: 2,
             // Beyond a first-0.2 caller's struct: must not be read.
             no_shift_averaging: 1,
+            no_view_averaging: 1,
         };
         assert_eq!(SESSION_OPTIONS_V1_SIZE, 20);
         // SAFETY: a live struct of at least struct_size bytes.
@@ -1200,6 +1220,16 @@ mod tests {
         options.struct_size = std::mem::size_of::<brainsam_session_options>() as u32;
         let read = session_options(&unsafe { read_session_options(&options) }.unwrap()).unwrap();
         assert!(!read.shift_averaging);
+        assert!(!read.view_averaging);
+        // The 0.2 struct (up to no_shift_averaging): shift read, view averaging kept on.
+        options.struct_size =
+            std::mem::offset_of!(brainsam_session_options, no_view_averaging) as u32;
+        let read = session_options(&unsafe { read_session_options(&options) }.unwrap()).unwrap();
+        assert!(!read.shift_averaging);
+        assert!(
+            read.view_averaging,
+            "the field after the 0.2 struct was read"
+        );
         // Shorter than the first 0.2 struct: refused.
         options.struct_size = 16;
         assert!(unsafe { read_session_options(&options) }.is_err());

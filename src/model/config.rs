@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::volume::frame::SliceOrientation;
+
 use crate::error::{Error, Result};
 
 /// Configuration of the ViT image encoder (ViTDet-style backbone with a conv neck).
@@ -131,6 +133,11 @@ pub struct SamConfig {
     /// published models and for files written before this field existed.
     #[serde(default)]
     pub interactive: bool,
+    /// The plane the model reads its slices in: coronal for the published models, for
+    /// files written before this field existed and (left out of the JSON, so such
+    /// configurations keep their text and adapters made for them stay valid) by default.
+    #[serde(default, skip_serializing_if = "SliceOrientation::is_coronal")]
+    pub slice_orientation: SliceOrientation,
 }
 
 /// Largest model input side accepted by [`SamConfig::validate`] (published: 1024).
@@ -202,6 +209,7 @@ impl SamConfig {
             pixel_std: SAM_PIXEL_STD,
             slice_context_mm: 0.0,
             interactive: false,
+            slice_orientation: SliceOrientation::Coronal,
         }
     }
 
@@ -328,6 +336,13 @@ impl SamConfig {
     /// [`SamConfig::slice_context_mm`]).
     pub fn with_slice_context_mm(mut self, mm: f64) -> Self {
         self.slice_context_mm = mm;
+        self
+    }
+
+    /// Same configuration reading slices of `orientation` (see
+    /// [`SamConfig::slice_orientation`]).
+    pub fn with_slice_orientation(mut self, orientation: SliceOrientation) -> Self {
+        self.slice_orientation = orientation;
         self
     }
 
@@ -646,6 +661,20 @@ mod tests {
                 .unwrap_err();
             assert!(err.to_string().contains("slice_context_mm"), "{err}");
         }
+    }
+
+    #[test]
+    fn coronal_configs_keep_their_json_and_axial_ones_say_so() {
+        // Adapters record their base model's JSON: coronal models must keep the text
+        // they had before orientations existed.
+        let coronal = SamConfig::small().to_json();
+        assert!(!coronal.contains("slice_orientation"), "{coronal}");
+        let axial = SamConfig::small().with_slice_orientation(SliceOrientation::Axial);
+        let json = axial.to_json();
+        assert!(json.contains(r#""slice_orientation":"axial""#), "{json}");
+        assert_eq!(SamConfig::from_json(&json).unwrap(), axial);
+        let wrong = json.replace("axial", "oblique");
+        assert!(SamConfig::from_json(&wrong).is_err());
     }
 
     #[test]

@@ -166,6 +166,120 @@ pub struct ModelOptions {
 /// Metadata key under which BrainSAM stores a model's configuration (JSON).
 pub const CONFIG_METADATA_KEY: &str = "brainsam_config";
 
+/// Prefix of the tensors of a model of another slice orientation stored in the same
+/// file (`views.axial.image_encoder...`): its class probabilities are averaged with the
+/// main model's in automatic segmentation (see [`Model::other_views`]).
+pub const VIEW_TENSOR_PREFIX: &str = "views.";
+
+/// Prefix of the metadata key holding such a view model's configuration
+/// (`brainsam_view_config.axial`).
+pub const VIEW_CONFIG_METADATA_PREFIX: &str = "brainsam_view_config.";
+
+/// A model file's tensors split into the main model's and, per view model named in
+/// the metadata, that model's configuration and tensors (prefix removed). Tensors
+/// under [`VIEW_TENSOR_PREFIX`] without a configuration are an error, as is a view
+/// configuration without tensors.
+#[allow(clippy::type_complexity)]
+pub fn split_view_models(
+    tensors: Vec<(String, tch::Tensor)>,
+    metadata: &std::collections::BTreeMap<String, String>,
+) -> Result<(
+    Vec<(String, tch::Tensor)>,
+    Vec<(String, SamConfig, Vec<(String, tch::Tensor)>)>,
+)> {
+    let mut views: Vec<(String, SamConfig, Vec<(String, tch::Tensor)>)> = Vec::new();
+    for (key, json) in metadata {
+        if let Some(name) = key.strip_prefix(VIEW_CONFIG_METADATA_PREFIX) {
+            let config = SamConfig::from_json(json)
+                .map_err(|e| Error::invalid_argument(format!("view model {name:?}: {e}")))?;
+            views.push((name.to_string(), config, Vec::new()));
+        }
+    }
+    let mut main = Vec::with_capacity(tensors.len());
+    for (name, tensor) in tensors {
+        let Some(rest) = name.strip_prefix(VIEW_TENSOR_PREFIX) else {
+            main.push((name, tensor));
+            continue;
+        };
+        let view = views
+            .iter_mut()
+            .find(|(view, ..)| rest.starts_with(&format!("{view}.")))
+            .ok_or_else(|| {
+                Error::invalid_argument(format!(
+                    "tensor {name} belongs to no view model named in the file's metadata"
+                ))
+            })?;
+        let own = rest[view.0.len() + 1..].to_string();
+        view.2.push((own, tensor));
+    }
+    if let Some((name, ..)) = views.iter().find(|(_, _, t)| t.is_empty()) {
+        return Err(Error::invalid_argument(format!(
+            "view model {name:?} is named in the metadata but has no tensors"
+        )));
+    }
+    Ok((main, views))
+}
+
+/// Writes `main` (a BrainSAM model file) with the models `views` (BrainSAM model files
+/// of other slice orientations, for the same classes) added as view models, to
+/// `output` (atomically). The view models' interactive heads are left out: prompts use
+/// the main model's.
+pub fn combine_view_models(main: &Path, views: &[PathBuf], output: &Path) -> Result<()> {
+    let (mut tensors, mut metadata) = weights::read_safetensors(main)?;
+    let main_config = metadata
+        .get(CONFIG_METADATA_KEY)
+        .ok_or_else(|| Error::invalid_file(main, "not a BrainSAM model file (no configuration)"))
+        .and_then(|json| SamConfig::from_json(json))?;
+    if metadata
+        .keys()
+        .any(|k| k.starts_with(VIEW_CONFIG_METADATA_PREFIX))
+    {
+        return Err(Error::invalid_file(main, "already holds view models"));
+    }
+    for path in views {
+        let (view_tensors, view_metadata) = weights::read_safetensors(path)?;
+        let config = view_metadata
+            .get(CONFIG_METADATA_KEY)
+            .ok_or_else(|| {
+                Error::invalid_file(path, "not a BrainSAM model file (no configuration)")
+            })
+            .and_then(|json| SamConfig::from_json(json))?;
+        let name = config.slice_orientation.name();
+        if config.slice_orientation == main_config.slice_orientation
+            || metadata.contains_key(&format!("{VIEW_CONFIG_METADATA_PREFIX}{name}"))
+        {
+            return Err(Error::invalid_file(
+                path,
+                format!("its slice orientation ({name}) is already in the combined model"),
+            ));
+        }
+        if config.mask_decoder.num_mask_tokens != main_config.mask_decoder.num_mask_tokens {
+            return Err(Error::invalid_file(
+                path,
+                "it has another number of classes than the main model",
+            ));
+        }
+        if view_metadata
+            .keys()
+            .any(|k| k.starts_with(VIEW_CONFIG_METADATA_PREFIX))
+        {
+            return Err(Error::invalid_file(path, "already holds view models"));
+        }
+        metadata.insert(
+            format!("{VIEW_CONFIG_METADATA_PREFIX}{name}"),
+            config.with_interactive(false).to_json(),
+        );
+        tensors.extend(
+            view_tensors
+                .into_iter()
+                .filter(|(tensor, _)| !tensor.starts_with("interactive."))
+                .map(|(tensor, value)| (format!("{VIEW_TENSOR_PREFIX}{name}.{tensor}"), value)),
+        );
+    }
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    weights::save_safetensors(output, &tensors, &metadata)
+}
+
 /// Saves all weights of a model (`var_store`, built for `config`) as a BrainSAM model
 /// file: safetensors with the configuration (JSON) under [`CONFIG_METADATA_KEY`], so that
 /// [`Model::load`] needs nothing else. Written atomically.
@@ -233,6 +347,7 @@ pub struct Model {
     checkpoint: Option<PathBuf>,
     adapter: Option<PathBuf>,
     base_fallback: Option<BaseFallback>,
+    other_views: Vec<Arc<Model>>,
 }
 
 /// Structures an adapter hands back to its base model: for these the adapted model
@@ -298,6 +413,8 @@ impl Model {
                 (weights::read_state_dict(&checkpoint)?, Default::default())
             }
         };
+        let (tensors, views) = split_view_models(tensors, &metadata)
+            .map_err(|e| Error::invalid_file(&checkpoint, e.to_string()))?;
         let base_config = match (&options.config, metadata.get(CONFIG_METADATA_KEY)) {
             (Some(config), _) => config.clone(),
             (None, Some(json)) => SamConfig::from_json(json)?,
@@ -409,12 +526,54 @@ impl Model {
                 structures: base_structures,
             })
         };
+        // An adapter or a configuration given by the caller changes the main model
+        // only: the view models, made for the file's own main model, are not used then.
+        let other_views = if adapter_path.is_some() || options.config.is_some() {
+            if !views.is_empty() {
+                log::info!(
+                    "{}: its other slice orientations are not used with an adapter or a \
+                     given configuration",
+                    checkpoint.display()
+                );
+            }
+            Vec::new()
+        } else {
+            views
+                .into_iter()
+                .map(|(name, view_config, view_tensors)| {
+                    let view_store = VarStore::new(device);
+                    let view_sam = Sam::new(&view_store.root(), &view_config)?;
+                    weights::load_into_var_store(
+                        &view_store,
+                        &view_tensors,
+                        &LoadOptions::strict().allowing_missing(["*.lora_*"]),
+                    )
+                    .map_err(|e| {
+                        Error::WeightMismatch(format!(
+                            "{} (view model {name}): {e}",
+                            checkpoint.display()
+                        ))
+                    })?;
+                    set_image_encoder_kind(&view_store, encoder_kind)?;
+                    log::info!("{}: view model {name} loaded", checkpoint.display());
+                    Ok(Arc::new(Model {
+                        sam: view_sam,
+                        _var_store: view_store,
+                        checkpoint: Some(checkpoint.clone()),
+                        adapter: None,
+                        base_fallback: None,
+                        other_views: Vec::new(),
+                    }))
+                })
+                .collect::<Result<Vec<_>>>()?
+        };
         Ok(Arc::new(Model {
             sam,
             _var_store: var_store,
             checkpoint: Some(checkpoint),
             adapter: adapter_path,
             base_fallback,
+            other_views,
         }))
     }
 
@@ -426,6 +585,7 @@ impl Model {
             checkpoint: None,
             adapter: None,
             base_fallback: None,
+            other_views: Vec::new(),
         })
     }
 
@@ -459,5 +619,13 @@ impl Model {
     /// segmentation runs both models then (about twice the time).
     pub fn base_fallback(&self) -> Option<&BaseFallback> {
         self.base_fallback.as_ref()
+    }
+
+    /// Models of other slice orientations stored in the same file (the default model's
+    /// axial model): automatic segmentation averages their class probabilities with
+    /// this model's in 3D unless [`crate::session::SessionOptions::view_averaging`] is
+    /// off (about the time of one more model run each). Prompts use this model only.
+    pub fn other_views(&self) -> &[Arc<Model>] {
+        &self.other_views
     }
 }

@@ -5,12 +5,14 @@ use tch::Tensor;
 
 use crate::error::{Error, Result};
 use crate::model::Sam;
+use crate::volume::frame::SliceOrientation;
 use crate::volume::normalize::{normalize, NormalizeConfig};
-use crate::volume::roi::{find_roi, RoiConfig};
+use crate::volume::roi::{find_roi_oriented, RoiConfig};
 use crate::volume::slicing::SliceGeometry;
 use crate::volume::Volume;
 
-/// The canonical coronal slices of a volume's region of interest, normalised, as the
+/// The canonical slices (coronal, or the model's [`SliceOrientation`]) of a volume's
+/// region of interest, normalised, as the
 /// model sees them: the one chain (ROI, geometry, normalisation, extraction, tensor)
 /// that sessions and training both build their slices with.
 #[derive(Debug)]
@@ -24,17 +26,27 @@ pub struct SliceStack {
 impl SliceStack {
     /// Finds the region of interest of `volume`, lays `input_size`-pixel slices over it,
     /// normalises the volume with `normalize` and extracts the slices.
-    pub fn build(volume: &Volume, input_size: usize, normalize: &NormalizeConfig) -> Result<Self> {
-        let geometry = Self::geometry(volume, input_size)?;
+    pub fn build(
+        volume: &Volume,
+        input_size: usize,
+        orientation: SliceOrientation,
+        normalize: &NormalizeConfig,
+    ) -> Result<Self> {
+        let geometry = Self::geometry(volume, input_size, orientation)?;
         let images = Self::images(&geometry, volume, normalize)?;
         Ok(Self { geometry, images })
     }
 
-    /// The slice geometry over the region of interest found on `roi_image` (training
-    /// finds it on a label-only subject's head mask).
-    pub fn geometry(roi_image: &Volume, input_size: usize) -> Result<SliceGeometry> {
-        let roi = find_roi(roi_image, &RoiConfig::default())?;
-        SliceGeometry::from_roi(roi_image.grid(), &roi, input_size)
+    /// The slice geometry of `orientation` over the region of interest found on
+    /// `roi_image` (training finds it on a label-only subject's head mask). Its voxel
+    /// indices are the volume's own, whatever the orientation.
+    pub fn geometry(
+        roi_image: &Volume,
+        input_size: usize,
+        orientation: SliceOrientation,
+    ) -> Result<SliceGeometry> {
+        let (view_grid, roi) = find_roi_oriented(roi_image, &RoiConfig::default(), orientation)?;
+        SliceGeometry::from_roi(&view_grid, &roi, input_size)
     }
 
     /// The normalised slice images `[n, size, size]` of `volume` on `geometry`.

@@ -70,6 +70,12 @@ pub struct SessionOptions {
     /// grid is mirrored too): about four times the encoder time for a more accurate
     /// result, since the patch grid of the encoder then falls differently on the anatomy.
     pub shift_averaging: bool,
+    /// Automatic segmentation also runs the model's models of other slice orientations
+    /// ([`Model::other_views`]: the default model's axial model), each with the same
+    /// mirrored and shifted views, and averages their class probabilities with this
+    /// model's in 3D (FastSurfer's view aggregation): about the time of one more
+    /// model run each. Prompts are not affected.
+    pub view_averaging: bool,
     /// 3D clean-up applied to the automatic result.
     pub cleanup: CleanupOptions,
     /// Intensity normalisation.
@@ -83,6 +89,7 @@ impl Default for SessionOptions {
             embedding_cache: EmbeddingCache::Auto,
             mirror_averaging: true,
             shift_averaging: true,
+            view_averaging: true,
             cleanup: CleanupOptions::default(),
             normalize: NormalizeConfig::default(),
         }
@@ -200,8 +207,12 @@ impl Session {
         // "no volume", not answer with the old volume's labels.
         self.state = None;
         let input_size = self.model.config().input_size as usize;
-        let SliceStack { geometry, images } =
-            SliceStack::build(&volume, input_size, &self.options.normalize)?;
+        let SliceStack { geometry, images } = SliceStack::build(
+            &volume,
+            input_size,
+            self.model.config().slice_orientation,
+            &self.options.normalize,
+        )?;
         let n = geometry.n_slices();
         let labels = LabelVolume::zeros(volume.grid().clone());
         self.state = Some(VolumeState {
@@ -244,22 +255,54 @@ impl Session {
     /// (use [`Session::segment_structure`]).
     pub fn segment_all(&mut self, progress: &mut ProgressFn<'_>) -> Result<&LabelVolume> {
         let model = Arc::clone(&self.model);
-        let decoded = match model.base_fallback() {
-            None => self.automatic_logits(progress, 0, 1)?,
-            Some(fallback) => {
-                // The base model runs on the same volume for the structures it keeps;
-                // progress covers both runs.
-                let adapted = self.automatic_logits(progress, 0, 2)?;
-                let mut base = Session::new(Arc::clone(&fallback.base), self.options.clone())?;
-                base.set_volume(self.state()?.volume.clone())?;
-                let from_base = base.automatic_logits(progress, 1, 2)?;
-                adapted
-                    .iter()
-                    .zip(&from_base)
-                    .map(|(a, b)| keep_base_structures(a, b, &fallback.structures))
-                    .collect::<Result<Vec<_>>>()?
-            }
+        // The base model of an adapter (for the structures it keeps) and the models of
+        // other slice orientations run on the same volume in sessions of their own.
+        let companion_session = |companion: &Arc<Model>, view_averaging: bool| -> Result<Session> {
+            let options = SessionOptions {
+                view_averaging,
+                ..self.options.clone()
+            };
+            let mut session = Session::new(Arc::clone(companion), options)?;
+            session.set_volume(self.state()?.volume.clone())?;
+            Ok(session)
         };
+        let mut base = match model.base_fallback() {
+            Some(fallback) => Some((companion_session(&fallback.base, false)?, fallback)),
+            None => None,
+        };
+        let mut other_views = if self.options.view_averaging {
+            model
+                .other_views()
+                .iter()
+                .map(|view| companion_session(view, false))
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            Vec::new()
+        };
+        // Progress counts the slices every session encodes.
+        let total = self.automatic_encodings()?
+            + base
+                .as_ref()
+                .map_or(Ok(0), |(session, _)| session.automatic_encodings())?
+            + other_views
+                .iter()
+                .map(Session::automatic_encodings)
+                .sum::<Result<usize>>()?;
+        let mut done = 0;
+        let mut decoded = self.automatic_logits(progress, done, total)?;
+        done += self.automatic_encodings()?;
+        if let Some((session, fallback)) = &mut base {
+            let from_base = session.automatic_logits(progress, done, total)?;
+            done += session.automatic_encodings()?;
+            decoded = decoded
+                .iter()
+                .zip(&from_base)
+                .map(|(a, b)| keep_base_structures(a, b, &fallback.structures))
+                .collect::<Result<Vec<_>>>()?;
+        }
+        if !other_views.is_empty() {
+            decoded = self.average_other_views(decoded, &mut other_views, progress, done, total)?;
+        }
         let cleanup = self.options.cleanup;
         let state = self.state_mut()?;
         state.logits = decoded.into_iter().map(Some).collect();
@@ -290,15 +333,12 @@ impl Session {
     fn automatic_logits(
         &mut self,
         progress: &mut ProgressFn<'_>,
-        part: usize,
-        parts: usize,
+        done_before: usize,
+        total: usize,
     ) -> Result<Vec<Tensor>> {
         let n = self.state()?.geometry.n_slices();
         let all: Vec<usize> = (0..n).collect();
         let views = View::averaged(&self.options, half_patch_shift(self.model.config()));
-        // Encoding dominates the time: progress counts encoded slices.
-        let total = views.len() * n * parts;
-        let done_before = views.len() * n * part;
         self.ensure_embeddings(&all, progress, done_before, total)?;
         // Every other view's logits are brought back to the plain view (mirrored back with
         // left and right classes swapped, shifted back) and averaged with it (test-time
@@ -335,6 +375,70 @@ impl Session {
             decoded.extend((0..batch.len()).map(|position| logits.get(position as i64)));
         }
         Ok(decoded)
+    }
+
+    /// Slices automatic segmentation encodes in this session (every slice once per
+    /// averaged view): the unit of its progress.
+    fn automatic_encodings(&self) -> Result<usize> {
+        let views = View::averaged(&self.options, half_patch_shift(self.model.config()));
+        Ok(views.len() * self.state()?.geometry.n_slices())
+    }
+
+    /// `logits` (this model's automatic logits per slice) averaged in probability with
+    /// the automatic results of `views` (sessions of models of other slice orientations
+    /// on the same volume), each resampled onto this session's slices; returned as
+    /// log-probabilities (they softmax back to the average). Pixels a view does not cover
+    /// keep the other views' average. Progress continues from `done` towards `total`.
+    fn average_other_views(
+        &self,
+        logits: Vec<Tensor>,
+        views: &mut [Session],
+        progress: &mut ProgressFn<'_>,
+        mut done: usize,
+        total: usize,
+    ) -> Result<Vec<Tensor>> {
+        let state = self.state()?;
+        let wrapped: Vec<Option<Tensor>> = logits.into_iter().map(Some).collect();
+        let mut sum = stack_probabilities(&wrapped)?;
+        let (n, classes, m, _) = sum.dim();
+        let mut count = ndarray::Array3::<f32>::ones((n, m, m));
+        for other in views.iter_mut() {
+            let other_logits: Vec<Option<Tensor>> = other
+                .automatic_logits(progress, done, total)?
+                .into_iter()
+                .map(Some)
+                .collect();
+            done += other.automatic_encodings()?;
+            let probabilities = stack_probabilities(&other_logits)?;
+            let other_geometry = &other.state()?.geometry;
+            let resampled =
+                state
+                    .geometry
+                    .resample_scores_from(other_geometry, probabilities.view(), m)?;
+            for ((slice, class, y, x), &value) in resampled.indexed_iter() {
+                if value.is_nan() {
+                    continue;
+                }
+                sum[[slice, class, y, x]] += value;
+                if class == 0 {
+                    count[[slice, y, x]] += 1.0;
+                }
+            }
+        }
+        (0..n)
+            .map(|slice| {
+                let mut average = sum.index_axis(ndarray::Axis(0), slice).to_owned();
+                for class in 0..classes {
+                    let mut channel = average.index_axis_mut(ndarray::Axis(0), class);
+                    channel /= &count.index_axis(ndarray::Axis(0), slice);
+                }
+                let values: Vec<f32> = average.iter().copied().collect();
+                Ok(Tensor::from_slice(&values)
+                    .view([classes as i64, m as i64, m as i64])
+                    .clamp_min(1e-12)
+                    .log())
+            })
+            .collect()
     }
 
     /// Interactive path: applies the prompts of `structure` on coronal slice `plane`

@@ -33,6 +33,8 @@ pub struct SessionSwitches {
     pub embedding_cache: u32,
     /// Skip shift averaging in automatic segmentation.
     pub no_shift_averaging: bool,
+    /// Skip the models of other slice orientations in automatic segmentation.
+    pub no_view_averaging: bool,
 }
 
 impl SessionSwitches {
@@ -43,6 +45,7 @@ impl SessionSwitches {
             embedding_cache: EmbeddingCache::from_code(self.embedding_cache)?,
             mirror_averaging: !self.no_mirror_averaging,
             shift_averaging: !self.no_shift_averaging,
+            view_averaging: !self.no_view_averaging,
             cleanup: if self.no_cleanup {
                 CleanupOptions::none()
             } else {
@@ -78,19 +81,20 @@ mod tests {
         let default = SessionOptions::default();
         assert_eq!(options.batch_size, default.batch_size);
         assert_eq!(options.embedding_cache, default.embedding_cache);
-        assert!(options.mirror_averaging && options.shift_averaging);
+        assert!(options.mirror_averaging && options.shift_averaging && options.view_averaging);
         let options = SessionSwitches {
             batch_size: 3,
             no_mirror_averaging: true,
             no_cleanup: true,
             embedding_cache: 2,
             no_shift_averaging: true,
+            no_view_averaging: true,
         }
         .to_options()
         .unwrap();
         assert_eq!(options.batch_size, 3);
         assert_eq!(options.embedding_cache, EmbeddingCache::Host);
-        assert!(!options.mirror_averaging && !options.shift_averaging);
+        assert!(!options.mirror_averaging && !options.shift_averaging && !options.view_averaging);
         let wrong = SessionSwitches {
             embedding_cache: 7,
             ..SessionSwitches::default()

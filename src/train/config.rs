@@ -35,6 +35,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::volume::frame::SliceOrientation;
 
 /// A subject with an image and its label map.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,6 +98,9 @@ pub struct ModelSection {
     /// `MaskDecoderConfig::fine_output`; None: as the base model). Adding it to a base
     /// without one starts the stage as bilinear upsampling (the base's own logits).
     pub fine_output: Option<bool>,
+    /// The plane the trained model reads (`coronal` or `axial`; None: as the base
+    /// model). A model trained in another orientation starts from the base's weights.
+    pub slice_orientation: Option<SliceOrientation>,
 }
 
 impl Default for ModelSection {
@@ -109,6 +113,7 @@ impl Default for ModelSection {
             input_size: None,
             slice_context_mm: None,
             fine_output: None,
+            slice_orientation: None,
         }
     }
 }

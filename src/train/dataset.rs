@@ -14,6 +14,7 @@ use super::config::{LabelOnlyEntry, SubjectEntry, TrainConfig};
 use crate::error::{Error, Result};
 use crate::labels::{LabelScheme, NUM_CLASSES};
 use crate::session::{array3_to_tensor, SliceStack};
+use crate::volume::frame::SliceOrientation;
 use crate::volume::normalize::NormalizeConfig;
 use crate::volume::{LabelVolume, Volume};
 
@@ -204,6 +205,8 @@ pub struct Dataset {
 pub struct DatasetOptions {
     /// Model input size (slice side, pixels).
     pub input_size: i64,
+    /// The plane the model reads (coronal unless the model says otherwise).
+    pub orientation: SliceOrientation,
     /// Subject names held out for validation.
     pub validation: Vec<String>,
     /// When `validation` is empty: hold out this many image subjects (last by name).
@@ -218,10 +221,12 @@ pub struct DatasetOptions {
 }
 
 impl DatasetOptions {
-    /// The options a training configuration implies for a model of `input_size`.
+    /// The options a training configuration implies for a coronal model of `input_size`
+    /// (set `orientation` for another).
     pub fn from_config(config: &TrainConfig, input_size: i64) -> Self {
         DatasetOptions {
             input_size,
+            orientation: SliceOrientation::Coronal,
             validation: config.validation.clone(),
             validation_count: config.validation_count,
             empty_slice_weight: config.run.empty_slice_weight,
@@ -329,7 +334,8 @@ fn slice_subject(
         ))
     };
     let geometry =
-        SliceStack::geometry(&roi_image, options.input_size as usize).map_err(context)?;
+        SliceStack::geometry(&roi_image, options.input_size as usize, options.orientation)
+            .map_err(context)?;
     let images = subject
         .image
         .as_ref()

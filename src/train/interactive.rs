@@ -36,6 +36,7 @@ use super::optim::{learning_rate, AdamW, IterationBudget};
 use super::prompts::{largest_error_click, structure_box};
 use crate::error::{Error, Result};
 use crate::labels::{MIRRORED_CLASSES, NUM_CLASSES};
+use crate::model::load::split_view_models;
 use crate::model::{copy_automatic_to_interactive, Prompts, Sam, SamConfig};
 use crate::session::{
     context_step, gather_with_context, model_input, save_model, DeviceChoice, PointPrompt,
@@ -144,6 +145,8 @@ pub fn load_with_interactive_head_and_output(
     device: Device,
 ) -> Result<(Sam, VarStore, SamConfig)> {
     let (tensors, metadata) = weights::read_safetensors(checkpoint)?;
+    let (tensors, _views) = split_view_models(tensors, &metadata)
+        .map_err(|e| Error::invalid_file(checkpoint, e.to_string()))?;
     let json = metadata.get(CONFIG_METADATA_KEY).ok_or_else(|| {
         Error::invalid_file(
             checkpoint,
@@ -218,6 +221,7 @@ fn slice_cache(
     }
     let options = DatasetOptions {
         validation: config.validation.clone(),
+        orientation: sam.config().slice_orientation,
         ..DatasetOptions::from_config(config, sam.config().input_size)
     };
     let mut training_config = config.clone();

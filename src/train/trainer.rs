@@ -25,6 +25,7 @@ use super::prompts::{decode_with_prompts, sample_prompt};
 use super::validate::{validate, ValidationRecord};
 use crate::error::{Error, Result};
 use crate::labels::STRUCTURES;
+use crate::model::load::split_view_models;
 use crate::model::{
     adapt_state_dict, apply_training_mode, trainable_parameters, Sam, SamConfig, TrainingMode,
 };
@@ -346,7 +347,10 @@ impl Trainer {
         let (model_config, base, base_tensors) = Self::model_config(&config, mode)?;
         let dataset = Dataset::prepare(
             subjects,
-            &DatasetOptions::from_config(&config, model_config.input_size),
+            &DatasetOptions {
+                orientation: model_config.slice_orientation,
+                ..DatasetOptions::from_config(&config, model_config.input_size)
+            },
         )?;
         tch::manual_seed(iteration_seed(config.run.seed, u64::MAX));
         let var_store = VarStore::new(device);
@@ -415,6 +419,10 @@ impl Trainer {
                         (weights::read_state_dict(path)?, Default::default())
                     }
                 };
+                // A model trained from a file with view models is one model: the views
+                // (made for the file's main model) are not carried over.
+                let (tensors, _views) = split_view_models(tensors, &metadata)
+                    .map_err(|e| Error::invalid_file(path, e.to_string()))?;
                 // Derived as Model::load derives it, so adapters check against it.
                 let base_config = match metadata.get(CONFIG_METADATA_KEY) {
                     Some(json) => SamConfig::from_json(json)?,
@@ -440,6 +448,9 @@ impl Trainer {
         }
         if let Some(fine) = config.model.fine_output {
             model_config = model_config.with_fine_output(fine);
+        }
+        if let Some(orientation) = config.model.slice_orientation {
+            model_config = model_config.with_slice_orientation(orientation);
         }
         if mode.uses_lora() {
             if config.model.lora_rank <= 0 {

@@ -1,8 +1,69 @@
 //! The canonical coronal frame of a grid: which voxel axes show as slices, columns and
 //! rows, and in which direction (the convention is documented in `volume::slicing`). The region
 //! of interest, the slice geometry and the overlays all start from it.
+//!
+//! Models may also read another orientation ([`SliceOrientation`]): the grid is then
+//! looked at in a rotated world in which that orientation's slices are coronal, so the
+//! whole slicing chain serves every orientation unchanged.
+
+use serde::{Deserialize, Serialize};
 
 use super::grid::Grid;
+use crate::error::Result;
+
+/// The anatomical plane a model reads its slices in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SliceOrientation {
+    /// Coronal slices (the default, and every model written before this existed).
+    #[default]
+    Coronal,
+    /// Axial slices, inferior to superior; columns go right to left as in coronal
+    /// slices and rows from posterior (top) to anterior.
+    Axial,
+}
+
+impl SliceOrientation {
+    /// True for [`SliceOrientation::Coronal`].
+    pub fn is_coronal(&self) -> bool {
+        *self == SliceOrientation::Coronal
+    }
+
+    /// Lowercase name, as in model configurations.
+    pub fn name(self) -> &'static str {
+        match self {
+            SliceOrientation::Coronal => "coronal",
+            SliceOrientation::Axial => "axial",
+        }
+    }
+
+    /// A RAS point in the view's world: the rotation under which this orientation's
+    /// slices are coronal (axial: R stays, S becomes A and A becomes -S, a proper
+    /// rotation about the R axis).
+    pub fn to_view(self, ras: [f64; 3]) -> [f64; 3] {
+        match self {
+            SliceOrientation::Coronal => ras,
+            SliceOrientation::Axial => [ras[0], ras[2], -ras[1]],
+        }
+    }
+
+    /// `grid` seen in the view's world (same voxels and dimensions, rotated affine), so
+    /// that [`CoronalFrame::from_grid`] of the result slices along this orientation.
+    pub fn view_grid(self, grid: &Grid) -> Result<Grid> {
+        if self.is_coronal() {
+            return Ok(grid.clone());
+        }
+        let affine = grid.voxel_to_ras();
+        let mut rotated = *affine;
+        for column in 0..4 {
+            let moved = self.to_view([affine[0][column], affine[1][column], affine[2][column]]);
+            for (row, value) in moved.into_iter().enumerate() {
+                rotated[row][column] = value;
+            }
+        }
+        Grid::from_ras_affine(grid.dims(), rotated)
+    }
+}
 
 /// How the voxel axes of a grid map to the canonical coronal view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

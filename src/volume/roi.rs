@@ -32,7 +32,7 @@
 //!   is empty or may be misplaced.
 //! * Large bright objects beside the head (phantoms, coils) pull the centre.
 
-use super::frame::CoronalFrame;
+use super::frame::{CoronalFrame, SliceOrientation};
 use super::grid::Grid;
 use super::stats::percentile;
 use super::Volume;
@@ -65,6 +65,12 @@ pub struct RoiConfig {
     pub anterior_from_mm: f64,
     /// Last coronal plane, anterior of the head centre (default +64 mm).
     pub anterior_to_mm: f64,
+    /// First axial plane, superior of the head centre, for axial slices (default −60 mm:
+    /// the structures reach −50 mm).
+    pub superior_from_mm: f64,
+    /// Last axial plane, superior of the head centre, for axial slices (default +32 mm:
+    /// the structures reach +22 mm).
+    pub superior_to_mm: f64,
 }
 
 impl Default for RoiConfig {
@@ -75,6 +81,8 @@ impl Default for RoiConfig {
             right_offset_mm: 0.0,
             anterior_from_mm: -31.0,
             anterior_to_mm: 64.0,
+            superior_from_mm: -60.0,
+            superior_to_mm: 32.0,
         }
     }
 }
@@ -160,9 +168,22 @@ pub fn head_landmarks(volume: &Volume) -> Result<HeadLandmarks> {
 
 /// Finds the subcortical region of interest of a T1 head or brain image.
 pub fn find_roi(volume: &Volume, config: &RoiConfig) -> Result<Roi> {
+    find_roi_oriented(volume, config, SliceOrientation::Coronal).map(|(_, roi)| roi)
+}
+
+/// Finds the subcortical region of interest for slices of `orientation`: the
+/// grid seen in that orientation's view world ([`SliceOrientation::view_grid`]) and the
+/// ROI on it (its centre in view coordinates, its slices along the view's coronal
+/// axis). The head is found in the scan's own world either way.
+pub fn find_roi_oriented(
+    volume: &Volume,
+    config: &RoiConfig,
+    orientation: SliceOrientation,
+) -> Result<(Grid, Roi)> {
     let valid = config.fov_mm.is_finite()
         && config.fov_mm > 0.0
-        && config.anterior_from_mm < config.anterior_to_mm;
+        && config.anterior_from_mm < config.anterior_to_mm
+        && config.superior_from_mm < config.superior_to_mm;
     if !valid {
         return Err(Error::invalid_argument(format!(
             "invalid ROI configuration {config:?}"
@@ -170,18 +191,34 @@ pub fn find_roi(volume: &Volume, config: &RoiConfig) -> Result<Roi> {
     }
     let landmarks = head_landmarks(volume)?;
     let c = landmarks.centre_ras;
-    let centre_ras = [
-        c[0] + config.right_offset_mm,
-        c[1],
-        c[2] + config.superior_offset_mm,
-    ];
-    roi_from_centre(
-        volume.grid(),
-        centre_ras,
-        c[1] + config.anterior_from_mm,
-        c[1] + config.anterior_to_mm,
-        config.fov_mm,
-    )
+    let view_grid = orientation.view_grid(volume.grid())?;
+    let roi = match orientation {
+        SliceOrientation::Coronal => roi_from_centre(
+            &view_grid,
+            [
+                c[0] + config.right_offset_mm,
+                c[1],
+                c[2] + config.superior_offset_mm,
+            ],
+            c[1] + config.anterior_from_mm,
+            c[1] + config.anterior_to_mm,
+            config.fov_mm,
+        )?,
+        SliceOrientation::Axial => {
+            // In-plane the field of view is centred on the coronal slab's middle.
+            let middle_a = c[1] + (config.anterior_from_mm + config.anterior_to_mm) / 2.0;
+            let centre = orientation.to_view([c[0] + config.right_offset_mm, middle_a, c[2]]);
+            // The view's A axis is the scan's S axis.
+            roi_from_centre(
+                &view_grid,
+                centre,
+                c[2] + config.superior_from_mm,
+                c[2] + config.superior_to_mm,
+                config.fov_mm,
+            )?
+        }
+    };
+    Ok((view_grid, roi))
 }
 
 /// A ROI centred at `centre_ras` with the coronal planes between the RAS

@@ -30,7 +30,7 @@
 //! Continuous pixel coordinates used for prompts follow the same convention as
 //! SAM's point prompts: the centre of pixel `(x, y)` is at `(x + 0.5, y + 0.5)`.
 
-use ndarray::{Array3, ArrayView3, ArrayView4};
+use ndarray::{Array3, Array4, ArrayView3, ArrayView4};
 
 pub use super::frame::CoronalFrame;
 use super::grid::Grid;
@@ -458,6 +458,70 @@ impl SliceGeometry {
                 write(base + column_offset + v * row_stride, class);
             }
         }
+    }
+
+    /// Class scores of another slice geometry on the same grid (`scores`
+    /// `[other's slices, classes, m, m]`, e.g. an axial model's probabilities) sampled at
+    /// the centres of this geometry's `out × out` pixels on each of its slices:
+    /// `[n_slices, classes, out, out]`, bilinear in `other`'s slices and linear between
+    /// them. Pixels whose centre lies outside `other`'s stack (beyond half a slice) or
+    /// field of view are NaN.
+    pub fn resample_scores_from(
+        &self,
+        other: &SliceGeometry,
+        scores: ArrayView4<'_, f32>,
+        out: usize,
+    ) -> Result<Array4<f32>> {
+        if other.dims != self.dims {
+            return Err(Error::invalid_argument(format!(
+                "the other slice geometry was made for a {:?} grid, this one for {:?}",
+                other.dims, self.dims
+            )));
+        }
+        let (n, classes, m, width) = scores.dim();
+        if n != other.slices.len() || m != width || m == 0 || out == 0 {
+            return Err(Error::invalid_argument(format!(
+                "class scores have shape [{n}, {classes}, {m}, {width}], expected [{}, \
+                 classes, m, m] with m > 0 (and an output size > 0, got {out})",
+                other.slices.len()
+            )));
+        }
+        let scores = scores.as_standard_layout();
+        let flat = scores.as_slice().expect("standard layout");
+        let first = other.slices[0] as f64;
+        let ascending = n < 2 || other.slices[1] > other.slices[0];
+        let mut result = Array4::from_elem((self.slices.len(), classes, out, out), f32::NAN);
+        for (index, &plane) in self.slices.iter().enumerate() {
+            for y in 0..out {
+                for x in 0..out {
+                    let mut voxel = [0.0; 3];
+                    voxel[self.frame.coronal_axis] = plane as f64;
+                    voxel[self.frame.column_axis] = self.column_to_voxel(x as f64 + 0.5, out);
+                    voxel[self.frame.row_axis] = self.row_to_voxel(y as f64 + 0.5, out);
+                    let along = voxel[other.frame.coronal_axis] - first;
+                    let stacked = if ascending { along } else { -along };
+                    let (Some((s0, s1, ws)), Some((x0, x1, wx)), Some((y0, y1, wy))) = (
+                        edge_weights(stacked, n),
+                        pixel_weights(other.voxel_to_column(voxel[other.frame.column_axis], m), m),
+                        pixel_weights(other.voxel_to_row(voxel[other.frame.row_axis], m), m),
+                    ) else {
+                        continue;
+                    };
+                    for class in 0..classes {
+                        let plane_value = |s: usize| {
+                            let channel = &flat[(s * classes + class) * m * m..][..m * m];
+                            let top = channel[y0 * m + x0] * (1.0 - wx) + channel[y0 * m + x1] * wx;
+                            let bottom =
+                                channel[y1 * m + x0] * (1.0 - wx) + channel[y1 * m + x1] * wx;
+                            top * (1.0 - wy) + bottom * wy
+                        };
+                        result[[index, class, y, x]] =
+                            plane_value(s0) * (1.0 - ws) + plane_value(s1) * ws;
+                    }
+                }
+            }
+        }
+        Ok(result)
     }
 
     /// Maps per-slice label images `[n_slices, m, m]` (class ids, any square size

@@ -166,11 +166,13 @@ class DictSettings:
 def test_settings_default_round_trip_and_bad_values():
     qsettings = DictSettings()
     assert read_settings(qsettings) == ModelSettings()
-    assert ModelSettings().mirror_views and ModelSettings().shift_views
-    chosen = ModelSettings("/m/model.pt", "/m/lora.pt", "cuda:1", "bf16", mirror_views=False, shift_views=True)
+    assert ModelSettings().mirror_views and ModelSettings().shift_views and ModelSettings().orientation_views
+    chosen = ModelSettings("/m/model.pt", "/m/lora.pt", "cuda:1", "bf16", mirror_views=False, shift_views=True,
+                           orientation_views=False)
     write_settings(qsettings, chosen)
     assert qsettings.store["BrainSAM/Device"] == "cuda:1"
     assert qsettings.store["BrainSAM/MirrorViews"] == "false"
+    assert qsettings.store["BrainSAM/OrientationViews"] == "false"
     assert read_settings(qsettings) == chosen
     # QSettings .ini files give strings back; a restart reads the same settings.
     reloaded = DictSettings()
@@ -189,6 +191,9 @@ def test_settings_default_round_trip_and_bad_values():
     assert chosen.model_key() != ModelSettings().model_key()
     assert ModelSettings(mirror_views=False).model_key() == ModelSettings().model_key()
     assert ModelSettings(mirror_views=False).session_key() != ModelSettings().session_key()
+    assert ModelSettings(orientation_views=False).model_key() == ModelSettings().model_key()
+    assert ModelSettings(orientation_views=False).session_key() != ModelSettings().session_key()
+    assert ModelSettings(orientation_views=False).session_key() != ModelSettings(shift_views=False).session_key()
 
 
 def test_install_settings_round_trip():
@@ -463,3 +468,46 @@ def test_propagation_is_one_library_job_whose_slices_and_progress_the_task_repor
     task.cancel()
     run(runner, limit=1000)
     assert cancelled == [True] and results == []
+
+
+def test_the_engine_gives_the_session_the_test_time_views_and_remakes_only_the_session():
+    import inspect
+
+    from brainsam.binding import Session
+    from BrainSAMLib.engine import Engine
+
+    sessions, models = [], []
+
+    class FakeSession:
+        def __init__(self, options):
+            self.options, self.closed = options, False
+
+        def close(self):
+            self.closed = True
+
+    class FakeModel:
+        def session(self, **options):
+            # The options are ones the real binding's Session takes.
+            inspect.signature(Session.__init__).bind(None, None, **options)
+            sessions.append(FakeSession(options))
+            return sessions[-1]
+
+        def close(self):
+            pass
+
+    class FakeLibrary:
+        def load_model(self, **kwargs):
+            models.append(kwargs)
+            return FakeModel()
+
+    engine = Engine(library_loader=FakeLibrary)
+    engine.ensure_model(ModelSettings())
+    assert sessions[-1].options == {"mirror_averaging": True, "shift_averaging": True, "view_averaging": True}
+    engine.ensure_model(ModelSettings())
+    assert len(sessions) == 1 and len(models) == 1, "same settings: same model and session"
+    engine.ensure_model(ModelSettings(orientation_views=False))
+    assert len(models) == 1 and len(sessions) == 2 and sessions[0].closed
+    assert sessions[-1].options == {"mirror_averaging": True, "shift_averaging": True, "view_averaging": False}
+    engine.ensure_model(ModelSettings(mirror_views=False, shift_views=False, orientation_views=True))
+    assert len(models) == 1 and len(sessions) == 3
+    assert sessions[-1].options == {"mirror_averaging": False, "shift_averaging": False, "view_averaging": True}

@@ -565,7 +565,7 @@ def test_logic_settings_persist(slicer_env):
     from BrainSAMLib.settings import InstallSettings, ModelSettings
 
     logic = brainsam.BrainSAMLogic.shared()
-    chosen = ModelSettings("", "", "cuda:1", "fp16", mirror_views=False, shift_views=False)
+    chosen = ModelSettings("", "", "cuda:1", "fp16", mirror_views=False, shift_views=False, orientation_views=False)
     logic.saveSettings(chosen)
     logic.saveInstallSettings(InstallSettings("/opt/libbrainsam.so", "brainsam==0.3"))
     brainsam.BrainSAMLogic._shared = None

@@ -1057,6 +1057,8 @@ struct SessionOptions final {
   ::std::uint32_t embedding_cache CXX_DEFAULT_VALUE(0);
   // Skip shift averaging in automatic segmentation.
   bool no_shift_averaging CXX_DEFAULT_VALUE(false);
+  // Skip the models of other slice orientations in automatic segmentation.
+  bool no_view_averaging CXX_DEFAULT_VALUE(false);
 
   using IsRelocatable = ::std::true_type;
 };

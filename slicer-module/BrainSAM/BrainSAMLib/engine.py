@@ -77,7 +77,9 @@ class Engine:
             self._session = None
             self._volume_key = None
             self._session = self._model.session(
-                mirror_averaging=settings.mirror_views, shift_averaging=settings.shift_views
+                mirror_averaging=settings.mirror_views,
+                shift_averaging=settings.shift_views,
+                view_averaging=settings.orientation_views,
             )
             self._session_key = settings.session_key()
 
