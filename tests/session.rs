@@ -289,6 +289,14 @@ fn a_model_file_with_an_axial_view_averages_it_in_unless_told_not_to() {
         coronal.config(),
         "the main model is the coronal one"
     );
+    // A configuration given by the caller is for the main model only: no views then.
+    let configured = Model::load(&ModelOptions {
+        checkpoint: Some(combined_path.clone()),
+        config: Some(coronal.config().clone()),
+        ..ModelOptions::default()
+    })
+    .unwrap();
+    assert!(configured.other_views().is_empty());
 
     let volume = synthetic_head();
     let single_view = SessionOptions {

@@ -256,10 +256,12 @@ impl Session {
     pub fn segment_all(&mut self, progress: &mut ProgressFn<'_>) -> Result<&LabelVolume> {
         let model = Arc::clone(&self.model);
         // The base model of an adapter (for the structures it keeps) and the models of
-        // other slice orientations run on the same volume in sessions of their own.
-        let companion_session = |companion: &Arc<Model>, view_averaging: bool| -> Result<Session> {
+        // other slice orientations run on the same volume in sessions of their own (with
+        // this session's views, and no orientations of their own: with an adapter the
+        // file's other orientations, made for the unadapted model, are not used).
+        let companion_session = |companion: &Arc<Model>| -> Result<Session> {
             let options = SessionOptions {
-                view_averaging,
+                view_averaging: false,
                 ..self.options.clone()
             };
             let mut session = Session::new(Arc::clone(companion), options)?;
@@ -267,14 +269,14 @@ impl Session {
             Ok(session)
         };
         let mut base = match model.base_fallback() {
-            Some(fallback) => Some((companion_session(&fallback.base, false)?, fallback)),
+            Some(fallback) => Some((companion_session(&fallback.base)?, fallback)),
             None => None,
         };
         let mut other_views = if self.options.view_averaging {
             model
                 .other_views()
                 .iter()
-                .map(|view| companion_session(view, false))
+                .map(companion_session)
                 .collect::<Result<Vec<_>>>()?
         } else {
             Vec::new()
