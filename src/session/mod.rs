@@ -1127,6 +1127,50 @@ mod tests {
     }
 
     #[test]
+    fn a_positive_click_only_adds_and_a_negative_one_only_removes() {
+        // 32 x 32 output pixels, scale 1. Side by side on rows 12..=19: x 14..=17 the head
+        // calls the structure and the automatic result does not; x 18..=21 the reverse.
+        let side = 32i64;
+        let at = |i: i64| (i % side, i / side);
+        let rows = |y: i64| (12..=19).contains(&y);
+        let missed = |x: i64, y: i64| (14..=17).contains(&x) && rows(y);
+        let extra = |x: i64, y: i64| (18..=21).contains(&x) && rows(y);
+        let automatic: Vec<f32> = (0..side * side)
+            .map(|i| if extra(at(i).0, at(i).1) { 3.0 } else { -3.0 })
+            .collect();
+        let head: Vec<f32> = (0..side * side)
+            .map(|i| if missed(at(i).0, at(i).1) { 2.0 } else { -2.0 })
+            .collect();
+        let to_map = |v: &[f32]| Tensor::from_slice(v).view([side, side]);
+        let focused = |x: f64, positive: bool| {
+            let click = SlicePrompts {
+                points: vec![PointPrompt {
+                    x,
+                    y: 15.0,
+                    positive,
+                }],
+                bounding_box: None,
+            };
+            let map = focus_clicks(&to_map(&head), &to_map(&automatic), &click, 1.0).unwrap();
+            Vec::<f32>::try_from(map.flatten(0, -1)).unwrap()
+        };
+        // A positive click in the missed tissue adds it and keeps the tissue beside it.
+        let added = focused(15.0, true);
+        // A negative click in the extra tissue removes it and adds nothing.
+        let removed = focused(20.0, false);
+        for i in 0..(side * side) as usize {
+            let (x, y) = at(i as i64);
+            let (a, r) = (added[i] > 0.0, removed[i] > 0.0);
+            assert_eq!(
+                a,
+                missed(x, y) || extra(x, y),
+                "positive click, pixel ({x}, {y})"
+            );
+            assert!(!r, "negative click, pixel ({x}, {y})");
+        }
+    }
+
+    #[test]
     fn shifting_moves_content_and_fills_the_edge() {
         let image = Tensor::arange(6, (Kind::Float, tch::Device::Cpu)).view([1, 1, 2, 3]);
         let values = |t: &Tensor| Vec::<f32>::try_from(t.flatten(0, -1)).unwrap();

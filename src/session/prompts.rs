@@ -93,14 +93,15 @@ impl SlicePrompts {
 pub(super) const CLICK_FOCUS_RADIUS_PX: f64 = 12.0;
 
 /// For prompts made of clicks only: the automatic log-odds, except in the regions where
-/// the interactive mask and the automatic result disagree (one calls the pixel the
-/// structure, the other not) within [`CLICK_FOCUS_RADIUS_PX`] of a click and that
-/// reach a click (4-connected, from within [`CLICK_CONSTRAINT_RADIUS_PX`] and one
-/// output pixel of it): those take the interactive mask. A click thus corrects the
-/// error it is placed in; where the head merely draws the border a little differently
-/// elsewhere, the automatic result (eight averaged views, more accurate than the
-/// head's single view) stays. Prompts with a box keep the interactive mask everywhere
-/// (the box says where the structure is).
+/// the interactive mask and the automatic result disagree in the click's direction (a
+/// positive click: the head calls the pixel the structure and the automatic result does
+/// not; a negative click: the reverse) within [`CLICK_FOCUS_RADIUS_PX`] of a click of
+/// that kind and that reach one (4-connected, from within
+/// [`CLICK_CONSTRAINT_RADIUS_PX`] and one output pixel of it): those take the
+/// interactive mask. A click thus corrects the error it is placed in and nothing else:
+/// where the head merely draws the border a little differently, the automatic result
+/// (every averaged view, more accurate than the head's single view) stays. Prompts with
+/// a box keep the interactive mask everywhere (the box says where the structure is).
 pub(super) fn focus_clicks(
     mask: &Tensor,
     automatic: &Tensor,
@@ -113,16 +114,33 @@ pub(super) fn focus_clicks(
     let side = mask.size()[1];
     let head = Vec::<f32>::try_from(mask.flatten(0, -1))?;
     let base = Vec::<f32>::try_from(automatic.flatten(0, -1))?;
-    let near_a_click = |index: usize, radius: f64| {
-        let (x, y) = pixel_centre(index, side, scale);
-        prompts.points.iter().any(|p| near_click(x, y, p, radius))
-    };
-    let disagree: Vec<bool> = (0..head.len())
-        .map(|i| (head[i] > 0.0) != (base[i] > 0.0) && near_a_click(i, CLICK_FOCUS_RADIUS_PX))
-        .collect();
     let seed_radius = CLICK_CONSTRAINT_RADIUS_PX + scale;
-    let seeds = (0..head.len()).filter(|&i| disagree[i] && near_a_click(i, seed_radius));
-    let corrected = connected_to(&disagree, side as usize, seeds);
+    let mut corrected = vec![false; head.len()];
+    // A positive click only adds tissue the automatic result missed, a negative one only
+    // removes tissue it added.
+    for positive in [true, false] {
+        let near_a_click = |index: usize, radius: f64| {
+            let (x, y) = pixel_centre(index, side, scale);
+            prompts
+                .points
+                .iter()
+                .any(|p| p.positive == positive && near_click(x, y, p, radius))
+        };
+        let disagree: Vec<bool> = (0..head.len())
+            .map(|i| {
+                (head[i] > 0.0) == positive
+                    && (base[i] > 0.0) != positive
+                    && near_a_click(i, CLICK_FOCUS_RADIUS_PX)
+            })
+            .collect();
+        let seeds = (0..head.len()).filter(|&i| disagree[i] && near_a_click(i, seed_radius));
+        for (i, reached) in connected_to(&disagree, side as usize, seeds)
+            .into_iter()
+            .enumerate()
+        {
+            corrected[i] |= reached;
+        }
+    }
     let values: Vec<f32> = (0..head.len())
         .map(|i| if corrected[i] { head[i] } else { base[i] })
         .collect();
