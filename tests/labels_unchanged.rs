@@ -4,11 +4,10 @@
 //! First recorded with the `brainsam` binary of main 44a0bf9 (before issue 14's
 //! redesign) and the 0.2 default model, checked to be the same with one and with two
 //! libtorch threads; the redesigned code reproduced them. The values below belong to the
-//! stage-7 default model (mask decoder trained with structure-aware sampling): Colin27's
-//! (no shifted views) recorded with the binary of the commit that changed the model, the
-//! MNE and sub-01 ones again with the binary of the commit that moved the shifted views
-//! to half an encoder patch (45add83); the same with one and with two libtorch threads
-//! (checked on the MNE volume each time). They belong to one model file: when
+//! stage-9 default model (the stage-7 coronal model with an axial model averaged in):
+//! recorded with the binary of the commit that changed the model (whose code, with the
+//! stage-7 file, still wrote the stage-7 values), the same with one and with two
+//! libtorch threads (checked on the MNE volume). They belong to one model file: when
 //! models/brainsam-default.safetensors changes, the test fails saying so, and the
 //! expected labels must be recorded again with the new model (run the commands below with
 //! the binary of the commit that changed the model, before any other change).
@@ -22,24 +21,24 @@ use sha2::{Digest, Sha256};
 
 /// SHA-256 of models/brainsam-default.safetensors the label hashes were recorded with.
 const DEFAULT_MODEL_SHA256: &str =
-    "8eec98611bc43ccf885488db580212fcf619aacda52b650a8f2ad8be919297e8";
+    "625ad00d60adb35abcc3b462b6503214debeb6a857363b09ec371382445629bc";
 
 /// (volume under BRAINSAM_DATA, extra `segment` options, SHA-256 of the .nii written).
 const EXPECTED: [(&str, &[&str], &str); 3] = [
     (
         "mne_testing_sample/T1_3mm.nii.gz",
         &[],
-        "6d77c91ba9a8be0d36ca542a9655684364522c19c7adc3cf6b31315e3cf14104",
+        "963518cb24368bb36f41ab9f4a654cd39d0edc28b76715acc2c7242ec0abbcec",
     ),
     (
         "freesurfer_training_data/sub-01/T1.nii.gz",
         &[],
-        "54c92520b8a43fc25ab4a829e3a7648019109b8a8cbbc0292b0ee1f7d510d53b",
+        "a3a5302f15e2268913e92b468dcf3bb005b51574027f6751f657962593d506db",
     ),
     (
         "mricron_colin27_aal/ch2.nii.gz",
         &["--no-mirror", "--no-shift"],
-        "ecd7ca365dc405fe4492eb94f68e9823a1f876f3f66851172fe7e6d853c9d20b",
+        "231e339a9efaf433dafb5034652798c4861c3d9878d32791b27e33ea68fe5bfd",
     ),
 ];
 
