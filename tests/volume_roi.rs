@@ -5,16 +5,28 @@
 mod common;
 
 use brainsam::labels::LabelScheme;
-use brainsam::volume::roi::{find_roi, Roi, RoiConfig};
+use brainsam::volume::frame::SliceOrientation;
+use brainsam::volume::roi::{find_roi, find_roi_oriented, Roi, RoiConfig};
 use brainsam::volume::slicing::SliceGeometry;
 use brainsam::volume::{LabelVolume, Volume};
 
 const MARGIN_MM: f64 = 5.0;
 
-/// Checks every structure voxel of `labels` (any grid) against the ROI of `image`;
-/// returns the smallest margin found (mm).
+/// Checks every structure voxel of `labels` (any grid) against the coronal ROI of
+/// `image`; returns the smallest margin found (mm).
 fn check_roi(name: &str, image: &Volume, roi: &Roi, labels: &LabelVolume) -> f64 {
-    let grid = image.grid();
+    check_oriented_roi(name, image, SliceOrientation::Coronal, roi, labels)
+}
+
+/// [`check_roi`] for the ROI of slices of `orientation` (on its view grid).
+fn check_oriented_roi(
+    name: &str,
+    image: &Volume,
+    orientation: SliceOrientation,
+    roi: &Roi,
+    labels: &LabelVolume,
+) -> f64 {
+    let grid = &orientation.view_grid(image.grid()).unwrap();
     let geometry = SliceGeometry::from_roi(grid, roi, 256).unwrap();
     let frame = *geometry.frame();
     let pixel = geometry.pixel_mm();
@@ -29,7 +41,7 @@ fn check_roi(name: &str, image: &Volume, roi: &Roi, labels: &LabelVolume) -> f64
             (index / nx % ny) as f64,
             (index / (nx * ny)) as f64,
         ];
-        let ras = labels.grid().voxel_to_ras_point(voxel);
+        let ras = orientation.to_view(labels.grid().voxel_to_ras_point(voxel));
         let v = grid.ras_to_voxel_point(ras);
         let plane = v[frame.coronal_axis];
         // Coronal margin (unless the ROI reaches the end of the volume there).
@@ -133,6 +145,23 @@ fn roi_contains_the_structures_on_real_data() {
             roi.last_slice - roi.first_slice + 1,
             (roi.last_slice - roi.first_slice + 1) as f64 * spacing,
             roi.fov_mm
+        );
+        // The axial models' region holds the structures as well.
+        let (view_grid, axial) =
+            find_roi_oriented(&image, &RoiConfig::default(), SliceOrientation::Axial).unwrap();
+        let axial_margin = check_oriented_roi(
+            &format!("{image_path} (axial)"),
+            &image,
+            SliceOrientation::Axial,
+            &axial,
+            &labels,
+        );
+        let axial_spacing = view_grid.spacing()
+            [brainsam::volume::slicing::CoronalFrame::from_grid(&view_grid).coronal_axis];
+        println!(
+            "{image_path} axial: {} slices ({:.0} mm), smallest margin {axial_margin:.1} mm",
+            axial.last_slice - axial.first_slice + 1,
+            (axial.last_slice - axial.first_slice + 1) as f64 * axial_spacing,
         );
     }
 }

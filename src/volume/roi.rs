@@ -18,7 +18,9 @@
 //!    subjects with and without skull, MNE sample at 3 mm, fsaverage, Colin27,
 //!    MNI152 templates; see `tests/volume_roi.rs`). The ROI adds a margin: the
 //!    coronal slices span A −31…+64 mm (95 mm) and the in-plane field of view is
-//!    a 128 mm square centred 14 mm below the head centre.
+//!    a 128 mm square centred 14 mm below the head centre. For axial slices
+//!    ([`find_roi_oriented`]) the planes span S −60…+32 mm and the same 128 mm square
+//!    lies over R and A, centred on the coronal slab's middle (A +16.5 mm).
 //!
 //! # How it fails
 //!
@@ -38,8 +40,9 @@ use super::stats::percentile;
 use super::Volume;
 use crate::error::{Error, Result};
 
-/// The subcortical region of interest: the coronal slices to encode and the
-/// in-plane square field of view.
+/// The subcortical region of interest: the slices to encode (coronal, or of the
+/// orientation [`find_roi_oriented`] was asked for, on its view grid) and the in-plane
+/// square field of view.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Roi {
     /// RAS position (mm) of the field-of-view centre.
@@ -238,7 +241,7 @@ pub fn roi_from_centre(
     let (low, high) = (p.min(q).floor(), p.max(q).ceil());
     if high < 0.0 || low > (n - 1) as f64 {
         return Err(Error::invalid_argument(format!(
-            "the subcortical region (coronal voxel planes {low}..{high}) lies outside the volume's {n} planes"
+            "the subcortical region (voxel planes {low}..{high} along the slicing axis) lies outside the volume's {n} planes"
         )));
     }
     Ok(Roi {
