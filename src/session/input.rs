@@ -12,9 +12,9 @@ use crate::volume::slicing::SliceGeometry;
 use crate::volume::Volume;
 
 /// The canonical slices (coronal, or the model's [`SliceOrientation`]) of a volume's
-/// region of interest, normalised, as the
-/// model sees them: the one chain (ROI, geometry, normalisation, extraction, tensor)
-/// that sessions and training both build their slices with.
+/// region of interest, normalised, as the model sees them: the one chain (ROI, geometry,
+/// normalisation, extraction, tensor) that sessions and training both build their
+/// slices with.
 #[derive(Debug)]
 pub struct SliceStack {
     /// Where the slices lie in the volume and how they map to model-input pixels.

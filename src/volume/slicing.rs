@@ -479,7 +479,7 @@ impl SliceGeometry {
             )));
         }
         let (n, classes, m, width) = scores.dim();
-        if n != other.slices.len() || m != width || m == 0 || out == 0 {
+        if n != other.slices.len() || n == 0 || m != width || m == 0 || out == 0 {
             return Err(Error::invalid_argument(format!(
                 "class scores have shape [{n}, {classes}, {m}, {width}], expected [{}, \
                  classes, m, m] with m > 0 (and an output size > 0, got {out})",
