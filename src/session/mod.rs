@@ -303,12 +303,13 @@ impl Session {
                 .collect::<Result<Vec<_>>>()?;
         }
         if !other_views.is_empty() {
-            decoded = self.average_other_views(decoded, &mut other_views, progress, done, total)?;
+            decoded =
+                self.average_other_views(&decoded, &mut other_views, progress, done, total)?;
         }
         let cleanup = self.options.cleanup;
         let state = self.state_mut()?;
+        let probabilities = stack_probabilities(&decoded)?;
         state.logits = decoded.into_iter().map(Some).collect();
-        let probabilities = stack_probabilities(&state.logits)?;
         let mut labels = state
             .geometry
             .map_scores_back(state.volume.grid(), probabilities.view())?;
@@ -393,23 +394,18 @@ impl Session {
     /// keep the other views' average. Progress continues from `done` towards `total`.
     fn average_other_views(
         &self,
-        logits: Vec<Tensor>,
+        logits: &[Tensor],
         views: &mut [Session],
         progress: &mut ProgressFn<'_>,
         mut done: usize,
         total: usize,
     ) -> Result<Vec<Tensor>> {
         let state = self.state()?;
-        let wrapped: Vec<Option<Tensor>> = logits.into_iter().map(Some).collect();
-        let mut sum = stack_probabilities(&wrapped)?;
+        let mut sum = stack_probabilities(logits)?;
         let (n, classes, m, _) = sum.dim();
         let mut count = ndarray::Array3::<f32>::ones((n, m, m));
         for other in views.iter_mut() {
-            let other_logits: Vec<Option<Tensor>> = other
-                .automatic_logits(progress, done, total)?
-                .into_iter()
-                .map(Some)
-                .collect();
+            let other_logits = other.automatic_logits(progress, done, total)?;
             done += other.automatic_encodings()?;
             let probabilities = stack_probabilities(&other_logits)?;
             let other_geometry = &other.state()?.geometry;
@@ -422,6 +418,7 @@ impl Session {
                     continue;
                 }
                 sum[[slice, class, y, x]] += value;
+                // Each covered pixel counts once (at its first class).
                 if class == 0 {
                     count[[slice, y, x]] += 1.0;
                 }
@@ -946,11 +943,10 @@ fn keep_base_structures(adapted: &Tensor, base: &Tensor, structures: &[u8]) -> R
     Ok(mixed.clamp_min(1e-12).log())
 }
 
-fn stack_probabilities(logits: &[Option<Tensor>]) -> Result<ndarray::Array4<f32>> {
-    let slices: Vec<ndarray::Array3<f32>> = logits
-        .iter()
-        .map(|l| softmax_array(l.as_ref().expect("every slice decoded")))
-        .collect::<Result<_>>()?;
+/// Class probabilities `[slices, classes, m, m]` of per-slice logits `[classes, m, m]`.
+fn stack_probabilities(logits: &[Tensor]) -> Result<ndarray::Array4<f32>> {
+    let slices: Vec<ndarray::Array3<f32>> =
+        logits.iter().map(softmax_array).collect::<Result<_>>()?;
     let views: Vec<_> = slices.iter().map(|s| s.view()).collect();
     ndarray::stack(ndarray::Axis(0), &views).map_err(|e| Error::Internal(e.to_string()))
 }
