@@ -367,6 +367,19 @@ fn a_model_file_with_an_axial_view_averages_it_in_unless_told_not_to() {
         &metadata
     )
     .is_err());
+    // A file without a BrainSAM configuration is not taken as a view.
+    let bare = dir.join("bare.safetensors");
+    brainsam::weights::save_safetensors(&bare, &tensors[..1], &Default::default()).unwrap();
+    let error = combine_view_models(
+        &coronal_path,
+        std::slice::from_ref(&bare),
+        &dir.join("bare-combined.safetensors"),
+    )
+    .unwrap_err();
+    assert!(
+        error.to_string().contains("not a BrainSAM model file"),
+        "{error}"
+    );
     let unnamed = dir.join("unnamed.safetensors");
     brainsam::weights::save_safetensors(&unnamed, &tensors, &metadata).unwrap();
     let error = Model::load(&ModelOptions {

@@ -220,16 +220,28 @@ pub fn split_view_models(
     Ok((main, views))
 }
 
+/// The configuration stored in a BrainSAM model file's `metadata` (read from `path`);
+/// an error naming the file when it has none.
+pub fn stored_config(
+    path: &Path,
+    metadata: &std::collections::BTreeMap<String, String>,
+) -> Result<SamConfig> {
+    let json = metadata.get(CONFIG_METADATA_KEY).ok_or_else(|| {
+        Error::invalid_file(
+            path,
+            "not a BrainSAM model file (no configuration in its metadata)",
+        )
+    })?;
+    SamConfig::from_json(json)
+}
+
 /// Writes `main` (a BrainSAM model file) with the models `views` (BrainSAM model files
 /// of other slice orientations, for the same classes) added as view models, to
 /// `output` (atomically). The view models' interactive heads are left out: prompts use
 /// the main model's.
 pub fn combine_view_models(main: &Path, views: &[PathBuf], output: &Path) -> Result<()> {
     let (mut tensors, mut metadata) = weights::read_safetensors(main)?;
-    let main_config = metadata
-        .get(CONFIG_METADATA_KEY)
-        .ok_or_else(|| Error::invalid_file(main, "not a BrainSAM model file (no configuration)"))
-        .and_then(|json| SamConfig::from_json(json))?;
+    let main_config = stored_config(main, &metadata)?;
     if metadata
         .keys()
         .any(|k| k.starts_with(VIEW_CONFIG_METADATA_PREFIX))
@@ -238,12 +250,7 @@ pub fn combine_view_models(main: &Path, views: &[PathBuf], output: &Path) -> Res
     }
     for path in views {
         let (view_tensors, view_metadata) = weights::read_safetensors(path)?;
-        let config = view_metadata
-            .get(CONFIG_METADATA_KEY)
-            .ok_or_else(|| {
-                Error::invalid_file(path, "not a BrainSAM model file (no configuration)")
-            })
-            .and_then(|json| SamConfig::from_json(json))?;
+        let config = stored_config(path, &view_metadata)?;
         let name = config.slice_orientation.name();
         if config.slice_orientation == main_config.slice_orientation
             || metadata.contains_key(&format!("{VIEW_CONFIG_METADATA_PREFIX}{name}"))

@@ -36,11 +36,11 @@ use super::optim::{learning_rate, AdamW, IterationBudget};
 use super::prompts::{largest_error_click, structure_box};
 use crate::error::{Error, Result};
 use crate::labels::{MIRRORED_CLASSES, NUM_CLASSES};
-use crate::model::load::split_view_models;
+use crate::model::load::{split_view_models, stored_config};
 use crate::model::{copy_automatic_to_interactive, Prompts, Sam, SamConfig};
 use crate::session::{
     context_step, gather_with_context, model_input, save_model, DeviceChoice, PointPrompt,
-    SlicePrompts, CONFIG_METADATA_KEY, PROPAGATION_MARGIN_PX,
+    SlicePrompts, PROPAGATION_MARGIN_PX,
 };
 use crate::weights::{self, LoadOptions};
 
@@ -147,13 +147,7 @@ pub fn load_with_interactive_head_and_output(
     let (tensors, metadata) = weights::read_safetensors(checkpoint)?;
     let (tensors, _views) = split_view_models(tensors, &metadata)
         .map_err(|e| Error::invalid_file(checkpoint, e.to_string()))?;
-    let json = metadata.get(CONFIG_METADATA_KEY).ok_or_else(|| {
-        Error::invalid_file(
-            checkpoint,
-            "not a BrainSAM model file (no configuration in its metadata)",
-        )
-    })?;
-    let base = SamConfig::from_json(json)?;
+    let base = stored_config(checkpoint, &metadata)?;
     let had_head = base.interactive;
     let had_fine_output = base.mask_decoder.fine_output;
     let mut config = base.with_interactive(true);
