@@ -32,6 +32,10 @@ pub const NUM_CLASSES: usize = 13;
 /// structure (odd id) trades places with its right twin (the next even id).
 pub const MIRRORED_CLASSES: [i64; NUM_CLASSES] = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11];
 
+/// The class a model that cannot tell left from right (sagittal slices) learns for each
+/// class: every right structure (even id) becomes its left twin (the id before it).
+pub const HEMISPHERE_MERGED_CLASSES: [i64; NUM_CLASSES] = [0, 1, 1, 3, 3, 5, 5, 7, 7, 9, 9, 11, 11];
+
 /// One of the 12 target structures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Structure {

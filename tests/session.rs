@@ -254,8 +254,103 @@ fn model_loading_errors_name_the_problem() {
     assert!(load(path.clone(), Some(path.clone())).contains("tiny.safetensors"));
 }
 
+/// A sagittal model sees a slice the same in either hemisphere: the side of its classes
+/// comes from where the slice lies. The same voxel data under an affine mirrored in R (the
+/// head mirrored) gives the same slices in reverse order, so every structure voxel must
+/// keep its structure and change its side.
 #[test]
-fn a_model_file_with_an_axial_view_averages_it_in_unless_told_not_to() {
+fn a_sagittal_model_takes_the_side_of_its_structures_from_the_slice_position() {
+    use brainsam::labels::MIRRORED_CLASSES;
+    use brainsam::session::init_model;
+    use brainsam::volume::frame::SliceOrientation;
+    let (_, coronal) = test_model();
+    let dir = common::scratch_dir("session-sagittal");
+    let path = dir.join("sagittal.safetensors");
+    // Without through-plane context: the mirrored head's stack runs the other way, so its
+    // context slices would come in the other order.
+    let config = coronal
+        .config()
+        .clone()
+        .with_slice_orientation(SliceOrientation::Sagittal)
+        .with_slice_context_mm(0.0);
+    init_model(&path, &config, 5).unwrap();
+    let model = Model::load(&ModelOptions {
+        checkpoint: Some(path),
+        ..ModelOptions::default()
+    })
+    .unwrap();
+    // Without the 3D clean-up, whose connected components the two heads would join
+    // differently through the plane that lies on the midline.
+    let options = SessionOptions {
+        cleanup: brainsam::cleanup::CleanupOptions {
+            largest_component: false,
+            fill_holes: false,
+        },
+        ..SessionOptions::default()
+    };
+    let segment = |volume: Volume| {
+        let grid = volume.grid().clone();
+        let mut session = Session::new(Arc::clone(&model), options.clone()).unwrap();
+        session.set_volume(volume).unwrap();
+        let geometry = session.geometry().unwrap().clone();
+        let n = geometry.n_slices();
+        let mut last = (0, 0);
+        let labels = session
+            .segment_all(&mut |done, total| {
+                last = (done, total);
+                true
+            })
+            .unwrap()
+            .data()
+            .to_vec();
+        // Shifted views only: mirroring a sagittal slice is no left-right flip.
+        assert_eq!(last, (4 * n, 4 * n));
+        // Whether each voxel's plane lies right of the midline (None: not a slice).
+        let axis = geometry.frame().coronal_axis;
+        let [ni, nj, nk] = grid.dims();
+        let mut right_side = vec![None; labels.len()];
+        for k in 0..nk {
+            for j in 0..nj {
+                for i in 0..ni {
+                    let plane = [i, j, k][axis];
+                    let slice = geometry
+                        .slice_voxel_indices()
+                        .iter()
+                        .position(|&p| p == plane);
+                    right_side[grid.linear_index(i, j, k)] =
+                        slice.and_then(|s| geometry.slice_before_centre(s));
+                }
+            }
+        }
+        (labels, right_side)
+    };
+    let (as_stored, stored_right) = segment(common::synthetic_head_with_x_sign(1.0));
+    let (mirrored, mirrored_right) = segment(common::synthetic_head_with_x_sign(-1.0));
+    // A plane through the midline itself counts as left in both heads: not compared.
+    let compared: Vec<usize> = (0..as_stored.len())
+        .filter(|&v| as_stored[v] != 0 || mirrored[v] != 0)
+        .filter(|&v| stored_right[v] != mirrored_right[v])
+        .collect();
+    assert!(
+        compared.len() > 1000,
+        "the random model marks only {} structure voxels",
+        compared.len()
+    );
+    let sides_swapped = compared
+        .iter()
+        .filter(|&&v| MIRRORED_CLASSES[as_stored[v] as usize] == i64::from(mirrored[v]))
+        .count();
+    // Allowing 1 in 10,000 for floating-point near-ties between two classes (the two
+    // heads' resampling weights agree only to rounding).
+    assert!(
+        sides_swapped * 10_000 >= compared.len() * 9_999,
+        "only {sides_swapped} of {} structure voxels changed side with the head",
+        compared.len()
+    );
+}
+
+#[test]
+fn a_model_file_with_views_of_other_orientations_averages_them_in_unless_told_not_to() {
     use brainsam::model::load::{combine_view_models, split_view_models};
     use brainsam::session::init_model;
     use brainsam::volume::frame::SliceOrientation;
@@ -345,6 +440,46 @@ fn a_model_file_with_an_axial_view_averages_it_in_unless_told_not_to() {
     );
     // Progress counts the slices of both stacks.
     assert_eq!(progress, (n_coronal + n_axial, n_coronal + n_axial));
+
+    // A third, sagittal view (last in the average: its structures take their sides from
+    // the others) changes the result again and adds its slices to the progress.
+    let sagittal_path = dir.join("sagittal.safetensors");
+    let sagittal_config = coronal
+        .config()
+        .clone()
+        .with_slice_orientation(SliceOrientation::Sagittal);
+    init_model(&sagittal_path, &sagittal_config, 9).unwrap();
+    // Added to the file that holds the axial view already.
+    let three_path = dir.join("three.safetensors");
+    combine_view_models(
+        &combined_path,
+        std::slice::from_ref(&sagittal_path),
+        &three_path,
+    )
+    .unwrap();
+    let error = combine_view_models(
+        &three_path,
+        std::slice::from_ref(&dir.join("axial.safetensors")),
+        &dir.join("axial-twice.safetensors"),
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("orientation (axial)"), "{error}");
+    let three = Model::load(&ModelOptions {
+        checkpoint: Some(three_path),
+        ..ModelOptions::default()
+    })
+    .unwrap();
+    assert_eq!(three.other_views().len(), 2);
+    let (with_three, progress, _) = segment(&three, true);
+    let sagittal_model = Model::load(&ModelOptions {
+        checkpoint: Some(sagittal_path),
+        ..ModelOptions::default()
+    })
+    .unwrap();
+    let (_, _, n_sagittal) = segment(&sagittal_model, true);
+    assert_ne!(with_three, with_views, "the sagittal model changed nothing");
+    let all = n_coronal + n_axial + n_sagittal;
+    assert_eq!(progress, (all, all));
 
     // A file cannot name an orientation twice, nor hold view tensors it does not name.
     let error = combine_view_models(

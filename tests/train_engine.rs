@@ -493,6 +493,15 @@ fn bad_input_is_reported_before_training() {
     let mut no_small = config_with(&dir, std::slice::from_ref(&good));
     no_small.run.small_structure_weight = f64::NAN;
     expect_invalid(no_small, "small_structure_weight");
+    // Mirroring sagittal slices would flip anterior and posterior.
+    let mut sagittal_flips = config_with(&dir, std::slice::from_ref(&good));
+    sagittal_flips.model.slice_orientation =
+        Some(brainsam::volume::frame::SliceOrientation::Sagittal);
+    sagittal_flips.augment.flip_probability = 0.5;
+    expect_invalid(
+        sagittal_flips,
+        "flip_probability must be 0 for a sagittal model",
+    );
     let mut no_time = config_with(&dir, &[good]);
     no_time.run.minutes = Some(0.0);
     expect_invalid(no_time, "run.minutes");

@@ -146,23 +146,26 @@ fn roi_contains_the_structures_on_real_data() {
             (roi.last_slice - roi.first_slice + 1) as f64 * spacing,
             roi.fov_mm
         );
-        // The axial models' region holds the structures as well.
-        let (view_grid, axial) =
-            find_roi_oriented(&image, &RoiConfig::default(), SliceOrientation::Axial).unwrap();
-        let axial_margin = check_oriented_roi(
-            &format!("{image_path} (axial)"),
-            &image,
-            SliceOrientation::Axial,
-            &axial,
-            &labels,
-        );
-        let axial_spacing = view_grid.spacing()
-            [brainsam::volume::slicing::CoronalFrame::from_grid(&view_grid).coronal_axis];
-        println!(
-            "{image_path} axial: {} slices ({:.0} mm), smallest margin {axial_margin:.1} mm",
-            axial.last_slice - axial.first_slice + 1,
-            (axial.last_slice - axial.first_slice + 1) as f64 * axial_spacing,
-        );
+        // The axial and sagittal models' regions hold the structures as well.
+        for orientation in [SliceOrientation::Axial, SliceOrientation::Sagittal] {
+            let name = orientation.name();
+            let (view_grid, roi) =
+                find_roi_oriented(&image, &RoiConfig::default(), orientation).unwrap();
+            let margin = check_oriented_roi(
+                &format!("{image_path} ({name})"),
+                &image,
+                orientation,
+                &roi,
+                &labels,
+            );
+            let spacing = view_grid.spacing()
+                [brainsam::volume::slicing::CoronalFrame::from_grid(&view_grid).coronal_axis];
+            println!(
+                "{image_path} {name}: {} slices ({:.0} mm), smallest margin {margin:.1} mm",
+                roi.last_slice - roi.first_slice + 1,
+                (roi.last_slice - roi.first_slice + 1) as f64 * spacing,
+            );
+        }
     }
 }
 

@@ -484,6 +484,60 @@ fn axial_slices_run_inferior_to_superior_with_left_on_the_right_and_anterior_bel
 }
 
 #[test]
+fn sagittal_slices_run_right_to_left_with_anterior_on_the_left_and_superior_on_top() {
+    use brainsam::volume::frame::SliceOrientation;
+    for case in cases() {
+        let (_, labels) = phantom(&case.grid);
+        let view_grid = SliceOrientation::Sagittal.view_grid(&case.grid).unwrap();
+        let geometry = SliceGeometry::whole_volume(&view_grid, 128).unwrap();
+        let stack = geometry.extract_labels(&labels).unwrap();
+        // The left marker is left, anterior and superior of the right one.
+        let (lx, ly, ls) = stack_centroid(&stack, 1);
+        let (rx, ry, rs) = stack_centroid(&stack, 2);
+        assert!(
+            lx < rx,
+            "{}: anterior marker x {lx}, posterior x {rx} (columns run anterior to posterior)",
+            case.name
+        );
+        assert!(
+            ly < ry,
+            "{}: superior marker y {ly}, inferior y {ry} (rows run downwards)",
+            case.name
+        );
+        assert!(
+            ls > rs,
+            "{}: left marker slice {ls}, right {rs} (slices run right to left)",
+            case.name
+        );
+        // The slices are sagittal planes of the scan: the voxel axis closest to R.
+        let along_r = (0..3)
+            .max_by(|&a, &b| {
+                let d = case.grid.axis_directions_ras();
+                d[a][0].abs().total_cmp(&d[b][0].abs())
+            })
+            .unwrap();
+        assert_eq!(geometry.frame().coronal_axis, along_r, "{}", case.name);
+        // The grid is centred on R = 0: the right marker's slices lie before the centre
+        // (the right hemisphere), the left marker's after it.
+        let right_slice = rs.round() as usize;
+        let left_slice = ls.round() as usize;
+        assert_eq!(
+            geometry.slice_before_centre(right_slice),
+            Some(true),
+            "{}",
+            case.name
+        );
+        assert_eq!(
+            geometry.slice_before_centre(left_slice),
+            Some(false),
+            "{}",
+            case.name
+        );
+        assert_eq!(geometry.slice_before_centre(geometry.n_slices()), None);
+    }
+}
+
+#[test]
 fn scores_resampled_from_axial_slices_match_the_coronal_slices() {
     use brainsam::volume::frame::SliceOrientation;
     for case in cases() {

@@ -331,7 +331,8 @@ struct InitModelArgs {
 
 #[derive(clap::Args)]
 struct CombineViewsArgs {
-    /// The main model file (its orientation is the one prompts use).
+    /// The main model file (its orientation is the one prompts use; view models it holds
+    /// already are kept).
     #[arg(long)]
     model: PathBuf,
     /// A model file of another slice orientation (repeat for several).

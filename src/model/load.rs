@@ -235,19 +235,22 @@ pub fn stored_config(
     SamConfig::from_json(json)
 }
 
-/// Writes `main` (a BrainSAM model file) with the models `views` (BrainSAM model files
-/// of other slice orientations, for the same classes) added as view models, to
-/// `output` (atomically). The view models' interactive heads are left out: prompts use
-/// the main model's.
+/// Writes `main` (a BrainSAM model file, with or without view models) with the models
+/// `views` (BrainSAM model files of other slice orientations, for the same classes)
+/// added as view models, to `output` (atomically). The view models' interactive heads
+/// are left out: prompts use the main model's.
 pub fn combine_view_models(main: &Path, views: &[PathBuf], output: &Path) -> Result<()> {
     let (mut tensors, mut metadata) = weights::read_safetensors(main)?;
     let main_config = stored_config(main, &metadata)?;
-    if metadata
-        .keys()
-        .any(|k| k.starts_with(VIEW_CONFIG_METADATA_PREFIX))
-    {
-        return Err(Error::invalid_file(main, "already holds view models"));
-    }
+    // A main file that holds view models keeps them: the new ones are added.
+    split_view_models(
+        tensors
+            .iter()
+            .map(|(n, t)| (n.clone(), t.shallow_clone()))
+            .collect(),
+        &metadata,
+    )
+    .map_err(|e| Error::invalid_file(main, e.to_string()))?;
     for path in views {
         let (view_tensors, view_metadata) = weights::read_safetensors(path)?;
         let config = stored_config(path, &view_metadata)?;

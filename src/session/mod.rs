@@ -14,6 +14,7 @@
 pub mod input;
 mod memory;
 mod options;
+mod orientations;
 mod prompts;
 mod propagate;
 pub mod qc;
@@ -26,9 +27,10 @@ pub use prompts::{PointPrompt, SlicePrompts, MAX_POINTS_PER_SLICE};
 pub use propagate::{covered_slices, PropagationDirection, PropagationOptions};
 
 pub(crate) use input::array3_to_tensor;
+use orientations::OrientationAverage;
 pub(crate) use prompts::four_neighbours;
 use prompts::{constrain_to_prompts, fit_to_box, focus_clicks, locate};
-use views::{half_patch_shift, shift_content, View};
+use views::{shift_content, View};
 
 // Model loading lives in `model::load`; re-exported here for the layers that open a
 // model and a session together.
@@ -341,7 +343,7 @@ impl Session {
     ) -> Result<Vec<Tensor>> {
         let n = self.state()?.geometry.n_slices();
         let all: Vec<usize> = (0..n).collect();
-        let views = View::averaged(&self.options, half_patch_shift(self.model.config()));
+        let views = View::averaged(&self.options, self.model.config());
         self.ensure_embeddings(&all, progress, done_before, total)?;
         // Every other view's logits are brought back to the plain view (mirrored back with
         // left and right classes swapped, shifted back) and averaged with it (test-time
@@ -375,21 +377,50 @@ impl Session {
                 }
             }
             let logits = (sum / views.len() as f64).to_device(tch::Device::Cpu);
-            decoded.extend((0..batch.len()).map(|position| logits.get(position as i64)));
+            for (position, &slice) in batch.iter().enumerate() {
+                decoded.push(self.on_its_side(slice, logits.get(position as i64))?);
+            }
         }
         Ok(decoded)
+    }
+
+    /// `logits` (`[classes, m, m]`, CPU) of stack slice `slice` with left and right
+    /// classes on the slice's side: a model that cannot tell left from right (sagittal)
+    /// gives every structure as its left class, so on slices right of the midline (the
+    /// region of interest's centre) the left and right classes trade places. Other
+    /// models' logits are returned as they are.
+    fn on_its_side(&self, slice: usize, logits: Tensor) -> Result<Tensor> {
+        if self
+            .model
+            .config()
+            .slice_orientation
+            .tells_left_from_right()
+        {
+            return Ok(logits);
+        }
+        let right = self
+            .state()?
+            .geometry
+            .slice_before_centre(slice)
+            .ok_or_else(|| Error::Internal(format!("slice {slice} is not in the stack")))?;
+        if !right {
+            return Ok(logits);
+        }
+        Ok(logits.f_index_select(0, &Tensor::from_slice(&MIRRORED_CLASSES))?)
     }
 
     /// Slices automatic segmentation encodes in this session (every slice once per
     /// averaged view): the unit of its progress.
     fn automatic_encodings(&self) -> Result<usize> {
-        let views = View::averaged(&self.options, half_patch_shift(self.model.config()));
+        let views = View::averaged(&self.options, self.model.config());
         Ok(views.len() * self.state()?.geometry.n_slices())
     }
 
     /// `logits` (this model's automatic logits per slice) averaged in probability with
     /// the automatic results of `views` (sessions of models of other slice orientations
-    /// on the same volume), each resampled onto this session's slices; returned as
+    /// on the same volume), each resampled onto this session's slices and weighted as
+    /// FastSurfer weighs its orientations ([`orientations::OrientationAverage`]: a
+    /// sagittal model's structures take their side from the others); returned as
     /// log-probabilities (they softmax back to the average). Pixels a view does not cover
     /// keep the other views' average. Progress continues from `done` towards `total`.
     fn average_other_views(
@@ -401,9 +432,22 @@ impl Session {
         total: usize,
     ) -> Result<Vec<Tensor>> {
         let state = self.state()?;
-        let mut sum = stack_probabilities(logits)?;
-        let (n, classes, m, _) = sum.dim();
-        let mut count = ndarray::Array3::<f32>::ones((n, m, m));
+        let m = logits
+            .first()
+            .map_or(0, |l| l.size().last().copied().unwrap_or(0) as usize);
+        let mut average = OrientationAverage::new(
+            stack_probabilities(logits)?,
+            self.model.config().slice_orientation,
+        );
+        // Orientations that cannot tell left from right come last, so that the average
+        // they take their sides from is complete.
+        views.sort_by_key(|view| {
+            !view
+                .model
+                .config()
+                .slice_orientation
+                .tells_left_from_right()
+        });
         for other in views.iter_mut() {
             let other_logits = other.automatic_logits(progress, done, total)?;
             done += other.automatic_encodings()?;
@@ -413,31 +457,9 @@ impl Session {
                 state
                     .geometry
                     .resample_scores_from(other_geometry, probabilities.view(), m)?;
-            for ((slice, class, y, x), &value) in resampled.indexed_iter() {
-                if value.is_nan() {
-                    continue;
-                }
-                sum[[slice, class, y, x]] += value;
-                // Each covered pixel counts once (at its first class).
-                if class == 0 {
-                    count[[slice, y, x]] += 1.0;
-                }
-            }
+            average.add(resampled.view(), other.model.config().slice_orientation)?;
         }
-        (0..n)
-            .map(|slice| {
-                let mut average = sum.index_axis(ndarray::Axis(0), slice).to_owned();
-                for class in 0..classes {
-                    let mut channel = average.index_axis_mut(ndarray::Axis(0), class);
-                    channel /= &count.index_axis(ndarray::Axis(0), slice);
-                }
-                let values: Vec<f32> = average.iter().copied().collect();
-                Ok(Tensor::from_slice(&values)
-                    .view([classes as i64, m as i64, m as i64])
-                    .clamp_min(1e-12)
-                    .log())
-            })
-            .collect()
+        Ok(average.log_probabilities())
     }
 
     /// Interactive path: applies the prompts of `structure` on coronal slice `plane`
@@ -483,7 +505,10 @@ impl Session {
         model_prompts.mask_input = previous.map(|p| p.to_device(self.model.device()));
         let embedding = state.embeddings[slice].as_ref().expect("encoded above");
         let output = tch::no_grad(|| self.model.sam().decode(embedding, &model_prompts))?;
-        let logits = output.low_res_logits.get(0).to_device(tch::Device::Cpu);
+        let logits = self.on_its_side(
+            slice,
+            output.low_res_logits.get(0).to_device(tch::Device::Cpu),
+        )?;
         let state = self.state_mut()?;
         let probabilities = softmax_array(&logits)?;
         let changed = state.geometry.update_structure_on_slice(
@@ -569,10 +594,12 @@ impl Session {
             return Ok(());
         }
         let embedding = state.embeddings[slice].as_ref().expect("encoded before");
-        let logits = self
-            .decode_unprompted(embedding)?
-            .get(0)
-            .to_device(tch::Device::Cpu);
+        let logits = self.on_its_side(
+            slice,
+            self.decode_unprompted(embedding)?
+                .get(0)
+                .to_device(tch::Device::Cpu),
+        )?;
         let state = self.state_mut()?;
         if state.logits[slice].is_none() {
             state.logits[slice] = Some(logits.shallow_clone());
@@ -956,6 +983,8 @@ mod tests {
     use super::*;
     use crate::labels::STRUCTURES;
     use crate::model::{Sam, SamConfig};
+    use crate::volume::frame::SliceOrientation;
+    use views::half_patch_shift;
 
     #[test]
     fn handed_back_structures_are_top_exactly_where_the_base_puts_them() {
@@ -1187,6 +1216,8 @@ mod tests {
 
     #[test]
     fn the_averaged_views_follow_the_options() {
+        // Fine output: shifts of 4 low-resolution pixels.
+        let config = SamConfig::small().with_fine_output(true);
         let views = |mirror_averaging, shift_averaging| {
             View::averaged(
                 &SessionOptions {
@@ -1194,7 +1225,7 @@ mod tests {
                     shift_averaging,
                     ..SessionOptions::default()
                 },
-                4,
+                &config,
             )
         };
         assert_eq!(views(false, false), [View::default()]);
@@ -1207,6 +1238,13 @@ mod tests {
                 assert!(all.contains(&View { mirrored, shift }));
             }
         }
+        // Mirroring a sagittal slice would flip anterior and posterior: not a view.
+        let sagittal = View::averaged(
+            &SessionOptions::default(),
+            &config.with_slice_orientation(SliceOrientation::Sagittal),
+        );
+        assert_eq!(sagittal.len(), 4);
+        assert!(sagittal.iter().all(|view| !view.mirrored));
     }
 
     #[test]
@@ -1293,6 +1331,17 @@ mod tests {
                 _ => panic!("{name} has no side"),
             };
             assert_eq!(other, expected);
+        }
+    }
+
+    #[test]
+    fn merged_classes_put_each_structure_on_its_left_class() {
+        use crate::labels::HEMISPHERE_MERGED_CLASSES;
+        assert_eq!(HEMISPHERE_MERGED_CLASSES[0], 0, "background stays");
+        for (class, &merged) in HEMISPHERE_MERGED_CLASSES.iter().enumerate().skip(1) {
+            let name = STRUCTURES[class - 1].short_name;
+            let left = STRUCTURES[merged as usize - 1].short_name;
+            assert_eq!(left, format!("L{}", &name[1..]), "{name}");
         }
     }
 }

@@ -28,19 +28,18 @@ pub(super) fn half_patch_shift(config: &SamConfig) -> i64 {
 }
 
 impl View {
-    /// The views automatic segmentation averages under `options`, shifted views moved by
-    /// `shift` low-resolution pixels.
-    pub(super) fn averaged(options: &SessionOptions, shift: i64) -> Vec<View> {
+    /// The views automatic segmentation averages under `options` for a model of
+    /// `config`: shifted views moved by half an encoder patch, mirrored ones only for
+    /// slices whose columns run from right to left (not sagittal ones).
+    pub(super) fn averaged(options: &SessionOptions, config: &SamConfig) -> Vec<View> {
+        let shift = half_patch_shift(config);
         let shifts: &[(i64, i64)] = if options.shift_averaging {
             &[(0, 0), (1, 0), (0, 1), (1, 1)]
         } else {
             &[(0, 0)]
         };
-        let mirrors: &[bool] = if options.mirror_averaging {
-            &[false, true]
-        } else {
-            &[false]
-        };
+        let mirror = options.mirror_averaging && config.slice_orientation.tells_left_from_right();
+        let mirrors: &[bool] = if mirror { &[false, true] } else { &[false] };
         shifts
             .iter()
             .flat_map(|&(right, down)| {

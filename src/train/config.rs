@@ -98,8 +98,10 @@ pub struct ModelSection {
     /// `MaskDecoderConfig::fine_output`; None: as the base model). Adding it to a base
     /// without one starts the stage as bilinear upsampling (the base's own logits).
     pub fine_output: Option<bool>,
-    /// The plane the trained model reads (`coronal` or `axial`; None: as the base
-    /// model). A model trained in another orientation starts from the base's weights.
+    /// The plane the trained model reads (`coronal`, `axial` or `sagittal`; None: as the
+    /// base model). A model trained in another orientation starts from the base's
+    /// weights; a sagittal one learns left and right structures as one class and needs
+    /// `augment.flip_probability = 0`.
     pub slice_orientation: Option<SliceOrientation>,
 }
 

@@ -24,7 +24,7 @@ use super::plot::{plot_panels, Series};
 use super::prompts::{decode_with_prompts, sample_prompt};
 use super::validate::{validate, ValidationRecord};
 use crate::error::{Error, Result};
-use crate::labels::STRUCTURES;
+use crate::labels::{HEMISPHERE_MERGED_CLASSES, STRUCTURES};
 use crate::model::load::split_view_models;
 use crate::model::{
     adapt_state_dict, apply_training_mode, trainable_parameters, Sam, SamConfig, TrainingMode,
@@ -345,6 +345,17 @@ impl Trainer {
         let mode = TrainingMode::parse(&config.model.mode)?;
         let device = DeviceChoice::parse(&config.run.device)?.resolve()?;
         let (model_config, base, base_tensors) = Self::model_config(&config, mode)?;
+        let orientation = model_config.slice_orientation;
+        if !orientation.tells_left_from_right()
+            && config.augment.enabled
+            && config.augment.flip_probability > 0.0
+        {
+            return Err(Error::invalid_argument(format!(
+                "augment.flip_probability must be 0 for a {} model: mirroring its slices \
+                 would flip anterior and posterior, not left and right",
+                orientation.name()
+            )));
+        }
         let dataset = Dataset::prepare(
             subjects,
             &DatasetOptions {
@@ -483,6 +494,13 @@ impl Trainer {
                 "partial labels cannot be combined with left-right flips (augment.flip_probability)",
             ));
         }
+        let orientation = self.sam.config().slice_orientation;
+        if partial && !orientation.tells_left_from_right() {
+            return Err(Error::invalid_argument(format!(
+                "partial labels cannot train a {} model, which merges left and right classes",
+                orientation.name()
+            )));
+        }
         self.labelled = partial.then_some(labelled);
         Ok(())
     }
@@ -565,6 +583,12 @@ impl Trainer {
                 let flips: Vec<bool> = (0..picks.len()).map(|_| rng.gen_bool(flip)).collect();
                 (images, labels) = augment::flip_left_right(&images, &labels, &flips)?;
             }
+        }
+        if !self.sam.config().slice_orientation.tells_left_from_right() {
+            let merge = Tensor::from_slice(&HEMISPHERE_MERGED_CLASSES).to_device(device);
+            labels = merge
+                .f_index_select(0, &labels.flatten(0, -1))?
+                .view_as(&labels);
         }
         let side = labels.size()[1] as usize;
         let cpu_labels = labels.to_device(Device::Cpu).to_kind(Kind::Uint8);

@@ -21,6 +21,11 @@ pub enum SliceOrientation {
     /// Axial slices, inferior to superior; columns go right to left as in coronal
     /// slices and rows from posterior (top) to anterior.
     Axial,
+    /// Sagittal slices, right to left; columns go anterior to posterior and rows
+    /// superior to inferior. A sagittal slice does not show which hemisphere it is in, so
+    /// such a model is trained with left and right classes merged (see
+    /// [`SliceOrientation::tells_left_from_right`]).
+    Sagittal,
 }
 
 impl SliceOrientation {
@@ -34,16 +39,28 @@ impl SliceOrientation {
         match self {
             SliceOrientation::Coronal => "coronal",
             SliceOrientation::Axial => "axial",
+            SliceOrientation::Sagittal => "sagittal",
         }
+    }
+
+    /// Whether a slice of this orientation shows left and right structures apart (and
+    /// mirroring its columns is a left-right flip). False for sagittal slices: each lies
+    /// in one hemisphere and looks alike in both, so a sagittal model learns the left and
+    /// right structures as one class (`labels::HEMISPHERE_MERGED_CLASSES`) and the side
+    /// comes from where the slice lies.
+    pub fn tells_left_from_right(self) -> bool {
+        self != SliceOrientation::Sagittal
     }
 
     /// A RAS point in the view's world: the rotation under which this orientation's
     /// slices are coronal (axial: R stays, S becomes A and A becomes -S, a proper
-    /// rotation about the R axis).
+    /// rotation about the R axis; sagittal: A becomes R and R becomes -A, a proper
+    /// rotation about the S axis).
     pub fn to_view(self, ras: [f64; 3]) -> [f64; 3] {
         match self {
             SliceOrientation::Coronal => ras,
             SliceOrientation::Axial => [ras[0], ras[2], -ras[1]],
+            SliceOrientation::Sagittal => [ras[1], -ras[0], ras[2]],
         }
     }
 

@@ -74,6 +74,9 @@ pub struct RoiConfig {
     /// Last axial plane, superior of the head centre, for axial slices (default +32 mm:
     /// the structures reach +22 mm).
     pub superior_to_mm: f64,
+    /// Sagittal slices, for sagittal models, lie within this distance of the head centre
+    /// on either side (default 50 mm: the structures reach about 40 mm).
+    pub lateral_half_width_mm: f64,
 }
 
 impl Default for RoiConfig {
@@ -86,6 +89,7 @@ impl Default for RoiConfig {
             anterior_to_mm: 64.0,
             superior_from_mm: -60.0,
             superior_to_mm: 32.0,
+            lateral_half_width_mm: 50.0,
         }
     }
 }
@@ -186,7 +190,9 @@ pub fn find_roi_oriented(
     let valid = config.fov_mm.is_finite()
         && config.fov_mm > 0.0
         && config.anterior_from_mm < config.anterior_to_mm
-        && config.superior_from_mm < config.superior_to_mm;
+        && config.superior_from_mm < config.superior_to_mm
+        && config.lateral_half_width_mm.is_finite()
+        && config.lateral_half_width_mm > 0.0;
     if !valid {
         return Err(Error::invalid_argument(format!(
             "invalid ROI configuration {config:?}"
@@ -217,6 +223,22 @@ pub fn find_roi_oriented(
                 centre,
                 c[2] + config.superior_from_mm,
                 c[2] + config.superior_to_mm,
+                config.fov_mm,
+            )?
+        }
+        SliceOrientation::Sagittal => {
+            // In-plane (A and S) the field of view is centred as the coronal one is along
+            // S and on the coronal slab's middle along A.
+            let middle_a = c[1] + (config.anterior_from_mm + config.anterior_to_mm) / 2.0;
+            let midline_r = c[0] + config.right_offset_mm;
+            let centre =
+                orientation.to_view([midline_r, middle_a, c[2] + config.superior_offset_mm]);
+            // The view's A axis is the scan's -R axis.
+            roi_from_centre(
+                &view_grid,
+                centre,
+                -(midline_r + config.lateral_half_width_mm),
+                -(midline_r - config.lateral_half_width_mm),
                 config.fov_mm,
             )?
         }

@@ -59,6 +59,8 @@ pub struct SliceGeometry {
     slices: Vec<usize>,
     /// Continuous voxel coordinates (column axis, row axis) of the FOV centre.
     centre: [f64; 2],
+    /// Continuous voxel coordinate of the FOV centre along the slicing axis.
+    centre_plane: f64,
     fov_mm: f64,
     size: usize,
 }
@@ -88,6 +90,7 @@ impl SliceGeometry {
             [
                 centre_voxel[frame.column_axis],
                 centre_voxel[frame.row_axis],
+                centre_voxel[frame.coronal_axis],
             ],
             roi.fov_mm,
             size,
@@ -109,6 +112,7 @@ impl SliceGeometry {
         let centre = [
             (dims[frame.column_axis] as f64 - 1.0) / 2.0,
             (dims[frame.row_axis] as f64 - 1.0) / 2.0,
+            (dims[frame.coronal_axis] as f64 - 1.0) / 2.0,
         ];
         Self::build(grid, frame, slices, centre, fov_mm, size)
     }
@@ -117,7 +121,7 @@ impl SliceGeometry {
         grid: &Grid,
         frame: CoronalFrame,
         slices: Vec<usize>,
-        centre: [f64; 2],
+        centre: [f64; 3],
         fov_mm: f64,
         size: usize,
     ) -> Result<Self> {
@@ -141,7 +145,8 @@ impl SliceGeometry {
             dims: grid.dims(),
             spacing: grid.spacing(),
             slices,
-            centre,
+            centre: [centre[0], centre[1]],
+            centre_plane: centre[2],
             fov_mm,
             size,
         })
@@ -186,6 +191,15 @@ impl SliceGeometry {
     /// Continuous in-plane voxel coordinates (column axis, row axis) of the FOV centre.
     pub fn centre_voxel(&self) -> [f64; 2] {
         self.centre
+    }
+
+    /// Whether stack slice `slice` lies on the slice-stack's "posterior" side of the
+    /// field of view's centre (before it in stack order): for sagittal stacks, which go
+    /// from right to left around the head's midline, the right hemisphere. `None` for a
+    /// slice outside the stack.
+    pub fn slice_before_centre(&self, slice: usize) -> Option<bool> {
+        let plane = *self.slices.get(slice)? as f64;
+        Some((plane - self.centre_plane) * f64::from(self.frame.slice_step) < 0.0)
     }
 
     /// Voxel coordinate along the column axis of a continuous pixel column
