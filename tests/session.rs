@@ -24,6 +24,27 @@ fn test_model() -> (PathBuf, Arc<Model>) {
     (path, model)
 }
 
+/// The model file at `path` (no adapter or configuration given), loaded.
+fn load_model(path: &std::path::Path) -> Arc<Model> {
+    Model::load(&ModelOptions {
+        checkpoint: Some(path.to_path_buf()),
+        ..ModelOptions::default()
+    })
+    .unwrap()
+}
+
+/// A randomly initialised model of `config` (seed `seed`) saved as `dir/name`.
+fn random_model_file(
+    dir: &std::path::Path,
+    name: &str,
+    config: &brainsam::model::SamConfig,
+    seed: i64,
+) -> PathBuf {
+    let path = dir.join(name);
+    brainsam::session::init_model(&path, config, seed).unwrap();
+    path
+}
+
 fn structure_plane(session: &Session) -> (usize, usize) {
     let geometry = session.geometry().unwrap();
     let planes = geometry.slice_voxel_indices();
@@ -261,11 +282,9 @@ fn model_loading_errors_name_the_problem() {
 #[test]
 fn a_sagittal_model_takes_the_side_of_its_structures_from_the_slice_position() {
     use brainsam::labels::MIRRORED_CLASSES;
-    use brainsam::session::init_model;
     use brainsam::volume::frame::SliceOrientation;
     let (_, coronal) = test_model();
     let dir = common::scratch_dir("session-sagittal");
-    let path = dir.join("sagittal.safetensors");
     // Without through-plane context: the mirrored head's stack runs the other way, so its
     // context slices would come in the other order.
     let config = coronal
@@ -273,12 +292,7 @@ fn a_sagittal_model_takes_the_side_of_its_structures_from_the_slice_position() {
         .clone()
         .with_slice_orientation(SliceOrientation::Sagittal)
         .with_slice_context_mm(0.0);
-    init_model(&path, &config, 5).unwrap();
-    let model = Model::load(&ModelOptions {
-        checkpoint: Some(path),
-        ..ModelOptions::default()
-    })
-    .unwrap();
+    let model = load_model(&random_model_file(&dir, "sagittal.safetensors", &config, 5));
     // Without the 3D clean-up, whose connected components the two heads would join
     // differently through the plane that lies on the midline.
     let options = SessionOptions {
@@ -352,16 +366,18 @@ fn a_sagittal_model_takes_the_side_of_its_structures_from_the_slice_position() {
 #[test]
 fn a_model_file_with_views_of_other_orientations_averages_them_in_unless_told_not_to() {
     use brainsam::model::load::{combine_view_models, split_view_models};
-    use brainsam::session::init_model;
     use brainsam::volume::frame::SliceOrientation;
     let (coronal_path, coronal) = test_model();
     let dir = common::scratch_dir("session-views");
-    let axial_path = dir.join("axial.safetensors");
-    let axial_config = coronal
-        .config()
-        .clone()
-        .with_slice_orientation(SliceOrientation::Axial);
-    init_model(&axial_path, &axial_config, 7).unwrap();
+    let oriented = |orientation: SliceOrientation| {
+        coronal.config().clone().with_slice_orientation(orientation)
+    };
+    let axial_path = random_model_file(
+        &dir,
+        "axial.safetensors",
+        &oriented(SliceOrientation::Axial),
+        7,
+    );
     let combined_path = dir.join("combined.safetensors");
     combine_view_models(
         &coronal_path,
@@ -369,11 +385,7 @@ fn a_model_file_with_views_of_other_orientations_averages_them_in_unless_told_no
         &combined_path,
     )
     .unwrap();
-    let combined = Model::load(&ModelOptions {
-        checkpoint: Some(combined_path.clone()),
-        ..ModelOptions::default()
-    })
-    .unwrap();
+    let combined = load_model(&combined_path);
     assert_eq!(combined.other_views().len(), 1);
     assert_eq!(
         combined.other_views()[0].config().slice_orientation,
@@ -423,11 +435,7 @@ fn a_model_file_with_views_of_other_orientations_averages_them_in_unless_told_no
     let (plain, _, n_coronal) = segment(&coronal, true);
     let (without_views, _, _) = segment(&combined, false);
     let (with_views, progress, _) = segment(&combined, true);
-    let axial_model = Model::load(&ModelOptions {
-        checkpoint: Some(axial_path),
-        ..ModelOptions::default()
-    })
-    .unwrap();
+    let axial_model = load_model(&axial_path);
     let (_, _, n_axial) = segment(&axial_model, true);
     assert_ne!(n_axial, n_coronal, "axial and coronal stacks differ here");
     assert_eq!(
@@ -443,12 +451,12 @@ fn a_model_file_with_views_of_other_orientations_averages_them_in_unless_told_no
 
     // A third, sagittal view (last in the average: its structures take their sides from
     // the others) changes the result again and adds its slices to the progress.
-    let sagittal_path = dir.join("sagittal.safetensors");
-    let sagittal_config = coronal
-        .config()
-        .clone()
-        .with_slice_orientation(SliceOrientation::Sagittal);
-    init_model(&sagittal_path, &sagittal_config, 9).unwrap();
+    let sagittal_path = random_model_file(
+        &dir,
+        "sagittal.safetensors",
+        &oriented(SliceOrientation::Sagittal),
+        9,
+    );
     // Added to the file that holds the axial view already.
     let three_path = dir.join("three.safetensors");
     combine_view_models(
@@ -464,18 +472,10 @@ fn a_model_file_with_views_of_other_orientations_averages_them_in_unless_told_no
     )
     .unwrap_err();
     assert!(error.to_string().contains("orientation (axial)"), "{error}");
-    let three = Model::load(&ModelOptions {
-        checkpoint: Some(three_path),
-        ..ModelOptions::default()
-    })
-    .unwrap();
+    let three = load_model(&three_path);
     assert_eq!(three.other_views().len(), 2);
     let (with_three, progress, _) = segment(&three, true);
-    let sagittal_model = Model::load(&ModelOptions {
-        checkpoint: Some(sagittal_path),
-        ..ModelOptions::default()
-    })
-    .unwrap();
+    let sagittal_model = load_model(&sagittal_path);
     let (_, _, n_sagittal) = segment(&sagittal_model, true);
     assert_ne!(with_three, with_views, "the sagittal model changed nothing");
     let all = n_coronal + n_axial + n_sagittal;
