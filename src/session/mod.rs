@@ -984,6 +984,9 @@ mod tests {
     use crate::labels::STRUCTURES;
     use crate::model::{Sam, SamConfig};
     use crate::volume::frame::SliceOrientation;
+    use prompts::{
+        CLICK_CONSTRAINT_RADIUS_PX, CLICK_FOCUS_RADIUS_PX, CLICK_REACH_PER_BORDER_DISTANCE,
+    };
     use views::half_patch_shift;
 
     #[test]
@@ -1193,6 +1196,65 @@ mod tests {
             );
             assert!(!r, "negative click, pixel ({x}, {y})");
         }
+    }
+
+    #[test]
+    fn a_click_near_the_border_of_a_small_structure_corrects_only_near_itself() {
+        // 32 x 32 output pixels, scale 1: the automatic result is a disc of radius 7 around
+        // (16, 16); the head, after a negative click, calls nothing the structure.
+        let side = 32i64;
+        let centre = |i: i64| ((i % side) as f64 + 0.5, (i / side) as f64 + 0.5);
+        let distance = |i: i64, x: f64, y: f64| {
+            let (px, py) = centre(i);
+            (px - x).hypot(py - y)
+        };
+        let automatic: Vec<f32> = (0..side * side)
+            .map(|i| {
+                if distance(i, 16.0, 16.0) <= 7.0 {
+                    3.0
+                } else {
+                    -3.0
+                }
+            })
+            .collect();
+        let head = vec![-2.0f32; (side * side) as usize];
+        let to_map = |v: &[f32]| Tensor::from_slice(v).view([side, side]);
+        // The click's pixel centre (21.5, 16.5) is 2 pixels from the disc's border.
+        let click = SlicePrompts {
+            points: vec![PointPrompt {
+                x: 21.0,
+                y: 16.0,
+                positive: false,
+            }],
+            bounding_box: None,
+        };
+        let map = focus_clicks(&to_map(&head), &to_map(&automatic), &click, 1.0).unwrap();
+        let focused = Vec::<f32>::try_from(map.flatten(0, -1)).unwrap();
+        let reach = (CLICK_REACH_PER_BORDER_DISTANCE * 2.0)
+            .clamp(CLICK_CONSTRAINT_RADIUS_PX + 1.0, CLICK_FOCUS_RADIUS_PX);
+        assert!(reach < CLICK_FOCUS_RADIUS_PX, "the reach is bounded here");
+        let (mut removed, mut kept) = (0, 0);
+        for i in 0..side * side {
+            if automatic[i as usize] <= 0.0 {
+                assert!(focused[i as usize] <= 0.0, "nothing is added");
+                continue;
+            }
+            let from_click = distance(i, 21.5, 16.5);
+            if from_click > reach {
+                assert!(
+                    focused[i as usize] > 0.0,
+                    "pixel {i} beyond the reach removed"
+                );
+                kept += 1;
+            } else {
+                assert!(
+                    focused[i as usize] <= 0.0,
+                    "pixel {i} within the reach kept"
+                );
+                removed += 1;
+            }
+        }
+        assert!(removed > 10 && kept > 60, "removed {removed}, kept {kept}");
     }
 
     #[test]
