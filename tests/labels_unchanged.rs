@@ -4,10 +4,10 @@
 //! First recorded with the `brainsam` binary of main 44a0bf9 (before issue 14's
 //! redesign) and the 0.2 default model, checked to be the same with one and with two
 //! libtorch threads; the redesigned code reproduced them. The values below belong to the
-//! stage-9 default model (the stage-7 coronal model with an axial model averaged in):
-//! recorded with the binary of the commit that changed the model (whose code, with the
-//! stage-7 file, still wrote the stage-7 values), the same with one and with two
-//! libtorch threads (checked on the MNE volume). They belong to one model file: when
+//! stage-10 default model (the stage-7 coronal model with an axial and a sagittal model
+//! averaged in): recorded with the binary of the commit that changed the model (whose
+//! code, with the stage-9 file, still wrote the stage-9 values), the same with one and
+//! with two libtorch threads (checked on the MNE volume). They belong to one model file: when
 //! models/brainsam-default.safetensors changes, the test fails saying so, and the
 //! expected labels must be recorded again with the new model (run the commands below with
 //! the binary of the commit that changed the model, before any other change).
@@ -21,24 +21,24 @@ use sha2::{Digest, Sha256};
 
 /// SHA-256 of models/brainsam-default.safetensors the label hashes were recorded with.
 const DEFAULT_MODEL_SHA256: &str =
-    "625ad00d60adb35abcc3b462b6503214debeb6a857363b09ec371382445629bc";
+    "3f77fe2ab200a6db16b9e2789f81cfc440fadfdab0a04a0ce09fa2f2a048a4a0";
 
 /// (volume under BRAINSAM_DATA, extra `segment` options, SHA-256 of the .nii written).
 const EXPECTED: [(&str, &[&str], &str); 3] = [
     (
         "mne_testing_sample/T1_3mm.nii.gz",
         &[],
-        "963518cb24368bb36f41ab9f4a654cd39d0edc28b76715acc2c7242ec0abbcec",
+        "8f0ba4eb7a809cb1595db5cb2b9eec4fc6d1fc4c0845ab223bb8d34418a5a4b9",
     ),
     (
         "freesurfer_training_data/sub-01/T1.nii.gz",
         &[],
-        "a3a5302f15e2268913e92b468dcf3bb005b51574027f6751f657962593d506db",
+        "fd1f40a8711725b420cafeff515c70e0837153633decc8f1fdcb17957779dd7d",
     ),
     (
         "mricron_colin27_aal/ch2.nii.gz",
         &["--no-mirror", "--no-shift"],
-        "231e339a9efaf433dafb5034652798c4861c3d9878d32791b27e33ea68fe5bfd",
+        "39b6064b02efc26583f599ee18cc65c94a88ed9e4991b0a06bc81b822dd1426b",
     ),
 ];
 

@@ -317,8 +317,8 @@ fn a_sagittal_model_takes_the_side_of_its_structures_from_the_slice_position() {
             .unwrap()
             .data()
             .to_vec();
-        // Shifted views only: mirroring a sagittal slice is no left-right flip.
-        assert_eq!(last, (4 * n, 4 * n));
+        // The slices as they are only: mirroring a sagittal slice is no left-right flip.
+        assert_eq!(last, (n, n));
         // Whether each voxel's plane lies right of the midline (None: not a slice).
         let axis = geometry.frame().coronal_axis;
         let [ni, nj, nk] = grid.dims();

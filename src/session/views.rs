@@ -29,17 +29,26 @@ pub(super) fn half_patch_shift(config: &SamConfig) -> i64 {
 
 impl View {
     /// The views automatic segmentation averages under `options` for a model of
-    /// `config`: shifted views moved by half an encoder patch, mirrored ones only for
-    /// slices whose columns run from right to left (not sagittal ones).
+    /// `config`, shifted views moved by half an encoder patch. A model that cannot tell
+    /// left from right (sagittal) reads its slices as they are only: mirroring them would
+    /// flip anterior and posterior, and in the default model's average, where it weighs
+    /// half, its shifted views changed nothing (mean Dice 0.848 with four, 0.847 with one)
+    /// for four times its time.
     pub(super) fn averaged(options: &SessionOptions, config: &SamConfig) -> Vec<View> {
+        if !config.slice_orientation.tells_left_from_right() {
+            return vec![View::default()];
+        }
         let shift = half_patch_shift(config);
         let shifts: &[(i64, i64)] = if options.shift_averaging {
             &[(0, 0), (1, 0), (0, 1), (1, 1)]
         } else {
             &[(0, 0)]
         };
-        let mirror = options.mirror_averaging && config.slice_orientation.tells_left_from_right();
-        let mirrors: &[bool] = if mirror { &[false, true] } else { &[false] };
+        let mirrors: &[bool] = if options.mirror_averaging {
+            &[false, true]
+        } else {
+            &[false]
+        };
         shifts
             .iter()
             .flat_map(|&(right, down)| {
