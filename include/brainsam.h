@@ -458,7 +458,7 @@ typedef struct brainsam_session_options {
   uint32_t no_shift_averaging;
   // Non-zero: automatic segmentation uses only the model's own slice orientation, not
   // also the models of other orientations its file carries (the default model's axial
-  // model; about twice as fast, less accurate). Added after 0.2: callers whose
+  // and sagittal models; about twice as fast, less accurate). Added after 0.2: callers whose
   // `struct_size` ends before it get 0.
   uint32_t no_view_averaging;
 } brainsam_session_options;

@@ -43,7 +43,7 @@ enum Command {
     Info(InfoArgs),
     /// Create a model file with freshly initialised weights (to train from scratch).
     InitModel(InitModelArgs),
-    /// Add models of other slice orientations (e.g. an axial model) to a model file, whose
+    /// Add models of other slice orientations (e.g. axial, sagittal) to a model file, whose
     /// automatic segmentation then averages them in 3D (how the default model is made).
     CombineViews(CombineViewsArgs),
     /// Fine-tune a model on labelled volumes (TOML configuration, flags override it).
@@ -94,8 +94,8 @@ struct SegmentOptions {
     #[arg(long)]
     no_shift: bool,
     /// Segment only with the model's own slice orientation, not also with the models of
-    /// other orientations it carries (the default model's axial model; about twice as
-    /// fast, less accurate).
+    /// other orientations it carries (the default model's axial and sagittal models;
+    /// about twice as fast, less accurate).
     #[arg(long)]
     no_views: bool,
 }

@@ -93,7 +93,7 @@ def segment(
     the identity, 1 mm voxels). `model`: a loaded Model (default: the bundled model on
     `device`). `mirror_averaging` / `shift_averaging` / `view_averaging` off: 2x / 4x / 2x
     faster, less accurate (`view_averaging`: the models of other slice orientations the
-    model file carries, such as the default model's axial model). `progress(done, total)` returning true cancels. `output`: also write the
+    model file carries, such as the default model's axial and sagittal models). `progress(done, total)` returning true cancels. `output`: also write the
     labels there as NIfTI (with the input's affine)."""
     if isinstance(volume, (str, os.PathLike)):
         if affine is not None:

@@ -651,7 +651,7 @@ class Session(_OwnedHandle):
         segments the slices with their content shifted by half an encoder patch (four
         times the time, more accurate); `view_averaging`: automatic segmentation also
         runs the models of other slice orientations the model file carries (the default
-        model's axial model: twice the time, more accurate)."""
+        model's axial and sagittal models: twice the time, more accurate)."""
         self.library = model.library
         if embedding_cache not in EMBEDDING_CACHES:
             raise BrainSAMError(

@@ -130,7 +130,7 @@ pub struct brainsam_session_options {
     pub no_shift_averaging: u32,
     /// Non-zero: automatic segmentation uses only the model's own slice orientation, not
     /// also the models of other orientations its file carries (the default model's axial
-    /// model; about twice as fast, less accurate). Added after 0.2: callers whose
+    /// and sagittal models; about twice as fast, less accurate). Added after 0.2: callers whose
     /// `struct_size` ends before it get 0.
     pub no_view_averaging: u32,
 }

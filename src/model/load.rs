@@ -632,9 +632,10 @@ impl Model {
     }
 
     /// Models of other slice orientations stored in the same file (the default model's
-    /// axial model): automatic segmentation averages their class probabilities with
-    /// this model's in 3D unless [`crate::session::SessionOptions::view_averaging`] is
-    /// off (about the time of one more model run each). Prompts use this model only.
+    /// axial and sagittal models): automatic segmentation averages their class
+    /// probabilities with this model's in 3D unless
+    /// [`crate::session::SessionOptions::view_averaging`] is off. Prompts use this model
+    /// only.
     pub fn other_views(&self) -> &[Arc<Model>] {
         &self.other_views
     }

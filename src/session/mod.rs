@@ -73,10 +73,10 @@ pub struct SessionOptions {
     /// result, since the patch grid of the encoder then falls differently on the anatomy.
     pub shift_averaging: bool,
     /// Automatic segmentation also runs the model's models of other slice orientations
-    /// ([`Model::other_views`]: the default model's axial model), each with the same
-    /// mirrored and shifted views, and averages their class probabilities with this
-    /// model's in 3D (FastSurfer's view aggregation): about the time of one more
-    /// model run each. Prompts are not affected.
+    /// ([`Model::other_views`]: the default model's axial and sagittal models), each with
+    /// the views it takes (see `View::averaged`), and averages their class probabilities
+    /// with this model's in 3D (FastSurfer's view aggregation): about twice the time with
+    /// the default model. Prompts are not affected.
     pub view_averaging: bool,
     /// 3D clean-up applied to the automatic result.
     pub cleanup: CleanupOptions,

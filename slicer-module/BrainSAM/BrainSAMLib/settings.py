@@ -50,7 +50,7 @@ class ModelSettings:
     #: automatic segmentation also segments slices shifted by half a patch (4x time)
     shift_views: bool = True
     #: automatic segmentation also runs the model's other slice orientations, e.g. the
-    #: default model's axial model, averaging in 3D (more accurate, about 2x time)
+    #: default model's axial and sagittal models, averaging in 3D (more accurate, 2x time)
     orientation_views: bool = True
 
     def model_key(self) -> tuple:
