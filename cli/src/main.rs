@@ -688,7 +688,7 @@ fn combine_views_command(args: &CombineViewsArgs) -> Result<()> {
     check_output_path(&args.out, "model file")?;
     brainsam::model::load::combine_view_models(&args.model, &args.views, &args.out)?;
     println!(
-        "wrote {} ({} with {} view model(s))",
+        "wrote {} ({} with {} view model(s) added)",
         args.out.display(),
         args.model.display(),
         args.views.len()

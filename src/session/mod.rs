@@ -432,13 +432,10 @@ impl Session {
         total: usize,
     ) -> Result<Vec<Tensor>> {
         let state = self.state()?;
-        let m = logits
-            .first()
-            .map_or(0, |l| l.size().last().copied().unwrap_or(0) as usize);
-        let mut average = OrientationAverage::new(
-            stack_probabilities(logits)?,
-            self.model.config().slice_orientation,
-        );
+        let probabilities = stack_probabilities(logits)?;
+        let m = probabilities.dim().2;
+        let mut average =
+            OrientationAverage::new(probabilities, self.model.config().slice_orientation);
         // Orientations that cannot tell left from right come last, so that the average
         // they take their sides from is complete.
         views.sort_by_key(|view| {

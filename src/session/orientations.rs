@@ -8,6 +8,7 @@ use ndarray::{Array3, Array4, ArrayView4, Axis};
 use tch::Tensor;
 
 use crate::error::{Error, Result};
+use crate::labels::NUM_CLASSES;
 use crate::volume::frame::SliceOrientation;
 
 /// The weight of an orientation's probabilities in the average: coronal and axial 0.4,
@@ -60,8 +61,9 @@ impl OrientationAverage {
             )));
         }
         let weight = orientation_weight(orientation);
-        let sided = orientation.tells_left_from_right();
         let (n, classes, m, _) = self.sum.dim();
+        // Only the 12 structures' classes come in (left, right) pairs.
+        let sided = orientation.tells_left_from_right() || classes != NUM_CLASSES;
         for slice in 0..n {
             for y in 0..m {
                 for x in 0..m {
@@ -69,26 +71,29 @@ impl OrientationAverage {
                         continue;
                     }
                     self.weight[[slice, y, x]] += weight;
+                    if sided {
+                        for class in 0..classes {
+                            self.sum[[slice, class, y, x]] +=
+                                weight * probabilities[[slice, class, y, x]];
+                        }
+                        continue;
+                    }
                     self.sum[[slice, 0, y, x]] += weight * probabilities[[slice, 0, y, x]];
-                    // Structures come in (left, right) pairs: classes 1 and 2, 3 and 4, ...
+                    // Left and right classes: 1 and 2, 3 and 4, ...
                     for left in (1..classes).step_by(2) {
                         let right = left + 1;
-                        let (p_left, p_right) = (
-                            probabilities[[slice, left, y, x]],
-                            probabilities[[slice, right, y, x]],
-                        );
-                        let (p_left, p_right) = if sided {
-                            (p_left, p_right)
+                        let pooled = probabilities[[slice, left, y, x]]
+                            + probabilities[[slice, right, y, x]];
+                        let evidence_left = self.sum[[slice, left, y, x]];
+                        let evidence = evidence_left + self.sum[[slice, right, y, x]];
+                        let (p_left, p_right) = if evidence < SIDE_EVIDENCE {
+                            (
+                                probabilities[[slice, left, y, x]],
+                                probabilities[[slice, right, y, x]],
+                            )
                         } else {
-                            let evidence_left = self.sum[[slice, left, y, x]];
-                            let evidence = evidence_left + self.sum[[slice, right, y, x]];
-                            if evidence < SIDE_EVIDENCE {
-                                (p_left, p_right)
-                            } else {
-                                let share = evidence_left / evidence;
-                                let pooled = p_left + p_right;
-                                (pooled * share, pooled * (1.0 - share))
-                            }
+                            let share = evidence_left / evidence;
+                            (pooled * share, pooled * (1.0 - share))
                         };
                         self.sum[[slice, left, y, x]] += weight * p_left;
                         self.sum[[slice, right, y, x]] += weight * p_right;
@@ -121,7 +126,6 @@ impl OrientationAverage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::labels::NUM_CLASSES;
 
     /// One slice of 2 x 2 pixels with the given class probabilities at every pixel.
     fn uniform(values: [f32; NUM_CLASSES]) -> Array4<f32> {
@@ -200,6 +204,24 @@ mod tests {
         assert!(at(0, 0, 3) < 1e-6);
         // The uncovered pixel keeps the coronal model's background.
         assert!((at(0, 1, 0) - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn models_of_other_class_counts_are_averaged_without_pairing() {
+        // Two classes (background and one structure): no left-right pairs to split.
+        let probabilities = |p: f32| {
+            Array4::from_shape_fn(
+                (1, 2, 2, 2),
+                |(_, class, _, _)| if class == 1 { p } else { 1.0 - p },
+            )
+        };
+        let mut average = OrientationAverage::new(probabilities(0.9), SliceOrientation::Coronal);
+        average
+            .add(probabilities(0.3).view(), SliceOrientation::Sagittal)
+            .unwrap();
+        let log = average.log_probabilities();
+        let p = log[0].get(1).double_value(&[0, 0]).exp();
+        assert!((p - (0.4 * 0.9 + 0.2 * 0.3) / 0.6).abs() < 1e-5, "{p}");
     }
 
     #[test]
