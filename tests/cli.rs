@@ -269,6 +269,77 @@ fn info_reports_runtime_and_paper_parameter_counts() {
 }
 
 #[test]
+fn combine_views_adds_orientations_that_info_lists() {
+    use brainsam::session::{init_model, Model, ModelOptions};
+    use brainsam::volume::frame::SliceOrientation;
+    let dir = scratch_dir("cli_views");
+    let coronal = common::test_checkpoint();
+    let config = Model::load(&ModelOptions {
+        checkpoint: Some(coronal.to_path_buf()),
+        ..ModelOptions::default()
+    })
+    .unwrap()
+    .config()
+    .clone();
+    let (axial, sagittal) = (
+        dir.join("axial.safetensors"),
+        dir.join("sagittal.safetensors"),
+    );
+    init_model(
+        &axial,
+        &config
+            .clone()
+            .with_slice_orientation(SliceOrientation::Axial),
+        3,
+    )
+    .unwrap();
+    init_model(
+        &sagittal,
+        &config.with_slice_orientation(SliceOrientation::Sagittal),
+        4,
+    )
+    .unwrap();
+    let (two, three) = (dir.join("two.safetensors"), dir.join("three.safetensors"));
+    ok(&[
+        "combine-views",
+        "--model",
+        s(coronal),
+        "--view",
+        s(&axial),
+        "--out",
+        s(&two),
+    ]);
+    // A file with views takes more; the same orientation twice is refused.
+    ok(&[
+        "combine-views",
+        "--model",
+        s(&two),
+        "--view",
+        s(&sagittal),
+        "--out",
+        s(&three),
+    ]);
+    fails_with(
+        &[
+            "combine-views",
+            "--model",
+            s(&three),
+            "--view",
+            s(&axial),
+            "--out",
+            s(&dir.join("x.safetensors")),
+        ],
+        "orientation (axial) is already in the combined model",
+    );
+    let printed = ok(&["info", "--model", s(&three)]);
+    assert!(
+        printed.contains("reads coronal slices, with axial and sagittal models averaged"),
+        "{printed}"
+    );
+    assert!(!ok(&["info", "--model", s(coronal)]).contains("averaged"));
+}
+
+#[test]
 fn segment_outputs_are_checked_first_and_written_atomically() {
     let dir = scratch_dir("cli_outputs");
     let (input, model) = (dir.join("head.nii"), dir.join("tiny.safetensors"));

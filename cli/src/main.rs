@@ -659,6 +659,18 @@ fn info(args: &InfoArgs) -> Result<()> {
                 .as_ref()
                 .map_or("none".to_string(), |l| format!("rank {}", l.rank))
         );
+        let views: Vec<&str> = model
+            .other_views()
+            .iter()
+            .map(|view| view.config().slice_orientation.name())
+            .collect();
+        if !views.is_empty() {
+            println!(
+                "  reads {} slices, with {} models averaged in automatic segmentation (--no-views skips them)",
+                config.slice_orientation.name(),
+                views.join(" and ")
+            );
+        }
     }
     if let Some(name) = &args.config {
         let mut config = SamConfig::by_name(name)?
