@@ -29,7 +29,7 @@ pub use propagate::{covered_slices, PropagationDirection, PropagationOptions};
 pub(crate) use input::array3_to_tensor;
 use orientations::OrientationAverage;
 pub(crate) use prompts::four_neighbours;
-use prompts::{constrain_to_prompts, fit_to_box, focus_clicks, locate};
+use prompts::{box_confirms, constrain_to_prompts, fit_to_box, focus_clicks, locate};
 use views::{shift_content, View};
 
 // Model loading lives in `model::load`; re-exported here for the layers that open a
@@ -466,7 +466,8 @@ impl Session {
     ///
     /// With a model that has an interactive head (the default model), the head turns
     /// the slice's box and clicks for `structure` into that structure's mask (with a
-    /// box, blended with the automatic result's log-odds), which
+    /// box, blended with the automatic result's log-odds; a box alone drawn around the
+    /// automatic result, each side within 3 mm of it, confirms that result), which
     /// replaces the structure on that slice of the automatic result: voxels inside the
     /// mask become `structure`, voxels of `structure` outside it go to the class the
     /// automatic result ranks next, other structures are untouched elsewhere. Without
@@ -556,6 +557,9 @@ impl Session {
         let automatic_odds = automatic_log_odds(automatic, structure)?;
         // Propagated boxes are grown by a margin on purpose: not fitted.
         let propagated = state.propagated_boxes.contains(&(structure, slice));
+        if !propagated && box_confirms(&automatic_odds, prompts, scale)? {
+            return constrain_to_prompts(&automatic_odds, prompts, scale);
+        }
         let model_prompts = self.model_prompts(prompts);
         let embedding = state.embeddings[slice].as_ref().expect("encoded before");
         let logits = tch::no_grad(|| {
@@ -1252,6 +1256,47 @@ mod tests {
             }
         }
         assert!(removed > 10 && kept > 60, "removed {removed}, kept {kept}");
+    }
+
+    #[test]
+    fn a_drawn_box_confirms_an_automatic_result_that_fills_it() {
+        use prompts::box_confirms;
+        // 32 x 32 output pixels, scale 2 (64 x 64 input pixels): the automatic result is
+        // the square of output pixels 10..=19, input pixels 20..=39.
+        let side = 32i64;
+        let odds: Vec<f32> = (0..side * side)
+            .map(|i| {
+                let (x, y) = (i % side, i / side);
+                if (10..=19).contains(&x) && (10..=19).contains(&y) {
+                    3.0
+                } else {
+                    -3.0
+                }
+            })
+            .collect();
+        let automatic = Tensor::from_slice(&odds).view([side, side]);
+        let confirms = |bbox: [f64; 4], clicks: usize| {
+            let prompts = SlicePrompts {
+                points: (0..clicks)
+                    .map(|_| PointPrompt {
+                        x: 30.0,
+                        y: 30.0,
+                        positive: true,
+                    })
+                    .collect(),
+                bounding_box: Some(bbox),
+            };
+            box_confirms(&automatic, &prompts, 2.0).unwrap()
+        };
+        assert!(confirms([20.0, 20.0, 39.0, 39.0], 0), "the exact box");
+        assert!(
+            confirms([18.0, 19.0, 41.0, 40.0], 0),
+            "a box drawn a little loose"
+        );
+        assert!(!confirms([35.0, 20.0, 54.0, 39.0], 0), "a box beside it");
+        assert!(!confirms([4.0, 4.0, 60.0, 60.0], 0), "a box much larger");
+        assert!(!confirms([26.0, 26.0, 33.0, 33.0], 0), "a box much smaller");
+        assert!(!confirms([20.0, 20.0, 39.0, 39.0], 1), "a box with a click");
     }
 
     #[test]

@@ -229,6 +229,55 @@ fn within_box(x: f64, y: f64, [x0, y0, x1, y1]: [f64; 4], margin: f64) -> bool {
     x >= x0 + 0.5 - m && x <= x1 + 0.5 + m && y >= y0 + 0.5 - m && y <= y1 + 0.5 + m
 }
 
+/// How far (model-input pixels, 3 mm for the default model) each side of a drawn box may
+/// lie from the automatic result's extent for the box to confirm that result.
+pub(super) const BOX_AGREEMENT_PX: f64 = 6.0;
+
+/// Whether a drawn box (and no click) confirms the automatic result: the structure's
+/// automatic pixels (`automatic` log-odds > 0, `[m, m]`) lie within the box's constraint
+/// margin and reach each of its sides within [`BOX_AGREEMENT_PX`]. Such a box says the
+/// automatic result is where the structure is, so it stays as it is (the head's mask,
+/// decoded from one view and fitted to the box, redraws a border that eight averaged
+/// views drew better).
+pub(super) fn box_confirms(automatic: &Tensor, prompts: &SlicePrompts, scale: f64) -> Result<bool> {
+    let Some(bbox) = prompts.bounding_box.filter(|_| prompts.points.is_empty()) else {
+        return Ok(false);
+    };
+    let side = automatic.size()[1];
+    let odds = Vec::<f32>::try_from(automatic.flatten(0, -1))?;
+    let mut extent = [
+        f64::INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NEG_INFINITY,
+    ];
+    for (index, _) in odds.iter().enumerate().filter(|(_, &v)| v > 0.0) {
+        let (x, y) = pixel_centre(index, side, scale);
+        if !within_box(x, y, bbox, BOX_CONSTRAINT_MARGIN_PX) {
+            return Ok(false);
+        }
+        extent = [
+            extent[0].min(x),
+            extent[1].min(y),
+            extent[2].max(x),
+            extent[3].max(y),
+        ];
+    }
+    if !extent[0].is_finite() {
+        return Ok(false);
+    }
+    // Box sides at the outer edges of its pixels; the extent at pixel centres, half an
+    // output pixel inside the automatic result's edge.
+    let half = scale / 2.0;
+    let sides = [
+        (extent[0] - half) - bbox[0],
+        (extent[1] - half) - bbox[1],
+        (bbox[2] + 1.0) - (extent[2] + half),
+        (bbox[3] + 1.0) - (extent[3] + half),
+    ];
+    Ok(sides.iter().all(|gap| gap.abs() <= BOX_AGREEMENT_PX))
+}
+
 /// Margin for [`within_box`] that covers exactly the box's pixels (half a pixel beyond
 /// the outermost centres).
 const BOX_PIXELS_MARGIN_PX: f64 = 0.5;
