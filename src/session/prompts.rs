@@ -136,7 +136,7 @@ pub(super) fn focus_clicks(
                 .filter(|&i| (base[i] > 0.0) == point.positive)
                 .map(|i| {
                     let (x, y) = pixel_centre(i, side, scale);
-                    (x - (point.x + 0.5)).hypot(y - (point.y + 0.5))
+                    click_distance(x, y, point)
                 })
                 .fold(f64::INFINITY, f64::min);
             (CLICK_REACH_PER_BORDER_DISTANCE * border).clamp(seed_radius, CLICK_FOCUS_RADIUS_PX)
@@ -217,8 +217,13 @@ fn pixel_centre(index: usize, side: i64, scale: f64) -> (f64, f64) {
 /// Whether model-input point (x, y) lies within `radius` model-input pixels of the
 /// centre of the pixel clicked at `point`.
 fn near_click(x: f64, y: f64, point: &PointPrompt, radius: f64) -> bool {
-    let (dx, dy) = (x - (point.x + 0.5), y - (point.y + 0.5));
-    dx * dx + dy * dy <= radius * radius
+    click_distance(x, y, point) <= radius
+}
+
+/// Distance (model-input pixels) from model-input point (x, y) to the centre of the pixel
+/// clicked at `point`.
+fn click_distance(x: f64, y: f64, point: &PointPrompt) -> f64 {
+    (x - (point.x + 0.5)).hypot(y - (point.y + 0.5))
 }
 
 /// Whether model-input point (x, y) lies within `margin` model-input pixels of the
