@@ -269,7 +269,7 @@ fn info_reports_runtime_and_paper_parameter_counts() {
 }
 
 #[test]
-fn combine_views_adds_orientations_that_info_lists() {
+fn combine_views_adds_and_replaces_orientations_that_info_lists() {
     use brainsam::session::{init_model, Model, ModelOptions};
     use brainsam::volume::frame::SliceOrientation;
     let dir = scratch_dir("cli_views");
@@ -295,8 +295,18 @@ fn combine_views_adds_orientations_that_info_lists() {
     .unwrap();
     init_model(
         &sagittal,
-        &config.with_slice_orientation(SliceOrientation::Sagittal),
+        &config
+            .clone()
+            .with_slice_orientation(SliceOrientation::Sagittal),
         4,
+    )
+    .unwrap();
+    // Another axial model (other random weights), for --replace.
+    let axial_again = dir.join("axial-again.safetensors");
+    init_model(
+        &axial_again,
+        &config.with_slice_orientation(SliceOrientation::Axial),
+        5,
     )
     .unwrap();
     let (two, three) = (dir.join("two.safetensors"), dir.join("three.safetensors"));
@@ -330,6 +340,45 @@ fn combine_views_adds_orientations_that_info_lists() {
             s(&dir.join("x.safetensors")),
         ],
         "orientation (axial) is already in the combined model",
+    );
+    // --replace swaps a view model for one trained further, and only one that is there.
+    let replaced = dir.join("replaced.safetensors");
+    let printed = ok(&[
+        "combine-views",
+        "--model",
+        s(&three),
+        "--view",
+        s(&axial_again),
+        "--replace",
+        "--out",
+        s(&replaced),
+    ]);
+    assert!(printed.contains("1 view model(s) replaced"), "{printed}");
+    let axial_weight = |path: &Path| {
+        let tensors = brainsam::weights::read_safetensors(path).unwrap().0;
+        tensors
+            .into_iter()
+            .find(|(name, _)| name == "views.axial.image_encoder.patch_embed.proj.weight")
+            .map(|(_, tensor)| tensor)
+            .unwrap()
+    };
+    let moved =
+        f64::try_from((axial_weight(&replaced) - axial_weight(&three)).abs().max()).unwrap();
+    assert!(moved > 1e-3, "the axial view model was replaced");
+    assert!(ok(&["info", "--model", s(&replaced)])
+        .contains("reads coronal slices, with axial and sagittal models averaged"));
+    fails_with(
+        &[
+            "combine-views",
+            "--model",
+            s(&two),
+            "--view",
+            s(&sagittal),
+            "--replace",
+            "--out",
+            s(&dir.join("y.safetensors")),
+        ],
+        "holds no sagittal view model to replace",
     );
     let printed = ok(&["info", "--model", s(&three)]);
     assert!(

@@ -806,3 +806,84 @@ fn small_structure_slices_are_sampled_by_their_weight() {
     };
     assert!(share(4.0) > share(1.0) + 0.1);
 }
+
+#[test]
+fn a_view_model_of_a_combined_file_trains_further_from_its_own_weights() {
+    use brainsam::model::load::combine_view_models;
+    use brainsam::model::SamConfig;
+    use brainsam::volume::frame::SliceOrientation;
+    let _turn = training_turn();
+    let dir = common::scratch_dir("train_checkpoint_view");
+    let coronal_config = SamConfig::tiny().with_num_classes(12).with_input_size(128);
+    let coronal = dir.join("coronal.safetensors");
+    brainsam::session::init_model(&coronal, &coronal_config, 1).unwrap();
+    let axial = dir.join("axial.safetensors");
+    brainsam::session::init_model(
+        &axial,
+        &coronal_config
+            .clone()
+            .with_slice_orientation(SliceOrientation::Axial),
+        2,
+    )
+    .unwrap();
+    let combined = dir.join("combined.safetensors");
+    combine_view_models(&coronal, std::slice::from_ref(&axial), &combined).unwrap();
+
+    let mut config = tiny_config(&dir.join("out"), 1);
+    config.model.checkpoint = Some(combined.clone());
+    config.model.checkpoint_view = Some(SliceOrientation::Axial);
+    // A learning rate too small to move any weight visibly: the output shows the start.
+    config.optim.lr = 1e-12;
+    config.optim.warmup = 0;
+    let trained = run_to_end(
+        config.clone(),
+        three_phantoms_and_validation(),
+        TrainOptions::default(),
+    );
+    let (tensors, metadata) = brainsam::weights::read_safetensors(&trained).unwrap();
+    let trained_config = SamConfig::from_json(&metadata["brainsam_config"]).unwrap();
+    assert_eq!(trained_config.slice_orientation, SliceOrientation::Axial);
+    let start = |path: &Path| -> std::collections::BTreeMap<String, tch::Tensor> {
+        read_weights(path).into_iter().collect()
+    };
+    let (axial_start, coronal_start) = (start(&axial), start(&coronal));
+    let name = "image_encoder.patch_embed.proj.weight";
+    let trained_weight = &tensors.iter().find(|(n, _)| n == name).unwrap().1;
+    let difference =
+        |other: &tch::Tensor| f64::try_from((trained_weight - other).abs().max()).unwrap();
+    assert!(
+        difference(&axial_start[name]) < 1e-6,
+        "starts from the axial view model"
+    );
+    assert!(
+        difference(&coronal_start[name]) > 1e-3,
+        "not from the main model"
+    );
+
+    // A view the file does not hold, and a view without a file, are named errors.
+    let mut missing = config.clone();
+    missing.model.checkpoint_view = Some(SliceOrientation::Sagittal);
+    missing.run.output_dir = dir.join("out-missing");
+    match Trainer::with_subjects(
+        missing,
+        three_phantoms_and_validation(),
+        TrainOptions::default(),
+    ) {
+        Err(error) => assert!(
+            error.to_string().contains("holds no sagittal view model"),
+            "{error}"
+        ),
+        Ok(_) => panic!("a missing view model must be refused"),
+    }
+    let mut without_file = config;
+    without_file.model.checkpoint = None;
+    without_file.run.output_dir = dir.join("out-without-file");
+    match Trainer::with_subjects(
+        without_file,
+        three_phantoms_and_validation(),
+        TrainOptions::default(),
+    ) {
+        Err(error) => assert!(error.to_string().contains("give the checkpoint"), "{error}"),
+        Ok(_) => panic!("checkpoint_view without a checkpoint must be refused"),
+    }
+}

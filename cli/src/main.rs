@@ -338,6 +338,10 @@ struct CombineViewsArgs {
     /// A model file of another slice orientation (repeat for several).
     #[arg(long = "view", required = true)]
     views: Vec<PathBuf>,
+    /// Replace the main file's view models of the given views' orientations (each must
+    /// be there) instead of refusing them: to ship view models trained further.
+    #[arg(long)]
+    replace: bool,
     /// Output model file (.safetensors).
     #[arg(long)]
     out: PathBuf,
@@ -698,9 +702,15 @@ fn info(args: &InfoArgs) -> Result<()> {
 
 fn combine_views_command(args: &CombineViewsArgs) -> Result<()> {
     check_output_path(&args.out, "model file")?;
-    brainsam::model::load::combine_view_models(&args.model, &args.views, &args.out)?;
+    let done = if args.replace {
+        brainsam::model::load::replace_view_models(&args.model, &args.views, &args.out)?;
+        "replaced"
+    } else {
+        brainsam::model::load::combine_view_models(&args.model, &args.views, &args.out)?;
+        "added"
+    };
     println!(
-        "wrote {} ({} with {} view model(s) added)",
+        "wrote {} ({} with {} view model(s) {done})",
         args.out.display(),
         args.model.display(),
         args.views.len()

@@ -240,6 +240,16 @@ pub fn stored_config(
 /// added as view models, to `output` (atomically). The view models' interactive heads
 /// are left out: prompts use the main model's.
 pub fn combine_view_models(main: &Path, views: &[PathBuf], output: &Path) -> Result<()> {
+    combine(main, views, output, false)
+}
+
+/// As [`combine_view_models`], but a view model of `main` in the orientation of one of
+/// `views` is replaced by it instead of refused: to ship a view model trained further.
+pub fn replace_view_models(main: &Path, views: &[PathBuf], output: &Path) -> Result<()> {
+    combine(main, views, output, true)
+}
+
+fn combine(main: &Path, views: &[PathBuf], output: &Path, replace: bool) -> Result<()> {
     let (mut tensors, mut metadata) = weights::read_safetensors(main)?;
     let main_config = stored_config(main, &metadata)?;
     // A main file that holds view models keeps them: the new ones are added.
@@ -255,8 +265,19 @@ pub fn combine_view_models(main: &Path, views: &[PathBuf], output: &Path) -> Res
         let (view_tensors, view_metadata) = weights::read_safetensors(path)?;
         let config = stored_config(path, &view_metadata)?;
         let name = config.slice_orientation.name();
+        let config_key = format!("{VIEW_CONFIG_METADATA_PREFIX}{name}");
+        if replace && config.slice_orientation != main_config.slice_orientation {
+            if metadata.remove(&config_key).is_none() {
+                return Err(Error::invalid_file(
+                    path,
+                    format!("{} holds no {name} view model to replace", main.display()),
+                ));
+            }
+            let prefix = format!("{VIEW_TENSOR_PREFIX}{name}.");
+            tensors.retain(|(tensor, _)| !tensor.starts_with(&prefix));
+        }
         if config.slice_orientation == main_config.slice_orientation
-            || metadata.contains_key(&format!("{VIEW_CONFIG_METADATA_PREFIX}{name}"))
+            || metadata.contains_key(&config_key)
         {
             return Err(Error::invalid_file(
                 path,
@@ -275,10 +296,7 @@ pub fn combine_view_models(main: &Path, views: &[PathBuf], output: &Path) -> Res
         {
             return Err(Error::invalid_file(path, "already holds view models"));
         }
-        metadata.insert(
-            format!("{VIEW_CONFIG_METADATA_PREFIX}{name}"),
-            config.with_interactive(false).to_json(),
-        );
+        metadata.insert(config_key, config.with_interactive(false).to_json());
         tensors.extend(
             view_tensors
                 .into_iter()

@@ -103,6 +103,10 @@ pub struct ModelSection {
     /// weights; a sagittal one learns left and right structures as one class and needs
     /// `augment.flip_probability = 0`.
     pub slice_orientation: Option<SliceOrientation>,
+    /// Start from the model of this orientation that `checkpoint` carries beside its main
+    /// model (a file made by `brainsam combine-views`), to train it further; None: the
+    /// file's main model. A file without a model of that orientation is an error.
+    pub checkpoint_view: Option<SliceOrientation>,
 }
 
 impl Default for ModelSection {
@@ -116,6 +120,7 @@ impl Default for ModelSection {
             slice_context_mm: None,
             fine_output: None,
             slice_orientation: None,
+            checkpoint_view: None,
         }
     }
 }
@@ -502,6 +507,12 @@ impl TrainConfig {
         }
         if self.run.batch_size == 0 {
             return bad("run.batch_size must be at least 1".into());
+        }
+        if self.model.checkpoint_view.is_some() && self.model.checkpoint.is_none() {
+            return bad(
+                "model.checkpoint_view names a view model of model.checkpoint: give the checkpoint"
+                    .into(),
+            );
         }
         if let Some(minutes) = self.run.minutes {
             if !(minutes.is_finite() && minutes > 0.0) {

@@ -430,13 +430,39 @@ impl Trainer {
                         (weights::read_state_dict(path)?, Default::default())
                     }
                 };
-                // A model trained from a file with view models is one model: the views
-                // (made for the file's main model) are not carried over.
-                let (tensors, _views) = split_view_models(tensors, &metadata)
+                // A model trained from a file with view models is one model: the main
+                // model, or the view model named by `checkpoint_view`; the others are
+                // not carried over.
+                let (tensors, views) = split_view_models(tensors, &metadata)
                     .map_err(|e| Error::invalid_file(path, e.to_string()))?;
+                let (tensors, stored_config) = match config.model.checkpoint_view {
+                    None => (
+                        tensors,
+                        metadata
+                            .get(CONFIG_METADATA_KEY)
+                            .map(|json| SamConfig::from_json(json))
+                            .transpose()?,
+                    ),
+                    Some(orientation) => {
+                        let (_, view_config, view_tensors) = views
+                            .into_iter()
+                            .find(|(_, c, _)| c.slice_orientation == orientation)
+                            .ok_or_else(|| {
+                                Error::invalid_file(
+                                    path,
+                                    format!(
+                                        "model.checkpoint_view is {} but the file holds no {} view model",
+                                        orientation.name(),
+                                        orientation.name()
+                                    ),
+                                )
+                            })?;
+                        (view_tensors, Some(view_config))
+                    }
+                };
                 // Derived as Model::load derives it, so adapters check against it.
-                let base_config = match metadata.get(CONFIG_METADATA_KEY) {
-                    Some(json) => SamConfig::from_json(json)?,
+                let base_config = match stored_config {
+                    Some(c) => c,
                     None => match SamConfig::infer_from_state_dict(&tensors) {
                         Some(c) => c,
                         None => SamConfig::by_name(&config.model.config)?,
