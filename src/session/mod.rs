@@ -557,9 +557,7 @@ impl Session {
         let automatic_odds = automatic_log_odds(automatic, structure)?;
         // Propagated boxes are grown by a margin on purpose: not fitted.
         let propagated = state.propagated_boxes.contains(&(structure, slice));
-        if !propagated && box_confirms(&automatic_odds, prompts, scale)? {
-            return constrain_to_prompts(&automatic_odds, prompts, scale);
-        }
+        let fits_automatic = !propagated && box_confirms(&automatic_odds, prompts, scale)?;
         let model_prompts = self.model_prompts(prompts);
         let embedding = state.embeddings[slice].as_ref().expect("encoded before");
         let logits = tch::no_grad(|| {
@@ -584,6 +582,15 @@ impl Session {
             fit_to_box(&mask, prompts, scale, state.geometry.pixel_mm())?
         };
         let mask = focus_clicks(&mask, &automatic_odds, prompts, scale)?;
+        if fits_automatic {
+            let agreement = overlap(&mask, &automatic_odds)?;
+            log::debug!(
+                "box around the automatic result: the head's mask overlaps it {agreement:.3}"
+            );
+            if agreement >= BOX_CONFIRM_MIN_IOU {
+                return constrain_to_prompts(&automatic_odds, prompts, scale);
+            }
+        }
         constrain_to_prompts(&mask, prompts, scale)
     }
 
@@ -829,6 +836,26 @@ pub(crate) const PROPAGATION_MARGIN_PX: f64 = 4.0;
 /// automatic result cut to the box) loses box Dice.
 const BOX_AUTOMATIC_WEIGHT: f64 = 0.75;
 
+/// Least overlap (intersection over union) of the head's mask for a box with the
+/// automatic result for the box to confirm that result (see [`box_confirms`]): a box
+/// that fits the automatic result's extent while the head finds a different shape inside
+/// it says the automatic result is wrong there (a fragment or a thin rim spanning the
+/// structure), and the head's mask is used.
+const BOX_CONFIRM_MIN_IOU: f64 = 0.5;
+
+/// Intersection over union of the pixels two logit maps (`[m, m]`) put above zero; 0 when
+/// both are empty.
+fn overlap(a: &Tensor, b: &Tensor) -> Result<f64> {
+    let (a, b) = (a.f_gt(0.0)?, b.f_gt(0.0)?);
+    let intersection = f64::try_from(a.logical_and(&b).sum(Kind::Float))?;
+    let union = f64::try_from(a.logical_or(&b).sum(Kind::Float))?;
+    Ok(if union > 0.0 {
+        intersection / union
+    } else {
+        0.0
+    })
+}
+
 /// [`BOX_AUTOMATIC_WEIGHT`] for the boxes [`Session::segment_structure_3d`] propagates:
 /// the previous slice's mask's box grown by [`PROPAGATION_MARGIN_PX`] says less than a
 /// drawn box, so the automatic result counts more. Chosen on the validation subjects
@@ -989,6 +1016,16 @@ mod tests {
         CLICK_CONSTRAINT_RADIUS_PX, CLICK_FOCUS_RADIUS_PX, CLICK_REACH_PER_BORDER_DISTANCE,
     };
     use views::half_patch_shift;
+
+    #[test]
+    fn overlap_is_intersection_over_union_of_positive_pixels() {
+        let a = Tensor::from_slice(&[1.0f32, 1.0, -1.0, -1.0]).view([2, 2]);
+        let b = Tensor::from_slice(&[1.0f32, -1.0, 1.0, -1.0]).view([2, 2]);
+        assert!((overlap(&a, &b).unwrap() - 1.0 / 3.0).abs() < 1e-9);
+        assert_eq!(overlap(&a, &a).unwrap(), 1.0);
+        let empty = Tensor::from_slice(&[-1.0f32; 4]).view([2, 2]);
+        assert_eq!(overlap(&empty, &empty).unwrap(), 0.0);
+    }
 
     #[test]
     fn handed_back_structures_are_top_exactly_where_the_base_puts_them() {

@@ -243,7 +243,8 @@ pub(super) const BOX_AGREEMENT_PX: f64 = 6.0;
 /// margin and reach each of its sides within [`BOX_AGREEMENT_PX`]. Such a box says the
 /// automatic result is where the structure is, so it stays as it is (the head's mask,
 /// decoded from one view and fitted to the box, redraws a border that eight averaged
-/// views drew better).
+/// views drew better) — provided the head's mask overlaps it enough (the session checks
+/// that: an automatic fragment can span a box it does not fill).
 pub(super) fn box_confirms(automatic: &Tensor, prompts: &SlicePrompts, scale: f64) -> Result<bool> {
     let Some(bbox) = prompts.bounding_box.filter(|_| prompts.points.is_empty()) else {
         return Ok(false);
