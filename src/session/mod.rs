@@ -467,7 +467,8 @@ impl Session {
     /// With a model that has an interactive head (the default model), the head turns
     /// the slice's box and clicks for `structure` into that structure's mask (with a
     /// box, blended with the automatic result's log-odds; a box alone drawn around the
-    /// automatic result, each side within 3 mm of it, confirms that result), which
+    /// automatic result, each side within 3 mm of it, confirms that result where the
+    /// head's mask overlaps it with an IoU of at least 0.5), which
     /// replaces the structure on that slice of the automatic result: voxels inside the
     /// mask become `structure`, voxels of `structure` outside it go to the class the
     /// automatic result ranks next, other structures are untouched elsewhere. Without

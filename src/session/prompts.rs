@@ -251,27 +251,24 @@ pub(super) fn box_confirms(automatic: &Tensor, prompts: &SlicePrompts, scale: f6
     };
     let side = automatic.size()[1];
     let odds = Vec::<f32>::try_from(automatic.flatten(0, -1))?;
-    let mut extent = [
-        f64::INFINITY,
-        f64::INFINITY,
-        f64::NEG_INFINITY,
-        f64::NEG_INFINITY,
-    ];
-    for (index, _) in odds.iter().enumerate().filter(|(_, &v)| v > 0.0) {
-        let (x, y) = pixel_centre(index, side, scale);
-        if !within_box(x, y, bbox, BOX_CONSTRAINT_MARGIN_PX) {
-            return Ok(false);
-        }
-        extent = [
-            extent[0].min(x),
-            extent[1].min(y),
-            extent[2].max(x),
-            extent[3].max(y),
-        ];
-    }
-    if !extent[0].is_finite() {
+    let structure: Vec<(f32, f64, f64)> = odds
+        .iter()
+        .enumerate()
+        .filter(|(_, &v)| v > 0.0)
+        .map(|(index, &v)| {
+            let (x, y) = pixel_centre(index, side, scale);
+            (v, x, y)
+        })
+        .collect();
+    if structure
+        .iter()
+        .any(|&(_, x, y)| !within_box(x, y, bbox, BOX_CONSTRAINT_MARGIN_PX))
+    {
         return Ok(false);
     }
+    let Some(extent) = mask_extent(&structure, 0.0) else {
+        return Ok(false);
+    };
     // Box sides at the outer edges of its pixels; the extent at pixel centres, half an
     // output pixel inside the automatic result's edge.
     let half = scale / 2.0;
