@@ -444,6 +444,7 @@ impl Trainer {
                             .transpose()?,
                     ),
                     Some(orientation) => {
+                        let name = orientation.name();
                         let (_, view_config, view_tensors) = views
                             .into_iter()
                             .find(|(_, c, _)| c.slice_orientation == orientation)
@@ -451,9 +452,7 @@ impl Trainer {
                                 Error::invalid_file(
                                     path,
                                     format!(
-                                        "model.checkpoint_view is {} but the file holds no {} view model",
-                                        orientation.name(),
-                                        orientation.name()
+                                        "model.checkpoint_view is {name} but the file holds no {name} view model"
                                     ),
                                 )
                             })?;
