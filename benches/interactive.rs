@@ -15,13 +15,18 @@
 //!
 //! A second table splits the planes by the structure's area on them (below 25 mm², 25 to
 //! 100 mm², 100 mm² and more): the small end planes of a structure weigh as much as its
-//! largest in the per-plane means above.
+//! largest in the per-plane means above. Its box ceiling is the Dice of the ground truth
+//! cut to the drawn box: the jitter can move a side inwards, so no answer kept inside the
+//! box scores more (on a structure's one- or two-pixel end planes it can miss it all).
 //!
 //! Latency: one `segment_structure` call (prompt → updated label volume) on the CPU.
 //!
 //! `BRAINSAM_DATA=... cargo bench --bench interactive`. `BRAINSAM_BENCH_MODEL` names
 //! another model file; `BRAINSAM_BENCH_SUBJECTS=sub-09,...` picks subjects;
-//! `BRAINSAM_BENCH_PLANE_STEP=N` uses every N-th plane (quicker, for development).
+//! `BRAINSAM_BENCH_PLANE_STEP=N` uses every N-th plane (quicker, for development);
+//! `BRAINSAM_BENCH_TRACE=1` prints one line per plane to stderr (subject, structure, plane,
+//! area, automatic, box and shifted-box Dice, then each click as `+`/`-` and the Dice after
+//! it), to find the planes where a prompt hurts.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -64,6 +69,7 @@ struct PlaneResult {
     area_mm2: f64,
     auto: f64,
     boxed: f64,
+    box_ceiling: f64,
     three_clicks: f64,
 }
 
@@ -72,6 +78,8 @@ struct PlaneResult {
 struct Tally {
     auto_plane: Vec<f64>,
     boxed: Vec<f64>,
+    /// The box's ceiling per plane: see [`box_ceiling`].
+    box_ceiling: Vec<f64>,
     clicks: [Vec<f64>; 3],
     noc: Vec<f64>,
     auto_3d: Vec<f64>,
@@ -79,6 +87,29 @@ struct Tally {
     /// Planes where a box in the wrong place (shifted by the box's width) was tried:
     /// Dice of the right box minus Dice of the shifted one.
     shifted_gap: Vec<f64>,
+}
+
+/// The Dice of the ground truth cut to the drawn box (`[u0, v0, u1, v1]` in plane
+/// pixels, corners in either order): the most any answer kept inside the box can score.
+/// Below 1 where the jitter moved a side inwards, which on a structure's end planes (a
+/// pixel or two wide) can leave it outside the box altogether.
+fn box_ceiling(truth: &[u8], width: usize, class: u8, drawn: [f64; 4]) -> f64 {
+    let (u0, u1) = (drawn[0].min(drawn[2]), drawn[0].max(drawn[2]));
+    let (v0, v1) = (drawn[1].min(drawn[3]), drawn[1].max(drawn[3]));
+    let inside: Vec<u8> = truth
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let (u, v) = ((i % width) as f64, (i / width) as f64);
+            let within = u >= u0 && u <= u1 && v >= v0 && v <= v1;
+            if within {
+                c
+            } else {
+                0
+            }
+        })
+        .collect();
+    dice(&inside, truth, class)
 }
 
 fn mean(values: &[f64]) -> f64 {
@@ -128,6 +159,7 @@ fn main() {
     let mut subject_rows = Vec::new();
     let mut plane_results: Vec<PlaneResult> = Vec::new();
     let mut rng = ChaCha8Rng::seed_from_u64(15);
+    let trace = std::env::var_os("BRAINSAM_BENCH_TRACE").is_some();
     for (name, image, aseg) in SUBJECTS {
         if chosen
             .as_ref()
@@ -163,21 +195,21 @@ fn main() {
             if holding.is_empty() {
                 continue;
             }
+            // The jittered box as plane coordinates [u0, v0, u1, v1] (as drawn: the
+            // session orders the corners).
             let jitter = |rng: &mut ChaCha8Rng, b: [usize; 4], plane: &Plane| {
                 let j = |rng: &mut ChaCha8Rng| rng.gen_range(-1i64..=1) as f64;
                 let w = plane.width() as f64 - 1.0;
                 let h = plane.height() as f64 - 1.0;
-                (
-                    plane.ijk(
-                        (b[0] as f64 + j(rng)).clamp(0.0, w),
-                        (b[1] as f64 + j(rng)).clamp(0.0, h),
-                    ),
-                    plane.ijk(
-                        (b[2] as f64 + j(rng)).clamp(0.0, w),
-                        (b[3] as f64 + j(rng)).clamp(0.0, h),
-                    ),
-                )
+                [
+                    (b[0] as f64 + j(rng)).clamp(0.0, w),
+                    (b[1] as f64 + j(rng)).clamp(0.0, h),
+                    (b[2] as f64 + j(rng)).clamp(0.0, w),
+                    (b[3] as f64 + j(rng)).clamp(0.0, h),
+                ]
             };
+            let corners =
+                |b: [f64; 4], plane: &Plane| (plane.ijk(b[0], b[1]), plane.ijk(b[2], b[3]));
             for (position, &p) in holding.iter().enumerate() {
                 if position % step != 0 {
                     continue;
@@ -189,7 +221,10 @@ fn main() {
                 subject.auto_plane.push(auto);
                 // (a) box.
                 let b = bounding_box(&truth, plane.width(), structure).expect("holds it");
-                let (a_corner, b_corner) = jitter(&mut rng, b, &plane);
+                let drawn = jitter(&mut rng, b, &plane);
+                let (a_corner, b_corner) = corners(drawn, &plane);
+                let ceiling = box_ceiling(&truth, plane.width(), structure, drawn);
+                tally.box_ceiling.push(ceiling);
                 session.add_box(structure, a_corner, b_corner).unwrap();
                 let started = Instant::now();
                 session.segment_structure(structure, p).unwrap();
@@ -215,6 +250,9 @@ fn main() {
                 // (b) clicks.
                 let mut noc = if auto >= 0.9 { Some(0) } else { None };
                 let mut current = auto;
+                let area_mm2 =
+                    truth.iter().filter(|&&v| v == structure).count() as f64 * pixel_area_mm2;
+                let mut clicks_trace = String::new();
                 for click in 1..=MAX_CLICKS {
                     if click > 5 && noc.is_some() {
                         break;
@@ -230,6 +268,10 @@ fn main() {
                         session.segment_structure(structure, p).unwrap();
                         latencies.push(started.elapsed().as_secs_f64() * 1000.0);
                         current = dice(&plane.values(session.labels().unwrap()), &truth, structure);
+                        if trace {
+                            let sign = if positive { '+' } else { '-' };
+                            clicks_trace.push_str(&format!(" {sign}{current:.3}"));
+                        }
                     }
                     if current >= 0.9 && noc.is_none() {
                         noc = Some(click);
@@ -246,13 +288,18 @@ fn main() {
                     }
                     if click == 3 {
                         plane_results.push(PlaneResult {
-                            area_mm2: truth.iter().filter(|&&v| v == structure).count() as f64
-                                * pixel_area_mm2,
+                            area_mm2,
                             auto,
                             boxed,
+                            box_ceiling: ceiling,
                             three_clicks: current,
                         });
                     }
+                }
+                if trace {
+                    eprintln!(
+                        "trace {name} {structure} plane {p} area {area_mm2:.0} auto {auto:.3} box {boxed:.3} shifted {moved:.3} ceiling {ceiling:.3} clicks{clicks_trace}"
+                    );
                 }
                 let noc = noc.unwrap_or(MAX_CLICKS) as f64;
                 tally.noc.push(noc);
@@ -268,7 +315,7 @@ fn main() {
             let plane = Plane::new(dims, axis, middle);
             let truth = plane.values(&reference);
             let b = bounding_box(&truth, plane.width(), structure).expect("holds it");
-            let (a_corner, b_corner) = jitter(&mut rng, b, &plane);
+            let (a_corner, b_corner) = corners(jitter(&mut rng, b, &plane), &plane);
             session
                 .segment_structure_3d(structure, a_corner, b_corner)
                 .unwrap();
@@ -313,6 +360,7 @@ fn main() {
         row(STRUCTURES[index].long_name, tally);
         all.auto_plane.extend(&tally.auto_plane);
         all.boxed.extend(&tally.boxed);
+        all.box_ceiling.extend(&tally.box_ceiling);
         for slot in 0..3 {
             all.clicks[slot].extend(&tally.clicks[slot]);
         }
@@ -326,16 +374,20 @@ fn main() {
         row(&format!("subject {name}"), subject);
     }
     let structure_means: Vec<f64> = tallies.iter().map(|t| mean(&t.boxed)).collect();
+    let ceiling_means: Vec<f64> = tallies.iter().map(|t| mean(&t.box_ceiling)).collect();
     println!(
-        "\nbox Dice, lowest structure mean: {:.3}; planes: {}",
+        "\nbox Dice, lowest structure mean: {:.3}; planes: {}; ceiling (ground truth cut to \
+         the drawn box): {:.3}, lowest structure {:.3}",
         structure_means
             .iter()
             .copied()
             .fold(f64::INFINITY, f64::min),
-        all.boxed.len()
+        all.boxed.len(),
+        mean(&all.box_ceiling),
+        ceiling_means.iter().copied().fold(f64::INFINITY, f64::min),
     );
-    println!("\n| structure's area on the plane | planes | auto | box | 3 clicks |");
-    println!("|---|---|---|---|---|");
+    println!("\n| structure's area on the plane | planes | auto | box | box ceiling | 3 clicks |");
+    println!("|---|---|---|---|---|---|");
     let mut lower = 0.0;
     for upper in AREA_BANDS_MM2 {
         let band: Vec<&PlaneResult> = plane_results
@@ -351,10 +403,11 @@ fn main() {
             format!("≥ {lower:.0} mm²")
         };
         println!(
-            "| {label} | {} | {:.3} | {:.3} | {:.3} |",
+            "| {label} | {} | {:.3} | {:.3} | {:.3} | {:.3} |",
             band.len(),
             band_mean(|r| r.auto),
             band_mean(|r| r.boxed),
+            band_mean(|r| r.box_ceiling),
             band_mean(|r| r.three_clicks)
         );
         lower = upper;
