@@ -1,8 +1,9 @@
 //! Prompts steer the default model (issue 15): on a held-out FreeSurfer subject, a box
 //! around a structure on one slice beats a shifted box and an oversized box, keeps a
 //! good automatic result and beats no prompt where the automatic result is poor;
-//! a negative click removes tissue around it; clearing prompts restores the automatic
-//! result on that slice; a box propagated in 3D follows the structure. Needs the real
+//! a negative click removes tissue around it; a simulated user's clicks improve a poor
+//! slice, the same whether segmented after each click or once; clearing prompts restores
+//! the automatic result on that slice; a box propagated in 3D follows the structure. Needs the real
 //! data (BRAINSAM_DATA).
 
 mod common;
@@ -10,7 +11,7 @@ mod common;
 use std::sync::Arc;
 
 use brainsam::labels::LabelScheme;
-use brainsam::session::simulate::{bounding_box, dice, Plane};
+use brainsam::session::simulate::{bounding_box, dice, next_click, Plane};
 use brainsam::session::{
     DeviceChoice, Model, ModelOptions, PropagationDirection, PropagationOptions, Session,
     SessionOptions,
@@ -255,6 +256,64 @@ fn a_negative_click_removes_tissue_around_it_and_a_propagated_box_follows_the_st
         "a negative click removes tissue around it: {before} -> {after}"
     );
     case.session.clear_prompts(structure, None).unwrap();
+    assert_eq!(case.session.labels().unwrap().data(), case.automatic.data());
+
+    // A simulated user's clicks on the amygdala's worst automatic plane (of those holding
+    // at least 20 voxels of it): each click builds on the result the clicks before it
+    // left, and segmenting once after all of them gives the same labels.
+    let dims = case.reference.grid().dims();
+    let (plane, truth, automatic) = (0..dims[case.axis])
+        .map(|p| Plane::new(dims, case.axis, p))
+        .filter(|plane| reference_voxels(&case, plane, AMYGDALA) >= 20)
+        .map(|plane| {
+            let truth = plane.values(&case.reference);
+            let automatic = dice(&plane.values(&case.automatic), &truth, AMYGDALA);
+            (plane, truth, automatic)
+        })
+        .min_by(|a, b| a.2.total_cmp(&b.2))
+        .unwrap();
+    let mut clicks = Vec::new();
+    let mut after_clicks = automatic;
+    for _ in 0..3 {
+        let current = plane.values(case.session.labels().unwrap());
+        let (u, v, positive) =
+            next_click(&current, &truth, plane.width(), plane.height(), AMYGDALA).unwrap();
+        let ijk = plane.ijk(u as f64, v as f64);
+        case.session.add_point(AMYGDALA, ijk, positive).unwrap();
+        case.session
+            .segment_structure(AMYGDALA, plane.index)
+            .unwrap();
+        after_clicks = dice(
+            &plane.values(case.session.labels().unwrap()),
+            &truth,
+            AMYGDALA,
+        );
+        clicks.push((ijk, positive));
+    }
+    eprintln!(
+        "amygdala plane {}: automatic {automatic:.3}, after 3 clicks {after_clicks:.3}",
+        plane.index
+    );
+    assert!(
+        after_clicks >= automatic + 0.05,
+        "three clicks improve a poor plane: {automatic:.3} -> {after_clicks:.3}"
+    );
+    let stepwise = case.session.labels().unwrap().clone();
+    case.session
+        .clear_prompts(AMYGDALA, Some(plane.index))
+        .unwrap();
+    for &(ijk, positive) in &clicks {
+        case.session.add_point(AMYGDALA, ijk, positive).unwrap();
+    }
+    case.session
+        .segment_structure(AMYGDALA, plane.index)
+        .unwrap();
+    assert_eq!(
+        case.session.labels().unwrap().data(),
+        stepwise.data(),
+        "three clicks segmented at once give what segmenting after each gave"
+    );
+    case.session.clear_prompts(AMYGDALA, None).unwrap();
     assert_eq!(case.session.labels().unwrap().data(), case.automatic.data());
 
     // One box on the amygdala's fullest slice, propagated through its neighbours.

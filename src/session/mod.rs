@@ -29,7 +29,7 @@ pub use propagate::{covered_slices, PropagationDirection, PropagationOptions};
 pub(crate) use input::array3_to_tensor;
 use orientations::OrientationAverage;
 pub(crate) use prompts::four_neighbours;
-use prompts::{box_confirms, constrain_to_prompts, fit_to_box, focus_clicks, locate};
+use prompts::{box_confirms, constrain_to_prompts, correct_with_click, fit_to_box, locate};
 use views::{shift_content, View};
 
 // Model loading lives in `model::load`; re-exported here for the layers that open a
@@ -137,6 +137,10 @@ struct VolumeState {
     /// Interactive masks per (structure, slice): binary logits `[m, m]` (CPU) of the
     /// interactive head for that structure's prompts on that slice.
     interactive_masks: BTreeMap<(u8, usize), Tensor>,
+    /// For prompts made of clicks only: the clicks an interactive mask was built from,
+    /// so the next click continues from that mask instead of starting again (see
+    /// [`Session::decode_clicks`]).
+    click_masks: BTreeMap<(u8, usize), (Vec<PointPrompt>, Tensor)>,
 }
 
 /// One volume being segmented with one model.
@@ -229,6 +233,7 @@ impl Session {
             prompts: BTreeMap::new(),
             propagated_boxes: BTreeSet::new(),
             interactive_masks: BTreeMap::new(),
+            click_masks: BTreeMap::new(),
         });
         Ok(())
     }
@@ -328,6 +333,7 @@ impl Session {
             .collect();
         state.automatic_labels = labels.clone();
         state.interactive_masks.clear();
+        state.click_masks.clear();
         state.labels = labels;
         Ok(&state.labels)
     }
@@ -468,7 +474,9 @@ impl Session {
     /// the slice's box and clicks for `structure` into that structure's mask (with a
     /// box, blended with the automatic result's log-odds; a box alone drawn around the
     /// automatic result, each side within 3 mm of it, confirms that result where the
-    /// head's mask overlaps it with an IoU of at least 0.5), which
+    /// head's mask overlaps it with an IoU of at least 0.5; clicks alone correct, one
+    /// after the other in the order given, only the error each lies in, so a later click
+    /// never undoes an earlier one's correction elsewhere), which
     /// replaces the structure on that slice of the automatic result: voxels inside the
     /// mask become `structure`, voxels of `structure` outside it go to the class the
     /// automatic result ranks next, other structures are untouched elsewhere. Without
@@ -529,16 +537,72 @@ impl Session {
             .get(&(structure, slice))
             .filter(|p| !p.points.is_empty() || p.bounding_box.is_some())
             .cloned();
+        let key = (structure, slice);
+        let mut clicks_mask = None;
         let mask = match prompts {
+            Some(prompts) if prompts.bounding_box.is_none() => {
+                let mask = self.decode_clicks(structure, slice, &prompts.points)?;
+                clicks_mask = Some((prompts.points, mask.shallow_clone()));
+                Some(mask)
+            }
             Some(prompts) => Some(self.decode_interactive_mask(structure, slice, &prompts)?),
             None => None,
         };
         let state = self.state_mut()?;
         match mask {
-            Some(mask) => state.interactive_masks.insert((structure, slice), mask),
-            None => state.interactive_masks.remove(&(structure, slice)),
+            Some(mask) => state.interactive_masks.insert(key, mask),
+            None => state.interactive_masks.remove(&key),
+        };
+        match clicks_mask {
+            Some(entry) => state.click_masks.insert(key, entry),
+            None => state.click_masks.remove(&key),
         };
         self.compose_slice(slice)
+    }
+
+    /// The interactive mask of `structure` on `slice` for clicks alone, built click by
+    /// click as a user gives them: click k is decoded together with the clicks before it
+    /// and corrects the mask the clicks before it left, only in the error it lies in
+    /// ([`correct_with_click`]); the first corrects the automatic result. So a later click
+    /// cannot undo what an earlier one corrected when the head changes its mind
+    /// elsewhere (FocalClick's progressive merge). When the clicks extend those the
+    /// stored mask was built from, only the new ones are decoded (one decode per click
+    /// as a user works); otherwise the mask is built again from the first click, with
+    /// the same result.
+    fn decode_clicks(&self, structure: u8, slice: usize, points: &[PointPrompt]) -> Result<Tensor> {
+        let state = self.state()?;
+        let scale =
+            self.model.config().input_size as f64 / self.model.config().low_res_size() as f64;
+        let (done, mut mask) = match state.click_masks.get(&(structure, slice)) {
+            Some((built_from, mask)) if points.starts_with(built_from) => {
+                (built_from.len(), mask.shallow_clone())
+            }
+            _ => {
+                let automatic = state.automatic_logits[slice]
+                    .as_ref()
+                    .expect("decoded before");
+                (0, automatic_log_odds(automatic, structure)?)
+            }
+        };
+        let embedding = state.embeddings[slice].as_ref().expect("encoded before");
+        for given in done + 1..=points.len() {
+            let so_far = SlicePrompts {
+                points: points[..given].to_vec(),
+                bounding_box: None,
+            };
+            let head = tch::no_grad(|| {
+                self.model.sam().decode_interactive(
+                    embedding,
+                    &self.model_prompts(&so_far),
+                    &[structure as i64],
+                )
+            })?
+            .get(0)
+            .get(0)
+            .to_device(tch::Device::Cpu);
+            mask = correct_with_click(&head, &mask, &points[given - 1], scale)?;
+        }
+        Ok(mask)
     }
 
     /// The interactive mask of `structure` on `slice` for `prompts` (binary logits
@@ -582,7 +646,6 @@ impl Session {
         } else {
             fit_to_box(&mask, prompts, scale, state.geometry.pixel_mm())?
         };
-        let mask = focus_clicks(&mask, &automatic_odds, prompts, scale)?;
         if fits_automatic {
             let agreement = overlap(&mask, &automatic_odds)?;
             log::debug!(
@@ -1013,9 +1076,7 @@ mod tests {
     use crate::labels::STRUCTURES;
     use crate::model::{Sam, SamConfig};
     use crate::volume::frame::SliceOrientation;
-    use prompts::{
-        CLICK_CONSTRAINT_RADIUS_PX, CLICK_FOCUS_RADIUS_PX, CLICK_REACH_PER_BORDER_DISTANCE,
-    };
+    use prompts::{CLICK_FOCUS_RADIUS_PX, CLICK_REACH_PER_BORDER_DISTANCE};
     use views::half_patch_shift;
 
     #[test]
@@ -1166,31 +1227,30 @@ mod tests {
             })
             .collect();
         let to_map = |v: &[f32]| Tensor::from_slice(v).view([side, side]);
-        let click = SlicePrompts {
-            points: vec![PointPrompt {
-                x: 15.0,
-                y: 15.0,
-                positive: true,
-            }],
-            bounding_box: None,
+        let click = PointPrompt {
+            x: 15.0,
+            y: 15.0,
+            positive: true,
         };
-        let focused = focus_clicks(&to_map(&head), &to_map(&automatic), &click, 1.0).unwrap();
+        let focused = correct_with_click(&to_map(&head), &to_map(&automatic), &click, 1.0).unwrap();
         let values = Vec::<f32>::try_from(focused.flatten(0, -1)).unwrap();
         for (i, &value) in values.iter().enumerate() {
             let (x, y) = at(i as i64);
             let clicked_blob = (14..=17).contains(&x) && (12..=19).contains(&y);
-            // The clicked blob from the head; everything else (the other blob, the
-            // border the two draw alike) from the automatic result.
-            let expected = if clicked_blob { head[i] } else { automatic[i] };
+            // The click's pixel centre (15.5, 15.5) lies 6 pixels from the automatic
+            // result (x < 10): it decides the full 4 pixels around it.
+            let decided = (x as f64 - 15.0).hypot(y as f64 - 15.0) <= 4.0;
+            // Those decided; the clicked blob from the head; everything else (the other
+            // blob, the border the two draw alike) from the automatic result.
+            let expected = if decided {
+                8.0
+            } else if clicked_blob {
+                head[i]
+            } else {
+                automatic[i]
+            };
             assert_eq!(value, expected, "pixel ({x}, {y})");
         }
-        // A box keeps the head's mask everywhere.
-        let boxed = SlicePrompts {
-            bounding_box: Some([0.0, 0.0, 31.0, 31.0]),
-            ..click
-        };
-        let kept = focus_clicks(&to_map(&head), &to_map(&automatic), &boxed, 1.0).unwrap();
-        assert!(kept.equal(&to_map(&head)));
     }
 
     #[test]
@@ -1210,30 +1270,34 @@ mod tests {
             .collect();
         let to_map = |v: &[f32]| Tensor::from_slice(v).view([side, side]);
         let focused = |x: f64, positive: bool| {
-            let click = SlicePrompts {
-                points: vec![PointPrompt {
-                    x,
-                    y: 15.0,
-                    positive,
-                }],
-                bounding_box: None,
+            let click = PointPrompt {
+                x,
+                y: 15.0,
+                positive,
             };
-            let map = focus_clicks(&to_map(&head), &to_map(&automatic), &click, 1.0).unwrap();
+            let map = correct_with_click(&to_map(&head), &to_map(&automatic), &click, 1.0).unwrap();
             Vec::<f32>::try_from(map.flatten(0, -1)).unwrap()
         };
-        // A positive click in the missed tissue adds it and keeps the tissue beside it.
+        let from = |x: i64, y: i64, cx: f64| (x as f64 + 0.5 - cx).hypot(y as f64 + 0.5 - 15.5);
+        // A positive click in the missed tissue adds it and keeps the tissue beside it;
+        // 3 pixels from the automatic result, it decides the pixels nearer than that.
         let added = focused(15.0, true);
-        // A negative click in the extra tissue removes it and adds nothing.
+        // A negative click in the extra tissue, 2 pixels from the automatic result's
+        // border, removes what of it lies within its reach (twice that) and adds nothing.
         let removed = focused(20.0, false);
         for i in 0..(side * side) as usize {
             let (x, y) = at(i as i64);
             let (a, r) = (added[i] > 0.0, removed[i] > 0.0);
             assert_eq!(
                 a,
-                missed(x, y) || extra(x, y),
+                missed(x, y) || extra(x, y) || from(x, y, 15.5) < 3.0,
                 "positive click, pixel ({x}, {y})"
             );
-            assert!(!r, "negative click, pixel ({x}, {y})");
+            assert_eq!(
+                r,
+                extra(x, y) && from(x, y, 20.5) > 4.0,
+                "negative click, pixel ({x}, {y})"
+            );
         }
     }
 
@@ -1259,18 +1323,16 @@ mod tests {
         let head = vec![-2.0f32; (side * side) as usize];
         let to_map = |v: &[f32]| Tensor::from_slice(v).view([side, side]);
         // The click's pixel centre (21.5, 16.5) is 2 pixels from the disc's border.
-        let click = SlicePrompts {
-            points: vec![PointPrompt {
-                x: 21.0,
-                y: 16.0,
-                positive: false,
-            }],
-            bounding_box: None,
+        let click = PointPrompt {
+            x: 21.0,
+            y: 16.0,
+            positive: false,
         };
-        let map = focus_clicks(&to_map(&head), &to_map(&automatic), &click, 1.0).unwrap();
+        let map = correct_with_click(&to_map(&head), &to_map(&automatic), &click, 1.0).unwrap();
         let focused = Vec::<f32>::try_from(map.flatten(0, -1)).unwrap();
-        let reach = (CLICK_REACH_PER_BORDER_DISTANCE * 2.0)
-            .clamp(CLICK_CONSTRAINT_RADIUS_PX + 1.0, CLICK_FOCUS_RADIUS_PX);
+        // Twice the distance to the border, at least the seeds' reach (the pixels nearer
+        // than the border, and one more).
+        let reach = (CLICK_REACH_PER_BORDER_DISTANCE * 2.0).clamp(2.0 + 1.0, CLICK_FOCUS_RADIUS_PX);
         assert!(reach < CLICK_FOCUS_RADIUS_PX, "the reach is bounded here");
         let (mut removed, mut kept) = (0, 0);
         for i in 0..side * side {

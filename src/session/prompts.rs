@@ -100,74 +100,72 @@ pub(super) const CLICK_FOCUS_RADIUS_PX: f64 = 12.0;
 /// click near the border of a small cross-section no longer removes all of it).
 pub(super) const CLICK_REACH_PER_BORDER_DISTANCE: f64 = 2.0;
 
-/// For prompts made of clicks only: the automatic log-odds, except in the regions where
-/// the interactive mask and the automatic result disagree in the click's direction (a
-/// positive click: the head calls the pixel the structure and the automatic result does
-/// not; a negative click: the reverse) within a click of that kind's reach (at most
-/// [`CLICK_FOCUS_RADIUS_PX`], less near the automatic result's border: see
-/// [`CLICK_REACH_PER_BORDER_DISTANCE`]) and that reach one (4-connected, from within
-/// [`CLICK_CONSTRAINT_RADIUS_PX`] and one output pixel of it): those take the
-/// interactive mask. A click thus corrects the error it is placed in and nothing else:
-/// where the head merely draws the border a little differently, the automatic result
-/// (every averaged view, more accurate than the head's single view) stays. Prompts with
-/// a box keep the interactive mask everywhere (the box says where the structure is).
-pub(super) fn focus_clicks(
-    mask: &Tensor,
-    automatic: &Tensor,
-    prompts: &SlicePrompts,
+/// One click's correction of `base` (binary log-odds `[m, m]`: the automatic result, or
+/// the mask the clicks before it left) with `head`, the interactive head's mask for the
+/// clicks so far. The click corrects the error it lies in and nothing else:
+///
+/// - `base` takes `head` only where the two disagree in the click's direction (a
+///   positive click: the head calls the pixel the structure and `base` does not; a
+///   negative click: the reverse), in the region of such pixels 4-connected to the
+///   click (seeded next to it) and within its reach; elsewhere `base` stays, so where
+///   the head merely draws a border differently, the automatic result (every averaged
+///   view, more accurate than the head's single view) is kept;
+/// - the click then decides the pixels around it outright, as far as
+///   [`CLICK_CONSTRAINT_RADIUS_PX`] but only those nearer than the nearest pixel `base`
+///   already gives the click's answer (always those the clicked voxel is read from).
+///
+/// That distance to `base`'s border measures the error the click sits in: a click at the
+/// centre of a thin error at the edge of a small cross-section lies close to the border,
+/// so it decides little and reaches [`CLICK_REACH_PER_BORDER_DISTANCE`] times that
+/// distance; a click deep in a missed or false region decides 2 mm and reaches as far as
+/// [`CLICK_FOCUS_RADIUS_PX`].
+pub(super) fn correct_with_click(
+    head: &Tensor,
+    base: &Tensor,
+    click: &PointPrompt,
     scale: f64,
 ) -> Result<Tensor> {
-    if prompts.bounding_box.is_some() || prompts.points.is_empty() {
-        return Ok(mask.shallow_clone());
-    }
-    let side = mask.size()[1];
-    let head = Vec::<f32>::try_from(mask.flatten(0, -1))?;
-    let base = Vec::<f32>::try_from(automatic.flatten(0, -1))?;
-    let seed_radius = CLICK_CONSTRAINT_RADIUS_PX + scale;
-    // How far each click reaches: the error it sits in is about as wide as twice its
-    // distance to the automatic result's border (the nearest pixel the automatic result
-    // already gives the click's answer), so a click near the border of a small structure
-    // cannot wipe out or flood the rest of it.
-    let reach: Vec<f64> = prompts
-        .points
-        .iter()
-        .map(|point| {
-            let border = (0..base.len())
-                .filter(|&i| (base[i] > 0.0) == point.positive)
-                .map(|i| {
-                    let (x, y) = pixel_centre(i, side, scale);
-                    click_distance(x, y, point)
-                })
-                .fold(f64::INFINITY, f64::min);
-            (CLICK_REACH_PER_BORDER_DISTANCE * border).clamp(seed_radius, CLICK_FOCUS_RADIUS_PX)
-        })
+    let side = head.size()[1];
+    let head = Vec::<f32>::try_from(head.flatten(0, -1))?;
+    let mut values = Vec::<f32>::try_from(base.flatten(0, -1))?;
+    let distance = |index: usize| {
+        let (x, y) = pixel_centre(index, side, scale);
+        click_distance(x, y, click)
+    };
+    let answered = |value: f32| (value > 0.0) == click.positive;
+    let border = (0..values.len())
+        .filter(|&i| answered(values[i]))
+        .map(distance)
+        .fold(f64::INFINITY, f64::min);
+    let decided_radius = border.min(CLICK_CONSTRAINT_RADIUS_PX);
+    let seed_radius = decided_radius + scale;
+    let reach =
+        (CLICK_REACH_PER_BORDER_DISTANCE * border).clamp(seed_radius, CLICK_FOCUS_RADIUS_PX);
+    let disagree: Vec<bool> = (0..head.len())
+        .map(|i| answered(head[i]) && !answered(values[i]) && distance(i) <= reach)
         .collect();
-    let mut corrected = vec![false; head.len()];
-    // A positive click only adds tissue the automatic result missed, a negative one only
-    // removes tissue it added.
-    for positive in [true, false] {
-        let near_a_click = |index: usize, radius: Option<f64>| {
-            let (x, y) = pixel_centre(index, side, scale);
-            prompts.points.iter().zip(&reach).any(|(p, &reach)| {
-                p.positive == positive && near_click(x, y, p, radius.unwrap_or(reach))
-            })
-        };
-        let disagree: Vec<bool> = (0..head.len())
-            .map(|i| {
-                (head[i] > 0.0) == positive && (base[i] > 0.0) != positive && near_a_click(i, None)
-            })
-            .collect();
-        let seeds = (0..head.len()).filter(|&i| disagree[i] && near_a_click(i, Some(seed_radius)));
-        for (i, reached) in connected_to(&disagree, side as usize, seeds)
-            .into_iter()
-            .enumerate()
-        {
-            corrected[i] |= reached;
+    let seeds = (0..head.len()).filter(|&i| disagree[i] && distance(i) <= seed_radius);
+    let corrected = connected_to(&disagree, side as usize, seeds);
+    // The pixels the clicked voxel's label is interpolated from (those within one pixel
+    // of the click along each axis), whatever the voxel size: the clicked voxel always
+    // takes the click's answer.
+    let under_click = |index: usize| {
+        let (x, y) = pixel_centre(index, side, scale);
+        (x - (click.x + 0.5)).abs() < scale && (y - (click.y + 0.5)).abs() < scale
+    };
+    for (i, value) in values.iter_mut().enumerate() {
+        if corrected[i] {
+            *value = head[i];
+        }
+        let d = distance(i);
+        if under_click(i) || (d < border && d <= CLICK_CONSTRAINT_RADIUS_PX) {
+            *value = if click.positive {
+                value.max(DECIDED_LOG_ODDS)
+            } else {
+                value.min(-DECIDED_LOG_ODDS)
+            };
         }
     }
-    let values: Vec<f32> = (0..head.len())
-        .map(|i| if corrected[i] { head[i] } else { base[i] })
-        .collect();
     Ok(Tensor::from_slice(&values).view([side, side]))
 }
 
@@ -403,8 +401,13 @@ fn small_box_fill_offset(
 /// How far (model-input pixels) outside a box the interactive mask may reach.
 pub(super) const BOX_CONSTRAINT_MARGIN_PX: f64 = 4.0;
 
-/// Radius (model-input pixels) around a click that the click decides outright.
+/// Radius (model-input pixels) around a click that the click decides outright beside a
+/// box; a click alone decides at most this far (see [`correct_with_click`]).
 pub(super) const CLICK_CONSTRAINT_RADIUS_PX: f64 = 4.0;
+
+/// Log-odds a prompt's hard constraint sets: far beyond what the head and the averaged
+/// views give, so a decided pixel stays decided when masks are laid over each other.
+const DECIDED_LOG_ODDS: f32 = 8.0;
 
 /// The interactive mask (binary logits `[m, m]`, pixel `(x, y)` covering model-input
 /// pixels `scale·x .. scale·(x+1)`) with the prompts as hard constraints: nothing
@@ -417,7 +420,6 @@ pub(super) fn constrain_to_prompts(
     prompts: &SlicePrompts,
     scale: f64,
 ) -> Result<Tensor> {
-    const DECIDED: f32 = 8.0;
     let side = mask.size()[1];
     let mut values = Vec::<f32>::try_from(mask.flatten(0, -1))?;
     let centre = |index: usize| pixel_centre(index, side, scale);
@@ -425,7 +427,7 @@ pub(super) fn constrain_to_prompts(
         for (index, value) in values.iter_mut().enumerate() {
             let (x, y) = centre(index);
             if !within_box(x, y, bbox, BOX_CONSTRAINT_MARGIN_PX) {
-                *value = value.min(-DECIDED);
+                *value = value.min(-DECIDED_LOG_ODDS);
             }
         }
     }
@@ -434,9 +436,9 @@ pub(super) fn constrain_to_prompts(
             let (x, y) = centre(index);
             if near_click(x, y, point, CLICK_CONSTRAINT_RADIUS_PX) {
                 *value = if point.positive {
-                    value.max(DECIDED)
+                    value.max(DECIDED_LOG_ODDS)
                 } else {
-                    value.min(-DECIDED)
+                    value.min(-DECIDED_LOG_ODDS)
                 };
             }
         }
@@ -541,6 +543,7 @@ impl Session {
             .map(|&(_, sl)| sl)
             .collect();
         state.interactive_masks.retain(|key, _| !cleared(key));
+        state.click_masks.retain(|key, _| !cleared(key));
         for index in restored {
             self.compose_slice(index)?;
         }
