@@ -470,6 +470,54 @@ fn nifti_cases(harness: &mut Harness, session: &Session) {
     });
 }
 
+/// Cases earlier runs found, tried on every run: a header declaring 24 × 16992 × 3490
+/// float voxels (5.7 GB, under the 2^31-voxel limit) over a file of a few kilobytes, plain
+/// (seed 1796066756: the reader reserved the declared size before reading) and gzipped.
+/// Each must be refused as truncated without an allocation above the cap.
+fn nifti_regressions(harness: &mut Harness) {
+    let path = harness.dir.join("seed-regression.nii");
+    small_head().write(&path).unwrap();
+    let mut plain = std::fs::read(&path).unwrap();
+    for (at, value) in [
+        (40, 3i16),
+        (42, 24),
+        (44, 16992),
+        (46, 3490),
+        (70, 16),
+        (72, 32),
+    ] {
+        plain[at..at + 2].copy_from_slice(&value.to_le_bytes());
+    }
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(&plain).unwrap();
+    let gzipped = encoder.finish().unwrap();
+    for (name, bytes) in [("plain", plain), ("gzipped", gzipped)] {
+        let work = harness.dir.join(format!("regression-{name}"));
+        std::fs::write(&work, &bytes).unwrap();
+        let oversized_before = OVERSIZED.load(Ordering::Relaxed);
+        let problem = match Volume::read(&work) {
+            Ok(_) => Some("accepted".to_string()),
+            Err(error) if !error.to_string().contains("truncated") => {
+                Some(format!("refused for another reason: {error}"))
+            }
+            Err(_) => None,
+        }
+        .or_else(|| {
+            (OVERSIZED.load(Ordering::Relaxed) > oversized_before).then(|| {
+                format!(
+                    "an allocation of {} bytes (cap {ALLOCATION_CAP})",
+                    LARGEST_OVERSIZED.load(Ordering::Relaxed)
+                )
+            })
+        });
+        if let Some(problem) = problem {
+            harness.failures.push(format!(
+                "nifti regression ({name}, 5.7 GB declared): {problem}"
+            ));
+        }
+    }
+}
+
 fn descriptor_cases(harness: &mut Harness, session: &Session) {
     let head = small_head();
     let bytes: Vec<u8> = head.data().iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -838,6 +886,7 @@ fn hostile_inputs_never_crash_or_allocate_without_bound() {
     );
     let started = Instant::now();
     nifti_cases(&mut harness, &session);
+    nifti_regressions(&mut harness);
     descriptor_cases(&mut harness, &session);
     safetensors_cases(&mut harness, model);
     torch_cases(&mut harness);

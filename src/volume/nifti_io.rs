@@ -28,6 +28,11 @@ const MAX_VOX_OFFSET: f64 = (1u64 << 24) as f64;
 /// some writers add); anything more is refused as a decompression bomb.
 const GZIP_MARGIN: usize = 1 << 20;
 
+/// Bytes reserved up front for an inflated gzip stream (a 256³ float volume is 64 MiB);
+/// beyond it the buffer grows as data arrives, so a header declaring gigabytes over a
+/// few kilobytes of stream allocates no more than the stream inflates to.
+const GZIP_INITIAL_BUFFER: usize = 1 << 26;
+
 /// Reads a NIfTI file fully: its grid and its voxel values (scaled, x fastest).
 ///
 /// NIfTI-1 and NIfTI-2, little- and big-endian, plain or gzip-compressed. Sizes come
@@ -35,7 +40,7 @@ const GZIP_MARGIN: usize = 1 << 20;
 /// to the size its header declares plus [`GZIP_MARGIN`].
 pub(crate) fn read_nifti(path: &Path) -> Result<(Grid, Vec<f32>)> {
     let invalid = |reason: String| Error::invalid_file(path, reason);
-    let (mut reader, gzipped) = open_maybe_gzipped(path)?;
+    let (mut reader, gzipped, file_bytes) = open_maybe_gzipped(path)?;
     let read_error = |e: std::io::Error| {
         if gzipped && e.kind() != std::io::ErrorKind::NotFound {
             Error::invalid_file(path, format!("corrupt gzip data: {e}"))
@@ -100,8 +105,22 @@ pub(crate) fn read_nifti(path: &Path) -> Result<(Grid, Vec<f32>)> {
         needed
     };
     let wanted = limit.saturating_sub(bytes.len()) as u64;
+    // A plain file too short for what its header declares is refused before any voxel
+    // memory is taken; a gzip stream's inflated size is only known by inflating it, so
+    // its buffer grows with the data actually read rather than with the header's claim.
+    if !gzipped && file_bytes < needed as u64 {
+        return Err(invalid(format!(
+            "truncated: {data_bytes} bytes of voxel data expected after offset {offset}, but the \
+             file has only {file_bytes} bytes"
+        )));
+    }
+    let reserve = if gzipped {
+        needed.min(GZIP_INITIAL_BUFFER)
+    } else {
+        needed
+    };
     bytes
-        .try_reserve_exact(needed.saturating_sub(bytes.len()))
+        .try_reserve_exact(reserve.saturating_sub(bytes.len()))
         .map_err(|_| {
             invalid(format!(
                 "cannot allocate {needed} bytes for dimensions {dims:?}"
@@ -159,14 +178,19 @@ pub(crate) fn read_nifti(path: &Path) -> Result<(Grid, Vec<f32>)> {
 
 /// The file's content as a stream, inflated when it is gzip data (told by its first
 /// bytes, not its name), and whether it was.
-fn open_maybe_gzipped(path: &Path) -> Result<(Box<dyn Read>, bool)> {
+fn open_maybe_gzipped(path: &Path) -> Result<(Box<dyn Read>, bool, u64)> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_bytes = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut reader = std::io::BufReader::new(file);
     let head = reader.fill_buf().map_err(|e| Error::io(path, e))?;
     if head.starts_with(&[0x1f, 0x8b]) {
-        Ok((Box::new(flate2::bufread::MultiGzDecoder::new(reader)), true))
+        Ok((
+            Box::new(flate2::bufread::MultiGzDecoder::new(reader)),
+            true,
+            file_bytes,
+        ))
     } else {
-        Ok((Box::new(reader), false))
+        Ok((Box::new(reader), false, file_bytes))
     }
 }
 
