@@ -23,7 +23,9 @@
 //!
 //! `BRAINSAM_DATA=... cargo bench --bench interactive`. `BRAINSAM_BENCH_MODEL` names
 //! another model file; `BRAINSAM_BENCH_SUBJECTS=sub-09,...` picks subjects;
-//! `BRAINSAM_BENCH_PLANE_STEP=N` uses every N-th plane (quicker, for development);
+//! `BRAINSAM_BENCH_PLANE_STEP=N` uses every N-th plane (quicker, for development) and
+//! `BRAINSAM_BENCH_PLANE_OFFSET=K` starts from the K-th (another set of planes, to check
+//! a choice made on the first);
 //! `BRAINSAM_BENCH_TRACE=1` prints one line per plane to stderr (subject, structure, plane,
 //! area, automatic, box and shifted-box Dice, then each click as `+`/`-` and the Dice after
 //! it), to find the planes where a prompt hurts.
@@ -136,6 +138,11 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1)
         .max(1);
+    let offset: usize = std::env::var("BRAINSAM_BENCH_PLANE_OFFSET")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+        % step;
     let chosen: Option<Vec<String>> = std::env::var("BRAINSAM_BENCH_SUBJECTS")
         .ok()
         .map(|s| s.split(',').map(str::to_string).collect());
@@ -146,12 +153,13 @@ fn main() {
     })
     .expect("model");
     println!(
-        "model: {}; interactive head: {}; every {} plane(s); {} torch threads",
+        "model: {}; interactive head: {}; every {} plane(s) (offset {}); {} torch threads",
         model
             .checkpoint()
             .map_or("?".into(), |p| p.display().to_string()),
         model.sam().has_interactive_head(),
         step,
+        offset,
         tch::get_num_threads()
     );
     let mut tallies = vec![Tally::default(); 12];
@@ -211,7 +219,7 @@ fn main() {
             let corners =
                 |b: [f64; 4], plane: &Plane| (plane.ijk(b[0], b[1]), plane.ijk(b[2], b[3]));
             for (position, &p) in holding.iter().enumerate() {
-                if position % step != 0 {
+                if position % step != offset {
                     continue;
                 }
                 let plane = Plane::new(dims, axis, p);
