@@ -622,7 +622,13 @@ impl Session {
         let automatic_odds = automatic_log_odds(automatic, structure)?;
         // Propagated boxes are grown by a margin on purpose: not fitted.
         let propagated = state.propagated_boxes.contains(&(structure, slice));
-        let fits_automatic = !propagated && box_confirms(&automatic_odds, prompts, scale)?;
+        // A drawn box's sides are uncertain by about a voxel of the image in-plane.
+        let spacing = state.volume.grid().spacing();
+        let frame = state.geometry.frame();
+        let voxel_px =
+            spacing[frame.column_axis].max(spacing[frame.row_axis]) / state.geometry.pixel_mm();
+        let fits_automatic =
+            !propagated && box_confirms(&automatic_odds, prompts, scale, voxel_px)?;
         let model_prompts = self.model_prompts(prompts);
         let embedding = state.embeddings[slice].as_ref().expect("encoded before");
         let logits = tch::no_grad(|| {
@@ -644,7 +650,7 @@ impl Session {
         let mask = if propagated {
             mask
         } else {
-            fit_to_box(&mask, prompts, scale, state.geometry.pixel_mm())?
+            fit_to_box(&mask, prompts, scale, state.geometry.pixel_mm(), voxel_px)?
         };
         if fits_automatic {
             let agreement = overlap(&mask, &automatic_odds)?;
@@ -652,10 +658,10 @@ impl Session {
                 "box around the automatic result: the head's mask overlaps it {agreement:.3}"
             );
             if agreement >= BOX_CONFIRM_MIN_IOU {
-                return constrain_to_prompts(&automatic_odds, prompts, scale);
+                return constrain_to_prompts(&automatic_odds, prompts, scale, voxel_px);
             }
         }
-        constrain_to_prompts(&mask, prompts, scale)
+        constrain_to_prompts(&mask, prompts, scale, voxel_px)
     }
 
     /// Decodes slice `slice` without prompts (one view) when it has no automatic result
@@ -1145,19 +1151,46 @@ mod tests {
             bounding_box: Some(b),
         };
         // A box of radius 5 (pixel centres 3.5 .. 13.5): the disc grows to fill it.
-        let grown = fit_to_box(&mask, &boxed([3.0, 3.0, 13.0, 13.0]), 1.0, 1.0).unwrap();
+        let grown = fit_to_box(&mask, &boxed([3.0, 3.0, 13.0, 13.0]), 1.0, 1.0, 0.0).unwrap();
         assert_eq!(extent(&grown), (3, 13));
         // A box of radius 1: it shrinks.
-        let tighter = fit_to_box(&mask, &boxed([7.0, 7.0, 9.0, 9.0]), 1.0, 1.0).unwrap();
+        let tighter = fit_to_box(&mask, &boxed([7.0, 7.0, 9.0, 9.0]), 1.0, 1.0, 0.0).unwrap();
         assert_eq!(extent(&tighter), (7, 9));
         // A box that fits already, and points only: unchanged.
-        let same = fit_to_box(&mask, &boxed([6.0, 6.0, 10.0, 10.0]), 1.0, 1.0).unwrap();
+        let same = fit_to_box(&mask, &boxed([6.0, 6.0, 10.0, 10.0]), 1.0, 1.0, 0.0).unwrap();
         assert!(same.equal(&mask));
-        let points = fit_to_box(&mask, &SlicePrompts::default(), 1.0, 1.0).unwrap();
+        let points = fit_to_box(&mask, &SlicePrompts::default(), 1.0, 1.0, 0.0).unwrap();
         assert!(points.equal(&mask));
         // A loose box gains at most the largest offset (2 logits): radius below 3 + 4.
-        let loose = fit_to_box(&mask, &boxed([-4.0, -4.0, 20.0, 20.0]), 1.0, 1.0).unwrap();
+        let loose = fit_to_box(&mask, &boxed([-4.0, -4.0, 20.0, 20.0]), 1.0, 1.0, 0.0).unwrap();
         assert_eq!(extent(&loose), (2, 14));
+        // With a voxel (1 pixel) of slack, a box whose sides each lie within a voxel of
+        // the mask says nothing the mask does not: unchanged; farther, it still fits.
+        let drawn = fit_to_box(&mask, &boxed([7.0, 5.0, 11.0, 9.0]), 1.0, 1.0, 1.0).unwrap();
+        assert!(drawn.equal(&mask));
+        let grown = fit_to_box(&mask, &boxed([3.0, 3.0, 13.0, 13.0]), 1.0, 1.0, 1.0).unwrap();
+        assert_eq!(extent(&grown), (4, 12));
+    }
+
+    #[test]
+    fn a_box_on_coarse_voxels_may_be_drawn_a_voxel_inside_the_structure() {
+        use prompts::BOX_CONSTRAINT_MARGIN_PX;
+        // 32 x 32 pixels, scale 1, everything the structure; a box over pixels 10..=20.
+        let mask = Tensor::full([32, 32], 3.0, (Kind::Float, tch::Device::Cpu));
+        let prompts = SlicePrompts {
+            points: Vec::new(),
+            bounding_box: Some([10.0, 10.0, 20.0, 20.0]),
+        };
+        let kept_columns = |voxel_px: f64| {
+            let constrained = constrain_to_prompts(&mask, &prompts, 1.0, voxel_px).unwrap();
+            let values = Vec::<f32>::try_from(constrained.get(15)).unwrap();
+            values.iter().filter(|&&v| v > 0.0).count()
+        };
+        // Fine voxels: the box's own 11 columns and the margin each side.
+        let margin = BOX_CONSTRAINT_MARGIN_PX as usize;
+        assert_eq!(kept_columns(1.0), 11 + 2 * margin);
+        // Voxels 6 pixels wide (3 mm at 0.5 mm pixels): a voxel and a pixel each side.
+        assert_eq!(kept_columns(6.0), 11 + 2 * 7);
     }
 
     #[test]
@@ -1191,7 +1224,7 @@ mod tests {
         };
         // 6 x 6 pixels of 2 mm (144 mm²): at least 18 of its 36 pixels, the ones nearest
         // (20, 20) (ties aside; what lies outside the box is cut by constrain_to_prompts).
-        let small = fit_to_box(&mask, &boxed([16.0, 16.0, 21.0, 21.0]), 1.0, 2.0).unwrap();
+        let small = fit_to_box(&mask, &boxed([16.0, 16.0, 21.0, 21.0]), 1.0, 2.0, 1.0).unwrap();
         let (inside, _) = positive_in(&small, [16, 16, 21, 21]);
         assert!((18..=20).contains(&inside), "{inside} of 36 filled");
         let filled = Vec::<f32>::try_from(small.flatten(0, -1)).unwrap();
@@ -1204,7 +1237,7 @@ mod tests {
             "the least likely corner"
         );
         // The same box in 3 mm pixels (324 mm²) is no longer small: the model decides.
-        let large = fit_to_box(&mask, &boxed([16.0, 16.0, 21.0, 21.0]), 1.0, 3.0).unwrap();
+        let large = fit_to_box(&mask, &boxed([16.0, 16.0, 21.0, 21.0]), 1.0, 3.0, 1.0).unwrap();
         assert_eq!(positive_in(&large, [16, 16, 21, 21]), (0, 0));
     }
 
@@ -1386,7 +1419,7 @@ mod tests {
                     .collect(),
                 bounding_box: Some(bbox),
             };
-            box_confirms(&automatic, &prompts, 2.0).unwrap()
+            box_confirms(&automatic, &prompts, 2.0, 2.0).unwrap()
         };
         assert!(confirms([20.0, 20.0, 39.0, 39.0], 0), "the exact box");
         assert!(

@@ -97,7 +97,11 @@ pub(super) const CLICK_FOCUS_RADIUS_PX: f64 = 12.0;
 /// subjects (stage-9 file, every 8th plane) mean plane Dice after 1 / 3 / 5 clicks: 0.749
 /// / 0.779 / 0.795 with the fixed radius, 0.763 / 0.786 / 0.802 with 2, 0.764 / 0.784 /
 /// 0.802 with 1.5; the right thalamus after one click 0.795 / 0.839 / 0.839 (a negative
-/// click near the border of a small cross-section no longer removes all of it).
+/// click near the border of a small cross-section no longer removes all of it). Measured
+/// again in session 13, from the border of the mask the clicks before left: 2 / 1.5 / 1
+/// gave 0.780 / 0.817 / 0.849, 0.785 / 0.826 / 0.856 and 0.786 / 0.826 / 0.856, but on
+/// another set of planes 1 lost to 2 (0.871 / 0.891 / 0.910 against 0.870 / 0.896 /
+/// 0.913): no consistent difference, 2 kept.
 pub(super) const CLICK_REACH_PER_BORDER_DISTANCE: f64 = 2.0;
 
 /// One click's correction of `base` (binary log-odds `[m, m]`: the automatic result, or
@@ -225,7 +229,7 @@ fn click_distance(x: f64, y: f64, point: &PointPrompt) -> f64 {
 }
 
 /// Whether model-input point (x, y) lies within `margin` model-input pixels of the
-/// centres of box `bbox`'s outermost pixels: with [`BOX_CONSTRAINT_MARGIN_PX`], where a
+/// centres of box `bbox`'s outermost pixels: with [`box_margin_px`], where a
 /// box prompt's mask may reach; with [`BOX_PIXELS_MARGIN_PX`], on the box's own pixels.
 fn within_box(x: f64, y: f64, [x0, y0, x1, y1]: [f64; 4], margin: f64) -> bool {
     let m = margin;
@@ -233,17 +237,24 @@ fn within_box(x: f64, y: f64, [x0, y0, x1, y1]: [f64; 4], margin: f64) -> bool {
 }
 
 /// How far (model-input pixels, 3 mm for the default model) each side of a drawn box may
-/// lie from the automatic result's extent for the box to confirm that result.
+/// lie from the automatic result's extent for the box to confirm that result (a voxel and
+/// a pixel where the image's voxels are coarser).
 pub(super) const BOX_AGREEMENT_PX: f64 = 6.0;
 
 /// Whether a drawn box (and no click) confirms the automatic result: the structure's
 /// automatic pixels (`automatic` log-odds > 0, `[m, m]`) lie within the box's constraint
-/// margin and reach each of its sides within [`BOX_AGREEMENT_PX`]. Such a box says the
+/// margin (see [`box_margin_px`]; `voxel_px`: the image's in-plane voxel size in
+/// model-input pixels) and reach each of its sides within [`BOX_AGREEMENT_PX`]. Such a box says the
 /// automatic result is where the structure is, so it stays as it is (the head's mask,
 /// decoded from one view and fitted to the box, redraws a border that eight averaged
 /// views drew better) — provided the head's mask overlaps it enough (the session checks
 /// that: an automatic fragment can span a box it does not fill).
-pub(super) fn box_confirms(automatic: &Tensor, prompts: &SlicePrompts, scale: f64) -> Result<bool> {
+pub(super) fn box_confirms(
+    automatic: &Tensor,
+    prompts: &SlicePrompts,
+    scale: f64,
+    voxel_px: f64,
+) -> Result<bool> {
     let Some(bbox) = prompts.bounding_box.filter(|_| prompts.points.is_empty()) else {
         return Ok(false);
     };
@@ -260,7 +271,7 @@ pub(super) fn box_confirms(automatic: &Tensor, prompts: &SlicePrompts, scale: f6
         .collect();
     if structure
         .iter()
-        .any(|&(_, x, y)| !within_box(x, y, bbox, BOX_CONSTRAINT_MARGIN_PX))
+        .any(|&(_, x, y)| !within_box(x, y, bbox, box_margin_px(voxel_px)))
     {
         return Ok(false);
     }
@@ -276,7 +287,8 @@ pub(super) fn box_confirms(automatic: &Tensor, prompts: &SlicePrompts, scale: f6
         (bbox[2] + 1.0) - (extent[2] + half),
         (bbox[3] + 1.0) - (extent[3] + half),
     ];
-    Ok(sides.iter().all(|gap| gap.abs() <= BOX_AGREEMENT_PX))
+    let agreement = BOX_AGREEMENT_PX.max(voxel_px + 1.0);
+    Ok(sides.iter().all(|gap| gap.abs() <= agreement))
 }
 
 /// Margin for [`within_box`] that covers exactly the box's pixels (half a pixel beyond
@@ -292,8 +304,13 @@ const BOX_FIT_MAX_OFFSET: f32 = 2.0;
 
 /// The pixels of a mask (binary logits `[m, m]`, pixel `(x, y)` covering model-input
 /// pixels `scale·x .. scale·(x+1)`) as (logit, centre x, centre y) whose centre lies in
-/// `bbox` grown by [`BOX_CONSTRAINT_MARGIN_PX`].
-fn pixel_centres(mask: &Tensor, scale: f64, bbox: [f64; 4]) -> Result<Vec<(f32, f64, f64)>> {
+/// `bbox` grown by `margin`.
+fn pixel_centres(
+    mask: &Tensor,
+    scale: f64,
+    bbox: [f64; 4],
+    margin: f64,
+) -> Result<Vec<(f32, f64, f64)>> {
     let side = mask.size()[1];
     let values = Vec::<f32>::try_from(mask.flatten(0, -1))?;
     Ok(values
@@ -301,7 +318,7 @@ fn pixel_centres(mask: &Tensor, scale: f64, bbox: [f64; 4]) -> Result<Vec<(f32, 
         .enumerate()
         .filter_map(|(index, &v)| {
             let (x, y) = pixel_centre(index, side, scale);
-            within_box(x, y, bbox, BOX_CONSTRAINT_MARGIN_PX).then_some((v, x, y))
+            within_box(x, y, bbox, margin).then_some((v, x, y))
         })
         .collect())
 }
@@ -319,10 +336,14 @@ fn mask_extent(pixels: &[(f32, f64, f64)], offset: f32) -> Option<[f64; 4]> {
 }
 
 /// How far (model-input pixels, summed over the four sides) `extent` lies from the box's
-/// sides.
-fn box_distance(extent: [f64; 4], [x0, y0, x1, y1]: [f64; 4]) -> f64 {
+/// sides, beyond `slack` on each side.
+fn box_distance(extent: [f64; 4], [x0, y0, x1, y1]: [f64; 4], slack: f64) -> f64 {
     let target = [x0 + 0.5, y0 + 0.5, x1 + 0.5, y1 + 0.5];
-    extent.iter().zip(target).map(|(e, t)| (e - t).abs()).sum()
+    extent
+        .iter()
+        .zip(target)
+        .map(|(e, t)| ((e - t).abs() - slack).max(0.0))
+        .sum()
 }
 
 /// Boxes up to this area (mm²) are taken as drawn around a small cross-section (a
@@ -341,7 +362,10 @@ const SMALL_BOX_MIN_FILL: f64 = 0.5;
 /// The box prompt's mask (binary logits `[m, m]`, as in [`constrain_to_prompts`]) shifted
 /// by the logit offset whose mask (> 0, inside the box) reaches closest to the box's
 /// four sides: a box drawn around a structure says how far it extends, which the
-/// model's own threshold does not know. Among equally close offsets the smallest in
+/// model's own threshold does not know. A side within a voxel (`voxel_px` model-input
+/// pixels) of the mask counts as reached: a box drawn by hand through voxel centres is
+/// that uncertain, and fitting the mask to that noise redrew borders the automatic
+/// result drew right. Among equally close offsets the smallest in
 /// size wins, so a mask that already fits the box is left as it is. A small box
 /// (model-input pixels of `pixel_mm` mm) is then filled to at least
 /// [`SMALL_BOX_MIN_FILL`] with the pixels the model finds likeliest.
@@ -350,13 +374,15 @@ pub(super) fn fit_to_box(
     prompts: &SlicePrompts,
     scale: f64,
     pixel_mm: f64,
+    voxel_px: f64,
 ) -> Result<Tensor> {
     let Some(bbox) = prompts.bounding_box else {
         return Ok(mask.shallow_clone());
     };
-    let inside = pixel_centres(mask, scale, bbox)?;
-    let mismatch =
-        |offset: f32| mask_extent(&inside, offset).map_or(f64::INFINITY, |e| box_distance(e, bbox));
+    let inside = pixel_centres(mask, scale, bbox, box_margin_px(voxel_px))?;
+    let mismatch = |offset: f32| {
+        mask_extent(&inside, offset).map_or(f64::INFINITY, |e| box_distance(e, bbox, voxel_px))
+    };
     let steps = (BOX_FIT_MAX_OFFSET * 4.0).round() as i32;
     let mut best = (mismatch(0.0), 0.0f32);
     for step in 1..=steps {
@@ -401,6 +427,13 @@ fn small_box_fill_offset(
 /// How far (model-input pixels) outside a box the interactive mask may reach.
 pub(super) const BOX_CONSTRAINT_MARGIN_PX: f64 = 4.0;
 
+/// How far outside a box the mask may reach for an image whose in-plane voxels are
+/// `voxel_px` model-input pixels wide: [`BOX_CONSTRAINT_MARGIN_PX`], or a voxel and a
+/// pixel where voxels are coarser (a box drawn a voxel inside the structure keeps it).
+pub(super) fn box_margin_px(voxel_px: f64) -> f64 {
+    BOX_CONSTRAINT_MARGIN_PX.max(voxel_px + 1.0)
+}
+
 /// Radius (model-input pixels) around a click that the click decides outright beside a
 /// box; a click alone decides at most this far (see [`correct_with_click`]).
 pub(super) const CLICK_CONSTRAINT_RADIUS_PX: f64 = 4.0;
@@ -411,7 +444,7 @@ const DECIDED_LOG_ODDS: f32 = 8.0;
 
 /// The interactive mask (binary logits `[m, m]`, pixel `(x, y)` covering model-input
 /// pixels `scale·x .. scale·(x+1)`) with the prompts as hard constraints: nothing
-/// farther than [`BOX_CONSTRAINT_MARGIN_PX`] outside the box, the structure within
+/// farther than [`box_margin_px`] outside the box, the structure within
 /// [`CLICK_CONSTRAINT_RADIUS_PX`] of a positive click and not within it of a negative
 /// one (the last click wins where clicks overlap). The learned head follows the prompts
 /// in between; the constraints make sure a prompt is never ignored.
@@ -419,6 +452,7 @@ pub(super) fn constrain_to_prompts(
     mask: &Tensor,
     prompts: &SlicePrompts,
     scale: f64,
+    voxel_px: f64,
 ) -> Result<Tensor> {
     let side = mask.size()[1];
     let mut values = Vec::<f32>::try_from(mask.flatten(0, -1))?;
@@ -426,7 +460,7 @@ pub(super) fn constrain_to_prompts(
     if let Some(bbox) = prompts.bounding_box {
         for (index, value) in values.iter_mut().enumerate() {
             let (x, y) = centre(index);
-            if !within_box(x, y, bbox, BOX_CONSTRAINT_MARGIN_PX) {
+            if !within_box(x, y, bbox, box_margin_px(voxel_px)) {
                 *value = value.min(-DECIDED_LOG_ODDS);
             }
         }
