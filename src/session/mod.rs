@@ -137,10 +137,10 @@ struct VolumeState {
     /// Interactive masks per (structure, slice): binary logits `[m, m]` (CPU) of the
     /// interactive head for that structure's prompts on that slice.
     interactive_masks: BTreeMap<(u8, usize), Tensor>,
-    /// For prompts made of clicks only: the clicks an interactive mask was built from,
-    /// so the next click continues from that mask instead of starting again (see
+    /// For the interactive masks of clicks alone: the clicks each was built from, so the
+    /// next click continues from that mask instead of starting again (see
     /// [`Session::decode_clicks`]).
-    click_masks: BTreeMap<(u8, usize), (Vec<PointPrompt>, Tensor)>,
+    mask_clicks: BTreeMap<(u8, usize), Vec<PointPrompt>>,
 }
 
 /// One volume being segmented with one model.
@@ -233,7 +233,7 @@ impl Session {
             prompts: BTreeMap::new(),
             propagated_boxes: BTreeSet::new(),
             interactive_masks: BTreeMap::new(),
-            click_masks: BTreeMap::new(),
+            mask_clicks: BTreeMap::new(),
         });
         Ok(())
     }
@@ -333,7 +333,7 @@ impl Session {
             .collect();
         state.automatic_labels = labels.clone();
         state.interactive_masks.clear();
-        state.click_masks.clear();
+        state.mask_clicks.clear();
         state.labels = labels;
         Ok(&state.labels)
     }
@@ -538,14 +538,14 @@ impl Session {
             .filter(|p| !p.points.is_empty() || p.bounding_box.is_some())
             .cloned();
         let key = (structure, slice);
-        let mut clicks_mask = None;
+        let mut clicks = None;
         let mask = match prompts {
             Some(prompts) if prompts.bounding_box.is_none() => {
                 let mask = self.decode_clicks(structure, slice, &prompts.points)?;
-                clicks_mask = Some((prompts.points, mask.shallow_clone()));
+                clicks = Some(prompts.points);
                 Some(mask)
             }
-            Some(prompts) => Some(self.decode_interactive_mask(structure, slice, &prompts)?),
+            Some(prompts) => Some(self.decode_box(structure, slice, &prompts)?),
             None => None,
         };
         let state = self.state_mut()?;
@@ -553,9 +553,9 @@ impl Session {
             Some(mask) => state.interactive_masks.insert(key, mask),
             None => state.interactive_masks.remove(&key),
         };
-        match clicks_mask {
-            Some(entry) => state.click_masks.insert(key, entry),
-            None => state.click_masks.remove(&key),
+        match clicks {
+            Some(clicks) => state.mask_clicks.insert(key, clicks),
+            None => state.mask_clicks.remove(&key),
         };
         self.compose_slice(slice)
     }
@@ -571,82 +571,75 @@ impl Session {
     /// the same result.
     fn decode_clicks(&self, structure: u8, slice: usize, points: &[PointPrompt]) -> Result<Tensor> {
         let state = self.state()?;
-        let scale =
-            self.model.config().input_size as f64 / self.model.config().low_res_size() as f64;
-        let (done, mut mask) = match state.click_masks.get(&(structure, slice)) {
-            Some((built_from, mask)) if points.starts_with(built_from) => {
-                (built_from.len(), mask.shallow_clone())
-            }
-            _ => {
-                let automatic = state.automatic_logits[slice]
-                    .as_ref()
-                    .expect("decoded before");
-                (0, automatic_log_odds(automatic, structure)?)
-            }
+        let key = (structure, slice);
+        let built = state
+            .mask_clicks
+            .get(&key)
+            .filter(|built_from| points.starts_with(built_from))
+            .zip(state.interactive_masks.get(&key));
+        let (done, mut mask) = match built {
+            Some((built_from, mask)) => (built_from.len(), mask.shallow_clone()),
+            None => (0, self.automatic_odds(structure, slice)?),
         };
-        let embedding = state.embeddings[slice].as_ref().expect("encoded before");
         for given in done + 1..=points.len() {
             let so_far = SlicePrompts {
                 points: points[..given].to_vec(),
                 bounding_box: None,
             };
-            let head = tch::no_grad(|| {
-                self.model.sam().decode_interactive(
-                    embedding,
-                    &self.model_prompts(&so_far),
-                    &[structure as i64],
-                )
-            })?
-            .get(0)
-            .get(0)
-            .to_device(tch::Device::Cpu);
-            mask = correct_with_click(&head, &mask, &points[given - 1], scale)?;
+            let head = self.decode_head(structure, slice, &so_far)?;
+            mask = correct_with_click(&head, &mask, &points[given - 1], self.mask_scale())?;
         }
         Ok(mask)
     }
 
-    /// The interactive mask of `structure` on `slice` for `prompts` (binary logits
-    /// `[m, m]`, CPU).
-    fn decode_interactive_mask(
-        &self,
-        structure: u8,
-        slice: usize,
-        prompts: &SlicePrompts,
-    ) -> Result<Tensor> {
-        let state = self.state()?;
-        let scale =
-            self.model.config().input_size as f64 / self.model.config().low_res_size() as f64;
-        let automatic = state.automatic_logits[slice]
+    /// The interactive head's mask of `structure` on `slice` for `prompts`: binary logits
+    /// `[m, m]`, CPU.
+    fn decode_head(&self, structure: u8, slice: usize, prompts: &SlicePrompts) -> Result<Tensor> {
+        let embedding = self.state()?.embeddings[slice]
+            .as_ref()
+            .expect("encoded before");
+        let logits = tch::no_grad(|| {
+            self.model.sam().decode_interactive(
+                embedding,
+                &self.model_prompts(prompts),
+                &[structure as i64],
+            )
+        })?;
+        Ok(logits.get(0).get(0).to_device(tch::Device::Cpu))
+    }
+
+    /// The automatic result's log-odds of `structure` on `slice` (decoded before).
+    fn automatic_odds(&self, structure: u8, slice: usize) -> Result<Tensor> {
+        let automatic = self.state()?.automatic_logits[slice]
             .as_ref()
             .expect("decoded before");
-        let automatic_odds = automatic_log_odds(automatic, structure)?;
+        automatic_log_odds(automatic, structure)
+    }
+
+    /// Model-input pixels per pixel of the masks the decoders give.
+    fn mask_scale(&self) -> f64 {
+        self.model.config().input_size as f64 / self.model.config().low_res_size() as f64
+    }
+
+    /// The interactive mask of `structure` on `slice` for prompts with a box (and any
+    /// clicks): binary logits `[m, m]`, CPU.
+    fn decode_box(&self, structure: u8, slice: usize, prompts: &SlicePrompts) -> Result<Tensor> {
+        let state = self.state()?;
+        let scale = self.mask_scale();
+        let automatic_odds = self.automatic_odds(structure, slice)?;
         // Propagated boxes are grown by a margin on purpose: not fitted.
         let propagated = state.propagated_boxes.contains(&(structure, slice));
         // A drawn box's sides are uncertain by about a voxel of the image in-plane.
-        let spacing = state.volume.grid().spacing();
-        let frame = state.geometry.frame();
-        let voxel_px =
-            spacing[frame.column_axis].max(spacing[frame.row_axis]) / state.geometry.pixel_mm();
+        let voxel_px = state.geometry.in_plane_voxel_mm() / state.geometry.pixel_mm();
         let fits_automatic =
             !propagated && box_confirms(&automatic_odds, prompts, scale, voxel_px)?;
-        let model_prompts = self.model_prompts(prompts);
-        let embedding = state.embeddings[slice].as_ref().expect("encoded before");
-        let logits = tch::no_grad(|| {
-            self.model
-                .sam()
-                .decode_interactive(embedding, &model_prompts, &[structure as i64])
-        })?;
-        let mask = logits.get(0).get(0).to_device(tch::Device::Cpu);
         let weight = if propagated {
             PROPAGATED_BOX_AUTOMATIC_WEIGHT
         } else {
             BOX_AUTOMATIC_WEIGHT
         };
-        let mask = if prompts.bounding_box.is_some() {
-            &mask * (1.0 - weight) + &automatic_odds * weight
-        } else {
-            mask
-        };
+        let mask = self.decode_head(structure, slice, prompts)? * (1.0 - weight)
+            + &automatic_odds * weight;
         let mask = if propagated {
             mask
         } else {

@@ -163,11 +163,7 @@ pub(super) fn correct_with_click(
         }
         let d = distance(i);
         if under_click(i) || (d < border && d <= CLICK_CONSTRAINT_RADIUS_PX) {
-            *value = if click.positive {
-                value.max(DECIDED_LOG_ODDS)
-            } else {
-                value.min(-DECIDED_LOG_ODDS)
-            };
+            *value = decided(*value, click.positive);
         }
     }
     Ok(Tensor::from_slice(&values).view([side, side]))
@@ -442,6 +438,16 @@ pub(super) const CLICK_CONSTRAINT_RADIUS_PX: f64 = 4.0;
 /// views give, so a decided pixel stays decided when masks are laid over each other.
 const DECIDED_LOG_ODDS: f32 = 8.0;
 
+/// `value` (log-odds) decided by a prompt: at least [`DECIDED_LOG_ODDS`] where it says
+/// the structure is (`positive`), at most its negative where it says it is not.
+fn decided(value: f32, positive: bool) -> f32 {
+    if positive {
+        value.max(DECIDED_LOG_ODDS)
+    } else {
+        value.min(-DECIDED_LOG_ODDS)
+    }
+}
+
 /// The interactive mask (binary logits `[m, m]`, pixel `(x, y)` covering model-input
 /// pixels `scale·x .. scale·(x+1)`) with the prompts as hard constraints: nothing
 /// farther than [`box_margin_px`] outside the box, the structure within
@@ -461,7 +467,7 @@ pub(super) fn constrain_to_prompts(
         for (index, value) in values.iter_mut().enumerate() {
             let (x, y) = centre(index);
             if !within_box(x, y, bbox, box_margin_px(voxel_px)) {
-                *value = value.min(-DECIDED_LOG_ODDS);
+                *value = decided(*value, false);
             }
         }
     }
@@ -469,11 +475,7 @@ pub(super) fn constrain_to_prompts(
         for (index, value) in values.iter_mut().enumerate() {
             let (x, y) = centre(index);
             if near_click(x, y, point, CLICK_CONSTRAINT_RADIUS_PX) {
-                *value = if point.positive {
-                    value.max(DECIDED_LOG_ODDS)
-                } else {
-                    value.min(-DECIDED_LOG_ODDS)
-                };
+                *value = decided(*value, point.positive);
             }
         }
     }
@@ -577,7 +579,7 @@ impl Session {
             .map(|&(_, sl)| sl)
             .collect();
         state.interactive_masks.retain(|key, _| !cleared(key));
-        state.click_masks.retain(|key, _| !cleared(key));
+        state.mask_clicks.retain(|key, _| !cleared(key));
         for index in restored {
             self.compose_slice(index)?;
         }

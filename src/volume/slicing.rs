@@ -173,6 +173,12 @@ impl SliceGeometry {
         self.spacing[self.frame.coronal_axis]
     }
 
+    /// The larger of the grid's two in-plane spacings (column and row axes), in mm: how
+    /// far apart the voxels of a slice lie at most.
+    pub fn in_plane_voxel_mm(&self) -> f64 {
+        self.spacing[self.frame.column_axis].max(self.spacing[self.frame.row_axis])
+    }
+
     /// Side of the square slice images, in pixels.
     pub fn size(&self) -> usize {
         self.size
