@@ -67,6 +67,17 @@ unsafe impl GlobalAlloc for CappedAllocator {
 #[global_allocator]
 static ALLOCATOR: CappedAllocator = CappedAllocator;
 
+/// The failure to report when an allocation above the cap happened since the count was
+/// `before`.
+fn oversized_since(before: usize) -> Option<String> {
+    (OVERSIZED.load(Ordering::Relaxed) > before).then(|| {
+        format!(
+            "an allocation of {} bytes (cap {ALLOCATION_CAP})",
+            LARGEST_OVERSIZED.load(Ordering::Relaxed)
+        )
+    })
+}
+
 /// Peak resident memory of this process so far (VmHWM), in bytes.
 fn peak_rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -169,14 +180,7 @@ impl Harness {
                     brainsam::error::panic_message(payload.as_ref()).unwrap_or("(no message)")
                 )),
             };
-            let problem = problem.or_else(|| {
-                (OVERSIZED.load(Ordering::Relaxed) > oversized_before).then(|| {
-                    format!(
-                        "an allocation of {} bytes (cap {ALLOCATION_CAP})",
-                        LARGEST_OVERSIZED.load(Ordering::Relaxed)
-                    )
-                })
-            });
+            let problem = problem.or_else(|| oversized_since(oversized_before));
             let problem = problem.or_else(|| {
                 let rss = peak_rss();
                 (rss > RSS_CAP_BYTES).then(|| format!("resident memory peaked at {rss} bytes"))
@@ -502,14 +506,7 @@ fn nifti_regressions(harness: &mut Harness) {
             }
             Err(_) => None,
         }
-        .or_else(|| {
-            (OVERSIZED.load(Ordering::Relaxed) > oversized_before).then(|| {
-                format!(
-                    "an allocation of {} bytes (cap {ALLOCATION_CAP})",
-                    LARGEST_OVERSIZED.load(Ordering::Relaxed)
-                )
-            })
-        });
+        .or_else(|| oversized_since(oversized_before));
         if let Some(problem) = problem {
             harness.failures.push(format!(
                 "nifti regression ({name}, 5.7 GB declared): {problem}"

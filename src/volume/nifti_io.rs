@@ -105,14 +105,18 @@ pub(crate) fn read_nifti(path: &Path) -> Result<(Grid, Vec<f32>)> {
         needed
     };
     let wanted = limit.saturating_sub(bytes.len()) as u64;
+    let truncated = |have: u64| {
+        invalid(format!(
+            "truncated: {data_bytes} bytes of voxel data expected after offset {offset}, but the \
+             {} has only {have} bytes",
+            if gzipped { "decompressed file" } else { "file" },
+        ))
+    };
     // A plain file too short for what its header declares is refused before any voxel
     // memory is taken; a gzip stream's inflated size is only known by inflating it, so
     // its buffer grows with the data actually read rather than with the header's claim.
     if !gzipped && file_bytes < needed as u64 {
-        return Err(invalid(format!(
-            "truncated: {data_bytes} bytes of voxel data expected after offset {offset}, but the \
-             file has only {file_bytes} bytes"
-        )));
+        return Err(truncated(file_bytes));
     }
     let reserve = if gzipped {
         needed.min(GZIP_INITIAL_BUFFER)
@@ -131,12 +135,7 @@ pub(crate) fn read_nifti(path: &Path) -> Result<(Grid, Vec<f32>)> {
         .read_to_end(&mut bytes)
         .map_err(read_error)?;
     if bytes.len() < needed {
-        return Err(invalid(format!(
-            "truncated: {data_bytes} bytes of voxel data expected after offset {offset}, but the \
-             {} has only {} bytes",
-            if gzipped { "decompressed file" } else { "file" },
-            bytes.len()
-        )));
+        return Err(truncated(bytes.len() as u64));
     }
     if gzipped && bytes.len() > needed + GZIP_MARGIN {
         return Err(invalid(format!(
